@@ -1,0 +1,1 @@
+"""Candlestream backend: trades in, exchange-exact OHLCV candles out."""

@@ -1,0 +1,369 @@
+"""Trades → OHLCV candles at several intervals, with Binance kline semantics.
+
+Pure logic, no I/O. Each batch of trades is reduced with numpy to partial
+candles of the finest interval (one per symbol and period), and those partials
+are merged into the open candle of every interval: the per-trade work is
+vectorised, the Python work is per (symbol, period, interval).
+
+Semantics (DESIGN.md "Candles"): open/close are the first/last trade by
+(ts, trade_id); a period without trades after the symbol's first trade is a
+flat candle at the previous close; a candle closes when a later trade of its
+symbol passes its end, or (live sources) when the wall clock passes its end
+plus a grace; a trade older than the symbol's open candle of the finest
+interval is late, counted and dropped. Every emitted candle carries ``seq``,
+increasing by one per (symbol, interval). Forming candles are coalesced per
+stream: the first change goes out at once, later ones at most every
+``emit_ms``; closes go out at once.
+
+Within one batch trades are ordered by (ts, trade_id) before they are applied,
+so a batch is one step of event time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from backend.config import INTERVALS_MS
+from backend.models import Candle, TradeBatch
+
+_NEVER = np.iinfo(np.int64).min
+
+
+class _Stream:
+    """The open candle of one (symbol, interval) and its emission bookkeeping."""
+
+    __slots__ = (
+        "symbol",
+        "interval",
+        "ms",
+        "open_time",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "quote_volume",
+        "trades",
+        "taker_buy_volume",
+        "taker_buy_quote_volume",
+        "first_key",
+        "last_key",
+        "event_time",
+        "seq",
+        "last_emit",
+        "dirty",
+    )
+
+    def __init__(self, symbol: str, interval: str) -> None:
+        self.symbol = symbol
+        self.interval = interval
+        self.ms = INTERVALS_MS[interval]
+        self.open_time = -1  # -1: no trade seen yet
+        self.seq = 0
+        self.last_emit = -(1 << 62)
+        self.dirty = False
+
+    def start(self, open_time: int, part: tuple) -> None:
+        """Open a candle from a partial ``(o, h, l, c, v, qv, n, tbv, tbqv, first, last, et)``."""
+        self.open_time = open_time
+        (
+            self.open,
+            self.high,
+            self.low,
+            self.close,
+            self.volume,
+            self.quote_volume,
+            self.trades,
+            self.taker_buy_volume,
+            self.taker_buy_quote_volume,
+            self.first_key,
+            self.last_key,
+            self.event_time,
+        ) = part
+
+    def start_flat(self, open_time: int) -> None:
+        """Open an empty candle at the previous close (event_time stays that of the last trade)."""
+        self.open_time = open_time
+        price = self.close
+        self.open = self.high = self.low = price
+        self.volume = self.quote_volume = 0.0
+        self.taker_buy_volume = self.taker_buy_quote_volume = 0.0
+        self.trades = 0
+        self.first_key = self.last_key = None
+
+    def merge(self, part: tuple) -> None:
+        o, h, lo, c, v, qv, n, tbv, tbqv, first, last, et = part
+        if self.first_key is None or first < self.first_key:
+            self.open = o
+            self.first_key = first
+        if self.last_key is None or last > self.last_key:
+            self.close = c
+            self.last_key = last
+        if h > self.high:
+            self.high = h
+        if lo < self.low:
+            self.low = lo
+        self.volume += v
+        self.quote_volume += qv
+        self.trades += n
+        self.taker_buy_volume += tbv
+        self.taker_buy_quote_volume += tbqv
+        if et > self.event_time:
+            self.event_time = et
+
+    def snapshot(self, closed: bool, emitted_at: int) -> Candle:
+        """The candle as a wire object; takes the stream's next seq."""
+        self.seq += 1
+        return Candle(
+            symbol=self.symbol,
+            interval=self.interval,
+            open_time=self.open_time,
+            close_time=self.open_time + self.ms - 1,
+            open=self.open,
+            high=self.high,
+            low=self.low,
+            close=self.close,
+            volume=self.volume,
+            quote_volume=self.quote_volume,
+            trades=self.trades,
+            taker_buy_volume=self.taker_buy_volume,
+            taker_buy_quote_volume=self.taker_buy_quote_volume,
+            closed=closed,
+            seq=self.seq,
+            event_time=self.event_time,
+            emitted_at=emitted_at,
+        )
+
+
+class Aggregator:
+    """Multi-interval streaming candle aggregator.
+
+    Feed it with :meth:`add`; take what is due to publish with :meth:`drain`.
+    ``live`` enables closing on the wall clock (pass ``now_ms`` to ``drain``).
+    """
+
+    def __init__(
+        self,
+        intervals: Iterable[str],
+        *,
+        emit_ms: int = 100,
+        live: bool = False,
+        close_grace_ms: int = 250,
+    ) -> None:
+        self.intervals: tuple[str, ...] = tuple(sorted(set(intervals), key=INTERVALS_MS.__getitem__))
+        if not self.intervals:
+            raise ValueError("at least one interval is needed")
+        self.fine_ms = INTERVALS_MS[self.intervals[0]]
+        self.emit_ms = emit_ms
+        self.live = live
+        self.close_grace_ms = close_grace_ms
+        self._codes: dict[str, int] = {}
+        self._streams: list[list[_Stream]] = []  # by symbol code, then interval
+        self._open_fine = np.zeros(0, dtype=np.int64)  # open_time of the finest open candle
+        self._closed: list[Candle] = []  # closed candles waiting for drain, in event order
+        self._dirty: list[_Stream] = []
+        self._next_wall_close = 1 << 62
+        self.trades_in = 0
+        self.late: dict[str, int] = {}
+
+    # ------------------------------------------------------------ input
+
+    @property
+    def symbols(self) -> list[str]:
+        return list(self._codes)
+
+    def _code(self, symbol: str) -> int:
+        code = self._codes.get(symbol)
+        if code is None:
+            code = self._codes[symbol] = len(self._codes)
+            self._streams.append([_Stream(symbol, iv) for iv in self.intervals])
+            self._open_fine = np.append(self._open_fine, _NEVER)
+        return code
+
+    def add(self, batch: TradeBatch) -> None:
+        """Apply a batch of validated trades (see ``TradeBatch.validated``)."""
+        if len(batch) == 0:
+            return
+        remap = np.array([self._code(s) for s in batch.symbols], dtype=np.int64)
+        code = remap[batch.sym]
+        ts = batch.ts
+        late = ts < self._open_fine[code]
+        if late.any():
+            for c, n in zip(*np.unique(code[late], return_counts=True), strict=True):
+                sym = self._streams[int(c)][0].symbol
+                self.late[sym] = self.late.get(sym, 0) + int(n)
+            keep = ~late
+            batch = TradeBatch(
+                batch.symbols,
+                batch.sym[keep],
+                ts[keep],
+                batch.price[keep],
+                batch.qty[keep],
+                batch.trade_id[keep],
+                batch.taker_buy[keep],
+                batch.count[keep],
+            )
+            code, ts = code[keep], batch.ts
+            if len(ts) == 0:
+                return
+        self.trades_in += len(ts)
+
+        order = np.lexsort((batch.trade_id, ts, code))
+        code = code[order]
+        ts = ts[order]
+        price = batch.price[order]
+        qty = batch.qty[order]
+        tid = batch.trade_id[order]
+        buy = batch.taker_buy[order]
+        quote = price * qty
+        bucket = ts - ts % self.fine_ms
+
+        n = len(ts)
+        edge = np.empty(n, dtype=bool)
+        edge[0] = True
+        np.not_equal(code[1:], code[:-1], out=edge[1:])
+        edge[1:] |= bucket[1:] != bucket[:-1]
+        starts = np.flatnonzero(edge)
+        ends = np.append(starts[1:], n) - 1
+
+        high = np.maximum.reduceat(price, starts)
+        low = np.minimum.reduceat(price, starts)
+        vol = np.add.reduceat(qty, starts)
+        qvol = np.add.reduceat(quote, starts)
+        cnt = np.add.reduceat(batch.count[order], starts)
+        tbv = np.add.reduceat(np.where(buy, qty, 0.0), starts)
+        tbqv = np.add.reduceat(np.where(buy, quote, 0.0), starts)
+
+        streams = self._streams
+        for g, b, o, h, lo, c, v, qv, k, bv, bqv, ts0, id0, ts1, id1 in zip(
+            code[starts].tolist(),
+            bucket[starts].tolist(),
+            price[starts].tolist(),
+            high.tolist(),
+            low.tolist(),
+            price[ends].tolist(),
+            vol.tolist(),
+            qvol.tolist(),
+            cnt.tolist(),
+            tbv.tolist(),
+            tbqv.tolist(),
+            ts[starts].tolist(),
+            tid[starts].tolist(),
+            ts[ends].tolist(),
+            tid[ends].tolist(),
+            strict=True,
+        ):
+            part = (o, h, lo, c, v, qv, k, bv, bqv, (ts0, id0), (ts1, id1), ts1)
+            for st in streams[g]:
+                self._apply(st, b - b % st.ms, part)
+            self._open_fine[g] = streams[g][0].open_time
+
+    def _apply(self, st: _Stream, open_time: int, part: tuple) -> None:
+        if open_time == st.open_time:
+            if st.first_key is None:  # an empty candle opened by the clock: its first trade
+                st.start(open_time, part)
+            else:
+                st.merge(part)
+        elif st.open_time < 0:
+            st.start(open_time, part)
+            self._track_wall_close(st)
+        else:  # a later period: close this one, fill the gap with flat candles
+            self._roll(st, open_time, part)
+        if not st.dirty:
+            st.dirty = True
+            self._dirty.append(st)
+
+    def _roll(self, st: _Stream, open_time: int, part: tuple | None = None) -> None:
+        """Close ``st``, close flat candles up to ``open_time`` and open the candle there.
+
+        The new candle starts from ``part`` (a trade-driven close) or flat at
+        the previous close (a clock-driven close).
+        """
+        closed = self._closed
+        closed.append(st.snapshot(True, 0))
+        t = st.open_time + st.ms
+        while t < open_time:
+            st.start_flat(t)
+            closed.append(st.snapshot(True, 0))
+            t += st.ms
+        if part is None:
+            st.start_flat(open_time)
+        else:
+            st.start(open_time, part)
+        st.last_emit = -(1 << 62)  # the new candle's first change goes out at once
+        self._track_wall_close(st)
+
+    def _track_wall_close(self, st: _Stream) -> None:
+        due = st.open_time + st.ms + self.close_grace_ms
+        if due < self._next_wall_close:
+            self._next_wall_close = due
+
+    # ------------------------------------------------------------ output
+
+    def close_due(self, now_ms: int) -> None:
+        """Live sources: close candles whose end plus the grace has passed on the wall clock."""
+        if now_ms < self._next_wall_close:
+            return
+        horizon = now_ms - self.close_grace_ms
+        self._next_wall_close = 1 << 62
+        for code, per_symbol in enumerate(self._streams):
+            for st in per_symbol:
+                if st.open_time < 0:
+                    continue
+                if st.open_time + st.ms <= horizon:
+                    self._roll(st, horizon - horizon % st.ms)
+                    if not st.dirty:
+                        st.dirty = True
+                        self._dirty.append(st)
+                else:
+                    self._track_wall_close(st)
+            self._open_fine[code] = per_symbol[0].open_time
+
+    def drain(self, now_ms: int, *, force: bool = False) -> list[Candle]:
+        """Candles to publish now: every close, then forming candles that are due.
+
+        ``force`` emits every changed forming candle regardless of ``emit_ms``
+        (used at shutdown and by offline aggregation).
+        """
+        if self.live:
+            self.close_due(now_ms)
+        out = self._closed
+        self._closed = []
+        for c in out:
+            c.emitted_at = now_ms
+        if self._dirty:
+            keep: list[_Stream] = []
+            for st in self._dirty:
+                if force or now_ms - st.last_emit >= self.emit_ms:
+                    st.dirty = False
+                    st.last_emit = now_ms
+                    out.append(st.snapshot(False, now_ms))
+                else:
+                    keep.append(st)
+            self._dirty = keep
+        return out
+
+    def take_closed(self) -> list[Candle]:
+        """Only the closed candles, leaving forming ones untouched (offline aggregation)."""
+        out, self._closed = self._closed, []
+        return out
+
+    def next_due_ms(self) -> int | None:
+        """Wall-clock time when :meth:`drain` next has something to emit, if anything is pending."""
+        due = [st.last_emit + self.emit_ms for st in self._dirty]
+        if self.live:
+            due.append(self._next_wall_close)
+        return min(due) if due else None
+
+    def open_candles(self, emitted_at: int = 0) -> list[Candle]:
+        """The candle each stream has open now, without taking a seq (for offline output)."""
+        out = []
+        for per_symbol in self._streams:
+            for st in per_symbol:
+                if st.open_time >= 0:
+                    c = st.snapshot(False, emitted_at)
+                    st.seq -= 1
+                    out.append(c)
+        return out

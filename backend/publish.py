@@ -1,0 +1,84 @@
+"""The Redis sink: one pipelined round trip per flush, whatever the number of viewers.
+
+Each candle is encoded once; the same bytes go to the ``latest`` key, the
+``recent`` set and (joined into arrays) the ``crypto:updates`` channel.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Sequence
+
+import redis
+
+from backend.cache import CacheKeys, queue_candle_writes
+from backend.models import Candle, encode_message, join_encoded
+
+log = logging.getLogger(__name__)
+
+MAX_PER_MESSAGE = 500  # candles per PUBLISH: keeps one message well under a megabyte
+RETRY_CAP = 200_000  # closed candles kept for Redis while it is down
+
+
+class RedisPublisher:
+    """Writes candles to the cache and publishes them; survives a Redis outage.
+
+    While Redis is unreachable, closed candles wait in a bounded buffer and go
+    out with the next successful flush (forming candles are superseded anyway).
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        keys: CacheKeys,
+        channel: str,
+        recent_cap: int = 1000,
+        latest_ttl_s: int = 86_400,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.channel = channel
+        self.recent_cap = recent_cap
+        self.latest_ttl_s = latest_ttl_s
+        self._known_symbols: set[str] = set()
+        self._retry: deque[Candle] = deque(maxlen=RETRY_CAP)
+        self.flushes = 0
+        self.published = 0
+        self.errors = 0
+        self.healthy = True
+
+    def flush(self, candles: Sequence[Candle]) -> bool:
+        """Cache and publish ``candles`` in one round trip; False when Redis failed."""
+        if self._retry:
+            candles = [*self._retry, *candles]
+        if not candles:
+            return True
+        encoded = [encode_message(c) for c in candles]
+        pipe = self.client.pipeline(transaction=False)
+        queue_candle_writes(
+            pipe, self.keys, candles, encoded, recent_cap=self.recent_cap, latest_ttl_s=self.latest_ttl_s
+        )
+        new_symbols = {c.symbol for c in candles} - self._known_symbols
+        if new_symbols:
+            pipe.sadd(self.keys.symbols, *sorted(new_symbols))
+        for i in range(0, len(encoded), MAX_PER_MESSAGE):
+            pipe.publish(self.channel, join_encoded(encoded[i : i + MAX_PER_MESSAGE]))
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:
+            self.errors += 1
+            if self.healthy:
+                log.warning("Redis write failed (%s); keeping closed candles until it returns", exc)
+            self.healthy = False
+            self._retry = deque((c for c in candles if c.closed), maxlen=RETRY_CAP)
+            return False
+        if not self.healthy:
+            log.info("Redis is back; %d closed candles delivered", len(self._retry))
+        self.healthy = True
+        self._retry.clear()
+        self._known_symbols |= new_symbols
+        self.flushes += 1
+        self.published += len(candles)
+        return True

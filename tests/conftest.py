@@ -1,0 +1,91 @@
+"""Shared fixtures: real servers, found through the environment or started here.
+
+``CANDLES_TEST_REDIS_URL`` names a Redis to use (CI: the machine's server);
+without it an embedded Valkey is started once per session. SQL tests run on
+SQLite always and on PostgreSQL when ``CANDLES_TEST_DATABASE_URL`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import Engine, text
+
+from backend.config import Settings
+from backend.store import make_engine, metadata
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "data" / "samples"
+CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if shutil.which(p)), None)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    url = os.environ.get("CANDLES_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    from backend.embedded import EmbeddedValkey
+
+    server = EmbeddedValkey()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def settings(redis_url: str, tmp_path: Path) -> Settings:
+    """Settings isolated per test: own key prefix and channels on the shared Redis."""
+    tag = uuid.uuid4().hex[:8]
+    return Settings(
+        redis_url=redis_url,
+        database_url=f"sqlite:///{tmp_path / 'candles.sqlite3'}",
+        redis_prefix=f"test{tag}",
+        updates_channel=f"test{tag}:updates",
+        alerts_channel=f"test{tag}:alerts",
+        data_dir=tmp_path,
+    )
+
+
+def _postgres_url() -> str | None:
+    return os.environ.get("CANDLES_TEST_DATABASE_URL")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A clean database: SQLite in a temp dir, and PostgreSQL when configured."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.sqlite3'}"
+        return
+    url = _postgres_url()
+    if not url:
+        pytest.skip("PostgreSQL not configured: set CANDLES_TEST_DATABASE_URL to run this against it")
+    engine = make_engine(url)
+    _truncate(engine)
+    engine.dispose()
+    yield url
+
+
+@pytest.fixture
+def db_engine(db_url: str) -> Iterator[Engine]:
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+def _truncate(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(text(f'DELETE FROM "{table.name}"'))

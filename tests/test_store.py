@@ -1,0 +1,128 @@
+"""SQL storage on SQLite and PostgreSQL: idempotent upserts, history queries, outages."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from urllib.parse import urlsplit
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from backend.aggregate import Aggregator
+from backend.models import Candle, Trade, TradeBatch
+from backend.store import (
+    StoreWriter,
+    count_candles,
+    make_engine,
+    query_candles,
+    table_digest,
+    upsert_candles,
+)
+from tests.proxy import TcpProxy
+
+pytestmark = pytest.mark.integration
+T0 = 1_732_665_600_000
+
+
+def closed_candles(rows: list[tuple[int, int, float]], intervals=("1s", "1m")) -> list[Candle]:
+    agg = Aggregator(intervals)
+    agg.add(
+        TradeBatch.from_trades(
+            [Trade(("BTCUSDT", "ETHUSDT")[s], p, 1.0, T0 + t, i, "buy") for i, (s, t, p) in enumerate(rows)]
+        )
+    )
+    return agg.take_closed()
+
+
+rows_strategy = st.lists(
+    st.tuples(st.integers(0, 1), st.integers(0, 5 * 60_000), st.floats(1, 100, allow_nan=False)),
+    min_size=1,
+    max_size=80,
+)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=rows_strategy)
+def test_replaying_the_same_trades_twice_leaves_the_table_unchanged(db_engine, rows):
+    with db_engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM candles")
+    upsert_candles(db_engine, closed_candles(rows))
+    once = table_digest(db_engine)
+    upsert_candles(db_engine, closed_candles(rows))
+    assert table_digest(db_engine) == once
+
+
+def test_history_queries_by_range_and_newest_first(db_engine):
+    candles = closed_candles([(0, i * 1_000, 10.0 + i) for i in range(120)], intervals=("1s",))
+    upsert_candles(db_engine, candles)
+    btc = [c for c in candles if c.symbol == "BTCUSDT"]
+    page = query_candles(db_engine, "BTCUSDT", "1s", start=T0 + 10_000, end=T0 + 20_000)
+    assert [c.open_time for c in page] == [T0 + i * 1_000 for i in range(10, 20)]
+    newest = query_candles(db_engine, "BTCUSDT", "1s", limit=5, descending=True)
+    assert [c.open_time for c in newest] == [c.open_time for c in btc[-5:]]
+    assert newest[-1].close == btc[-1].close and newest[-1].closed
+    assert query_candles(db_engine, "NOPEUSDT", "1s") == []
+
+
+def test_the_writer_batches_and_only_stores_closed_candles(db_engine):
+    writer = StoreWriter(db_engine, interval_s=0.05)
+    agg = Aggregator(["1s"], emit_ms=0)
+    agg.add(TradeBatch.from_trades([Trade("BTCUSDT", 1.0 + i, 1.0, T0 + i * 1_000, i) for i in range(30)]))
+    writer.put(agg.drain(0))  # 29 closed + 1 forming
+    assert writer.flush()
+    writer.close()
+    assert count_candles(db_engine) == 29
+    assert writer.written == 29 and writer.healthy
+
+
+def test_sqlite_locked_by_another_writer_delays_but_loses_nothing(tmp_path):
+    path = tmp_path / "locked.sqlite3"
+    engine = make_engine(f"sqlite:///{path}", busy_timeout_ms=50)
+    writer = StoreWriter(engine, interval_s=0.05, max_backoff_s=0.2)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    candles = closed_candles([(0, i * 1_000, 5.0) for i in range(50)], intervals=("1s",))
+    writer.put(candles)
+    deadline = time.monotonic() + 10
+    while writer.healthy and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not writer.healthy and writer.pending == len(candles) and writer.errors >= 1
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    assert writer.flush(timeout=10)
+    writer.close()
+    assert count_candles(engine) == len(candles) and writer.healthy and writer.dropped == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_postgres_outage_delays_but_loses_nothing():
+    url = os.environ.get("CANDLES_TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("PostgreSQL not configured: set CANDLES_TEST_DATABASE_URL to run this against it")
+    parts = urlsplit(url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    proxied = url.replace(parts.netloc, f"{parts.username or 'postgres'}@127.0.0.1:{proxy.port}")
+    engine = make_engine(proxied)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM candles")
+    writer = StoreWriter(engine, interval_s=0.05, max_backoff_s=0.5)
+    candles = closed_candles([(s, i * 1_000, 5.0 + i) for i in range(200) for s in (0, 1)], intervals=("1s",))
+    writer.put(candles[:100])
+    assert writer.flush()
+    proxy.cut()
+    writer.put(candles[100:])
+    deadline = time.monotonic() + 15
+    while writer.healthy and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not writer.healthy and writer.pending > 0
+    time.sleep(2)  # the outage goes on; the writer keeps retrying with backoff
+    proxy.restore()
+    assert writer.flush(timeout=30)
+    writer.close()
+    assert count_candles(engine) == len(candles) and writer.dropped == 0
+    proxy.cut()
+    engine.dispose()
