@@ -195,16 +195,7 @@ class Aggregator:
                 sym = self._streams[int(c)][0].symbol
                 self.late[sym] = self.late.get(sym, 0) + int(n)
             keep = ~late
-            batch = TradeBatch(
-                batch.symbols,
-                batch.sym[keep],
-                ts[keep],
-                batch.price[keep],
-                batch.qty[keep],
-                batch.trade_id[keep],
-                batch.taker_buy[keep],
-                batch.count[keep],
-            )
+            batch = batch.take(keep)
             code, ts = code[keep], batch.ts
             if len(ts) == 0:
                 return

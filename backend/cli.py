@@ -138,11 +138,13 @@ def run_ingest(settings: Settings, *, fmt: str | None = None) -> int:
 
 
 def run_api(settings: Settings) -> int:
+    from dataclasses import replace
+
     from backend.api import serve
 
     url, server = _redis_url(settings)
     try:
-        serve(Settings.from_env(redis_url=url) if settings.redis_url is None else settings)
+        serve(replace(settings, redis_url=url))  # keeps the flags (--port, --host) with an embedded Valkey too
     finally:
         if server is not None:
             server.stop()  # type: ignore[attr-defined]

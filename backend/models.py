@@ -269,6 +269,24 @@ class TradeBatch:
             n.append(tr.count)
         return cls.from_columns(list(table), s, t, p, q, i, b, n)
 
+    def take(self, rows: np.ndarray | slice) -> TradeBatch:
+        """The rows ``rows`` (mask, indices or slice), sharing the symbol table and rejects."""
+        return TradeBatch(
+            self.symbols,
+            self.sym[rows],
+            self.ts[rows],
+            self.price[rows],
+            self.qty[rows],
+            self.trade_id[rows],
+            self.taker_buy[rows],
+            self.count[rows],
+            self.rejects,
+        )
+
+    def split(self, size: int) -> list[TradeBatch]:
+        """Consecutive batches of at most ``size`` rows."""
+        return [self.take(slice(i, i + size)) for i in range(0, len(self), size)]
+
     def to_trades(self) -> list[Trade]:
         return [
             Trade(
@@ -310,17 +328,4 @@ class TradeBatch:
             if n:
                 self.rejects.add(reason, n)
                 bad |= mask
-        if not bad.any():
-            return self
-        keep = ~bad
-        return TradeBatch(
-            self.symbols,
-            self.sym[keep],
-            self.ts[keep],
-            self.price[keep],
-            self.qty[keep],
-            self.trade_id[keep],
-            self.taker_buy[keep],
-            self.count[keep],
-            self.rejects,
-        )
+        return self.take(~bad) if bad.any() else self

@@ -33,23 +33,7 @@ def all_candles(agg: Aggregator) -> list[Candle]:
 def slices(batch: TradeBatch, cuts: list[int]) -> list[TradeBatch]:
     """Split a batch at the given row positions."""
     edges = [0, *sorted(set(cuts)), len(batch)]
-    out = []
-    for a, b in itertools.pairwise(edges):
-        if b > a:
-            s = slice(a, b)
-            out.append(
-                TradeBatch(
-                    batch.symbols,
-                    batch.sym[s],
-                    batch.ts[s],
-                    batch.price[s],
-                    batch.qty[s],
-                    batch.trade_id[s],
-                    batch.taker_buy[s],
-                    batch.count[s],
-                )
-            )
-    return out
+    return [batch.take(slice(a, b)) for a, b in itertools.pairwise(edges) if b > a]
 
 
 # ------------------------------------------------------------------ semantics
@@ -279,7 +263,7 @@ def xrpeth_trades() -> TradeBatch:
 def test_binance_aggtrades_reproduce_binance_klines_exactly(interval):
     batch = xrpeth_trades()
     agg = Aggregator(["1m", "5m"])
-    for part in slices(batch, list(range(0, len(batch), 997))):
+    for part in batch.split(997):
         agg.add(part)
     got = [c for c in all_candles(agg) if c.interval == interval]
     want = json.loads((SAMPLES / "binance_xrpeth_2019" / f"XRP_ETH-{interval}.json").read_text())

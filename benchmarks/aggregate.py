@@ -1,0 +1,237 @@
+"""Candle engine throughput, side by side in one run on the same trades.
+
+    .venv/bin/python benchmarks/aggregate.py [--trades 1000000] [--symbols 20]
+
+Prints trades/s and peak memory of: the streaming aggregator alone; the whole
+ingest path (decode Binance trade messages → aggregate → Redis flush); pandas
+groupby OHLCV as the batch reference; and the offline ``aggregate`` command
+against pandas ``read_csv`` + the same groupby on one CSV. Each phase runs in a
+fresh process so its memory is its own; ratios matter more than absolute
+figures on a noisy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+import pandas as pd
+
+from backend.config import DEFAULT_INTERVALS, INTERVALS_MS
+from backend.models import TradeBatch
+
+START_MS = 1_732_665_600_000
+CHUNK = 10_000
+
+
+def make_trades(n: int, symbols: int) -> TradeBatch:
+    from backend.sources.simulator import Simulator
+
+    names = [f"SYM{i:02d}USDT" for i in range(symbols)]
+    return Simulator(names, seed=42, rate=1_000.0).generate(START_MS, n_trades=n)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+# ---------------------------------------------------------------- phases (each returns seconds)
+
+
+def phase_aggregator(batch: TradeBatch) -> Callable[[], None]:
+    from backend.aggregate import Aggregator
+
+    parts = batch.split(CHUNK)
+
+    def run() -> None:
+        agg = Aggregator(DEFAULT_INTERVALS)
+        for i, part in enumerate(parts):
+            agg.add(part)
+            agg.drain(i)
+
+    return run
+
+
+def binance_messages(batch: TradeBatch) -> list[list[bytes]]:
+    syms = np.asarray(batch.symbols)[batch.sym]
+    msgs = [
+        b'{"e":"trade","E":%d,"s":"%s","t":%d,"p":"%.8f","q":"%.8f","T":%d,"m":%s,"M":true}'
+        % (t, s.encode(), i, p, q, t, b"false" if buy else b"true")
+        for s, t, i, p, q, buy in zip(
+            syms.tolist(),
+            batch.ts.tolist(),
+            batch.trade_id.tolist(),
+            batch.price.tolist(),
+            batch.qty.tolist(),
+            batch.taker_buy.tolist(),
+            strict=True,
+        )
+    ]
+    return [msgs[i : i + CHUNK] for i in range(0, len(msgs), CHUNK)]
+
+
+def phase_ingest(batch: TradeBatch) -> Callable[[], None]:
+    import redis
+
+    from backend.aggregate import Aggregator
+    from backend.cache import CacheKeys
+    from backend.models import now_ms
+    from backend.publish import RedisPublisher
+    from backend.sources.binance import decode_trade_messages
+
+    url = os.environ.get("CANDLES_BENCH_REDIS_URL")
+    if not url:
+        from backend.embedded import EmbeddedValkey
+
+        url = EmbeddedValkey().url
+    client = redis.Redis.from_url(url)
+    messages = binance_messages(batch)
+
+    def run() -> None:
+        agg = Aggregator(DEFAULT_INTERVALS)
+        pub = RedisPublisher(client, keys=CacheKeys("bench"), channel="bench:updates")
+        for part in messages:
+            agg.add(decode_trade_messages(part))
+            pub.flush(agg.drain(now_ms()))
+        pub.flush(agg.drain(now_ms(), force=True))
+
+    return run
+
+
+def pandas_ohlcv(df: pd.DataFrame) -> None:
+    """Batch OHLCV of every default interval: group by symbol and period, first/max/min/last/sum."""
+    df = df.sort_values(["symbol", "ts"], kind="stable")
+    df["quote"] = df.price * df.qty
+    for interval in DEFAULT_INTERVALS:
+        ms = INTERVALS_MS[interval]
+        key = df.ts - df.ts % ms
+        df.groupby([df.symbol, key], sort=True).agg(
+            open=("price", "first"),
+            high=("price", "max"),
+            low=("price", "min"),
+            close=("price", "last"),
+            volume=("qty", "sum"),
+            quote_volume=("quote", "sum"),
+            trades=("price", "size"),
+        )
+
+
+def frame(batch: TradeBatch) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "symbol": np.asarray(batch.symbols, dtype=object)[batch.sym],
+            "ts": batch.ts,
+            "price": batch.price,
+            "qty": batch.qty,
+        }
+    )
+
+
+def phase_pandas(batch: TradeBatch) -> Callable[[], None]:
+    df = frame(batch)
+    return lambda: pandas_ohlcv(df.copy())
+
+
+def write_csv(batch: TradeBatch, path: Path) -> None:
+    df = frame(batch)
+    df = df[["ts", "symbol", "price", "qty"]].rename(columns={"ts": "ts_ms"})
+    df["side"] = np.where(batch.taker_buy, "buy", "sell")
+    df["trade_id"] = batch.trade_id
+    df.to_csv(path, index=False)
+
+
+def phase_offline(batch: TradeBatch, path: Path) -> Callable[[], None]:
+    from backend.offline import aggregate_file
+
+    write_csv(batch, path)
+    return lambda: aggregate_file(path, DEFAULT_INTERVALS)
+
+
+def phase_pandas_csv(batch: TradeBatch, path: Path) -> Callable[[], None]:
+    write_csv(batch, path)
+
+    def run() -> None:
+        df = pd.read_csv(path)
+        pandas_ohlcv(df.rename(columns={"ts_ms": "ts"}))
+
+    return run
+
+
+PHASES = {
+    "aggregator (streaming, 10k batches)": lambda b, p: phase_aggregator(b),
+    "ingest: decode → aggregate → Redis": lambda b, p: phase_ingest(b),
+    "pandas groupby OHLCV (in memory)": lambda b, p: phase_pandas(b),
+    "offline `aggregate` command (CSV)": phase_offline,
+    "pandas read_csv + groupby (CSV)": phase_pandas_csv,
+}
+
+
+class PeakRss:
+    """Samples this process's resident memory every 5 ms while a phase runs."""
+
+    def __init__(self) -> None:
+        self.base = rss_mb()
+        self.peak = self.base
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, rss_mb())
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return max(0.0, max(self.peak, rss_mb()) - self.base)
+
+
+def measure(name: str, n: int, symbols: int, out: mp.Queue) -> None:
+    batch = make_trades(n, symbols)
+    with tempfile.TemporaryDirectory() as tmp:
+        run = PHASES[name](batch, Path(tmp) / "trades.csv")
+        gc.collect()
+        mem = PeakRss()
+        t = time.perf_counter()
+        run()
+        dt = time.perf_counter() - t
+        grown = mem.stop()
+    out.put((name, dt, grown))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--trades", type=int, default=1_000_000)
+    ap.add_argument("--symbols", type=int, default=20)
+    args = ap.parse_args()
+    ctx = mp.get_context("spawn")
+    print(f"{args.trades:,} trades, {args.symbols} symbols, intervals {','.join(DEFAULT_INTERVALS)}")
+    print(f"{'phase':40} {'trades/s':>12} {'seconds':>8} {'+peak MB':>8}")
+    results = {}
+    for name in PHASES:
+        q: mp.Queue = ctx.Queue()
+        p = ctx.Process(target=measure, args=(name, args.trades, args.symbols, q))
+        p.start()
+        name, dt, peak = q.get()
+        p.join()
+        results[name] = dt
+        print(f"{name:40} {args.trades / dt:>12,.0f} {dt:>8.2f} {peak:>8.0f}")
+    names = list(PHASES)
+    print(f"offline command vs pandas read_csv+groupby: {results[names[4]] / results[names[3]]:.2f}× as fast")
+    print(f"streaming aggregator vs pandas in memory:   {results[names[2]] / results[names[0]]:.2f}× as fast")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""``python -m backend aggregate``: trade files in, klines out, errors in one line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, SAMPLES
+
+XRP = SAMPLES / "binance_xrpeth_2019"
+
+
+def run(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run(
+        [sys.executable, "-m", "backend", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_aggregate_writes_binance_klines_as_csv(tmp_path):
+    out = tmp_path / "klines.csv"
+    res = run("aggregate", XRP / "XRP_ETH-aggtrades.json.gz", "--intervals", "1m,5m", "--out", out)
+    assert res.returncode == 0, res.stderr
+    assert "read 12477 rows: used 12477, rejected 0" in res.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert list(rows[0]) == [
+        "type", "symbol", "interval", "open_time", "close_time", "open", "high", "low", "close", "volume",
+        "quote_volume", "trades", "taker_buy_volume", "taker_buy_quote_volume", "closed", "seq", "event_time",
+    ]  # fmt: skip
+    want_1m = json.loads((XRP / "XRP_ETH-1m.json").read_text())
+    got_1m = [r for r in rows if r["interval"] == "1m"]
+    assert len(got_1m) == len(want_1m) and len(rows) == len(want_1m) + 712
+    for r, w in zip(got_1m, want_1m, strict=True):
+        assert [int(r["open_time"]), float(r["open"]), float(r["high"]), float(r["low"]), float(r["close"])] == w[:5]
+        assert float(r["volume"]) == pytest.approx(w[5], abs=1e-9)
+    assert got_1m[-1]["closed"] == "false" and got_1m[0]["closed"] == "true"
+    assert [int(r["seq"]) for r in got_1m] == list(range(1, len(got_1m) + 1))
+
+
+def test_aggregate_writes_json_lines_and_reports_bad_rows(tmp_path):
+    src = tmp_path / "trades.csv"
+    src.write_text(
+        "ts_ms,symbol,price,qty,side,trade_id\n"
+        "1732665600000,BTCUSDT,97000.5,0.1,buy,1\n"
+        "1732665601000,BTCUSDT,nan,0.1,buy,2\n"
+        "1732665602000,BTCUSDT,97001.0,-1,sell,3\n"
+        "1732665660500,BTCUSDT,97002.0,0.2,sell,4\n"
+        "1732665661000,BTCUSDT,97003\n"
+    )
+    out = tmp_path / "candles.jsonl"
+    res = run("aggregate", src, "--out", out)
+    assert res.returncode == 0, res.stderr
+    assert "read 5 rows: used 2, rejected 3" in res.stderr
+    assert "bad_price" in res.stderr and "bad_qty" in res.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(c["open_time"], c["closed"], c["volume"]) for c in lines] == [
+        (1732665600000, True, 0.1),
+        (1732665660000, False, 0.2),
+    ]
+    assert "emitted_at" not in lines[0] and lines[0]["type"] == "candle"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["aggregate", "no/such/file.csv", "--out", "x.csv"], "no such file"),
+        (["aggregate", str(XRP / "XRP_ETH-1m.json"), "--out", "x.csv", "--intervals", "7m"], "unknown interval"),
+        (["aggregate", str(XRP / "XRP_ETH-1m.json"), "--out", "x.csv", "--format", "nope"], "format"),
+    ],
+)
+def test_aggregate_fails_with_one_line(tmp_path, args, message):
+    res = run(*args, cwd=tmp_path)
+    assert res.returncode != 0
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], res.stderr

@@ -1,0 +1,90 @@
+"""The ingest service end to end: real sources into a real Redis and SQL database."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import redis
+
+from backend.cache import CacheKeys
+from backend.ingest import IngestService
+from backend.models import decode_message
+from backend.offline import aggregate_file
+from backend.sources import open_source
+from backend.store import make_engine, query_candles
+from tests.conftest import ROOT, SAMPLES
+
+pytestmark = pytest.mark.integration
+XRP_TRADES = SAMPLES / "binance_xrpeth_2019" / "XRP_ETH-aggtrades.json.gz"
+
+
+def test_a_replay_lands_in_redis_and_sql_exactly_as_offline_aggregation(redis_client, settings, db_url):
+    from dataclasses import replace
+
+    settings = replace(settings, intervals=("1m", "5m"), source=f"replay:{XRP_TRADES}", speed=0.0)
+    source = open_source(settings.source, symbols=settings.symbols, speed=0.0, seed=None)
+    engine = make_engine(db_url)
+    service = IngestService(settings, source, redis_client, engine)
+    service.run(threading.Event())
+    service.close()
+
+    offline, _, _ = aggregate_file(XRP_TRADES, ("1m", "5m"))
+    for interval in ("1m", "5m"):
+        want = [c for c in offline if c.interval == interval and c.closed]
+        got = query_candles(engine, "XRPETH", interval, limit=10_000)
+        assert [(c.open_time, c.open, c.high, c.low, c.close, c.volume, c.trades) for c in got] == [
+            (c.open_time, c.open, c.high, c.low, c.close, c.volume, c.trades) for c in want
+        ]
+    keys = CacheKeys(settings.redis_prefix)
+    latest = decode_message(redis_client.get(keys.latest("XRPETH", "1m")))
+    assert latest.closed is False and latest.open_time == [c for c in offline if c.interval == "1m"][-1].open_time
+    stats = {k.decode(): json.loads(v) for k, v in redis_client.hgetall(keys.stats("ingest")).items()}
+    assert stats["trades_in"] == 12477 and stats["db_ok"] is True and stats["redis_ok"] is True
+    engine.dispose()
+
+
+@pytest.mark.slow
+def test_the_ingest_command_runs_the_simulator_until_interrupted(redis_url, settings, tmp_path):
+    env = dict(
+        os.environ,
+        CANDLES_REDIS_URL=redis_url,
+        CANDLES_DATABASE_URL=f"sqlite:///{tmp_path / 'ingest.sqlite3'}",
+        CANDLES_REDIS_PREFIX=settings.redis_prefix,
+        CANDLES_UPDATES_CHANNEL=settings.updates_channel,
+        CANDLES_SYMBOLS="BTCUSDT,ETHUSDT",
+        CANDLES_INTERVALS="1s,1m",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backend", "ingest", "--source", "simulator", "--seed", "7"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    client = redis.Redis.from_url(redis_url)
+    keys = CacheKeys(settings.redis_prefix)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and client.zcard(keys.recent("BTCUSDT", "1s")) < 3:
+            time.sleep(0.2)
+        assert client.zcard(keys.recent("BTCUSDT", "1s")) >= 3
+        assert decode_message(client.get(keys.latest("ETHUSDT", "1m"))).symbol == "ETHUSDT"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "ingest finished" in out
+    engine = make_engine(env["CANDLES_DATABASE_URL"])
+    stored = query_candles(engine, "BTCUSDT", "1s", limit=10_000)
+    cached = [decode_message(m) for m in client.zrange(keys.recent("BTCUSDT", "1s"), 0, -1)]
+    assert {c.open_time for c in cached} <= {c.open_time for c in stored}  # the shutdown flushed SQL
+    engine.dispose()
+    client.close()
