@@ -72,6 +72,10 @@ class Settings:
     api_port: int = 8000
     api_token: str | None = None
     cors_origins: tuple[str, ...] = ()
+    ws_max_streams: int = 200  # streams one WebSocket connection may subscribe to
+    ws_slow_timeout_s: float = 5.0  # a client behind for longer is closed (4008 "slow consumer")
+    ws_ping_interval_s: float = 20.0  # server pings keep idle connections alive through proxies
+    ws_ping_timeout_s: float = 20.0  # a peer that does not answer a ping in time is dropped
     relay_url: str = "http://127.0.0.1:8000"
     data_dir: Path = field(default_factory=lambda: Path("data"))
     log_level: str = "INFO"
@@ -104,9 +108,9 @@ def _convert(name: str, raw: str) -> object:
         return parse_symbols(raw)
     if name == "cors_origins":
         return tuple(o.strip() for o in raw.split(",") if o.strip())
-    if name in {"emit_ms", "close_grace_ms", "recent_cap", "latest_ttl_s", "api_port", "seed"}:
+    if name in {"emit_ms", "close_grace_ms", "recent_cap", "latest_ttl_s", "api_port", "seed", "ws_max_streams"}:
         return int(raw)
-    if name == "speed":
+    if name in {"speed", "ws_slow_timeout_s", "ws_ping_interval_s", "ws_ping_timeout_s"}:
         return float(raw)
     if name == "data_dir":
         return Path(raw)

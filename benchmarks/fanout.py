@@ -1,0 +1,372 @@
+"""Fan-out benchmark: N WebSocket clients on one stream receiving U updates/s through a real relay.
+
+For each scenario a fresh relay (``python -m backend api``) runs on loopback
+against Redis (an embedded Valkey unless ``--redis-url``); a publisher process
+writes U candle updates per second the way the ingest does (SET + PUBLISH,
+``emitted_at`` stamped just before); N clients in this one asyncio process
+(the ``websockets`` library on uvloop) subscribe to the stream and time each update from
+``emitted_at`` to its arrival. Printed per scenario: delivered messages/s
+(and the share of those expected), publish→receive latency p50/p99/max, the
+relay's CPU and memory, and this client process's CPU.
+
+    .venv/bin/python benchmarks/fanout.py                       # 100x10, 1000x10, 5000x1
+    .venv/bin/python benchmarks/fanout.py --scenarios 5000x10 --seconds 20
+
+Bounded in time: each scenario takes its connect time plus ``--seconds`` + 3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import multiprocessing
+import os
+import resource
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Coroutine
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+from websockets.asyncio.client import connect
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from backend.config import Settings  # noqa: E402
+from tests.stack import Publisher, Server, make_candle, start_relay  # noqa: E402
+
+SYMBOL = "BENCHUSDT"
+INTERVAL = "1s"
+WARMUP_S = 1.0
+CONNECT_CONCURRENCY = 200
+T = TypeVar("T")
+SUBSCRIBE = f'{{"op":"subscribe","symbols":["{SYMBOL}"],"intervals":["{INTERVAL}"]}}'.encode()
+
+
+class Stamp(msgspec.Struct):
+    """All a client reads of each update: when it was published."""
+
+    emitted_at: int = 0
+
+
+_frame = msgspec.json.Decoder(list[Stamp] | dict)
+
+
+@dataclass
+class Window:
+    start_ms: float = float("inf")
+    end_ms: float = float("inf")
+    latencies: list[float] = field(default_factory=list)
+    connected: int = 0
+    failed: int = 0
+
+
+def publish(settings: Settings, rate: float, seconds: float) -> None:
+    """The publisher process: ``rate`` single-candle messages per second for ``seconds``."""
+    publisher = Publisher(settings)
+    open_time = int(time.time()) * 1000
+    interval = 1.0 / rate
+    next_at = time.monotonic()
+    end = next_at + seconds
+    seq = 0
+    while next_at < end:
+        seq += 1
+        publisher.publish(make_candle(SYMBOL, INTERVAL, open_time, seq=seq, close=100 + seq % 10))
+        next_at += interval
+        time.sleep(max(0.0, next_at - time.monotonic()))
+    publisher.close()
+
+
+def masked(opcode: int, payload: bytes) -> bytes:
+    """A client-to-server frame (RFC 6455: clients mask what they send)."""
+    mask = os.urandom(4)
+    n = len(payload)
+    header = bytes((0x80 | opcode, 0x80 | n)) if n < 126 else bytes((0x80 | opcode, 0xFE)) + n.to_bytes(2, "big")
+    key = int.from_bytes((mask * (n // 4 + 1))[:n], "big")
+    return header + mask + (int.from_bytes(payload, "big") ^ key).to_bytes(n, "big")
+
+
+class LeanClient(asyncio.Protocol):
+    """A minimal WebSocket client: handshake, subscribe, then frames parsed straight from ``data_received``.
+
+    A load generator must cost less than what it measures: this one spends a few
+    microseconds per message where a general-purpose client library spends tens.
+    """
+
+    def __init__(self, host: str, window: Window, done: asyncio.Future[bool]) -> None:
+        self.host, self.window, self.done = host, window, done
+        self.buffer = bytearray()
+        self.state = "handshake"  # → "ack" → "snapshot" → "live"
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.transport.write(
+            f"GET /ws HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buffer
+        if self.state == "live" and not buf and len(data) > 4 and data[0] == 0x81:
+            n, start = data[1], 2  # the common case: exactly one whole text frame, read in place
+            if n == 126:
+                n, start = int.from_bytes(data[2:4], "big"), 4
+            if n < 127 and len(data) == start + n:
+                self.on_text(data[start:])
+                return
+        buf += data
+        if self.state == "handshake":
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not buf.startswith(b"HTTP/1.1 101"):
+                self.fail(bytes(buf[:60]))
+                return
+            del buf[: end + 4]
+            self.state = "ack"
+            assert self.transport is not None
+            self.transport.write(masked(0x1, SUBSCRIBE))
+        while len(buf) >= 2:
+            n = buf[1] & 0x7F
+            start = 2
+            if n == 126:
+                if len(buf) < 4:
+                    return
+                n, start = int.from_bytes(buf[2:4], "big"), 4
+            elif n == 127:
+                if len(buf) < 10:
+                    return
+                n, start = int.from_bytes(buf[2:10], "big"), 10
+            if len(buf) < start + n:
+                return
+            opcode = buf[0] & 0x0F
+            payload = bytes(buf[start : start + n])
+            del buf[: start + n]
+            if opcode == 0x1:
+                self.on_text(payload)
+            elif opcode == 0x9 and self.transport is not None:
+                self.transport.write(masked(0xA, payload))  # pong
+            elif opcode == 0x8:
+                self.fail(b"closed")
+                return
+
+    def on_text(self, payload: bytes) -> None:
+        if self.state == "live":
+            now = time.time() * 1000
+            window = self.window
+            frame = _frame.decode(payload)
+            if isinstance(frame, list):
+                for stamp in frame:
+                    if window.start_ms <= stamp.emitted_at < window.end_ms:
+                        window.latencies.append(now - stamp.emitted_at)
+        elif self.state == "ack":
+            self.state = "snapshot"
+        else:
+            self.state = "live"
+            if not self.done.done():
+                self.done.set_result(True)
+
+    def fail(self, why: bytes) -> None:
+        if not self.done.done():
+            self.done.set_exception(ConnectionError(why.decode(errors="replace")))
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_exception(ConnectionError(f"lost: {exc!r}"))
+
+
+async def lean_client(url: str, window: Window, gate: asyncio.Semaphore) -> asyncio.Transport:
+    host, port = url.removeprefix("ws://").split("/", 1)[0].split(":")
+    loop = asyncio.get_running_loop()
+    async with gate:
+        done: asyncio.Future[bool] = loop.create_future()
+        transport, _ = await loop.create_connection(lambda: LeanClient(host, window, done), host, int(port))
+        await asyncio.wait_for(done, 60)
+    return transport
+
+
+async def library_client(url: str, window: Window, gate: asyncio.Semaphore) -> asyncio.Task[None]:
+    """The same client with the ``websockets`` library, for comparison (``--client websockets``)."""
+    async with gate:
+        ws = await connect(url, compression=None, ping_interval=None, open_timeout=120, close_timeout=1)
+        await ws.send(SUBSCRIBE.decode())
+        await ws.recv()  # subscribed
+        await ws.recv()  # snapshot
+
+    async def read() -> None:
+        latencies = window.latencies
+        with contextlib.suppress(Exception):  # the relay stopping at the end
+            async for raw in ws:
+                now = time.time() * 1000
+                frame = _frame.decode(raw)
+                if isinstance(frame, list):
+                    for stamp in frame:
+                        if window.start_ms <= stamp.emitted_at < window.end_ms:
+                            latencies.append(now - stamp.emitted_at)
+
+    return asyncio.create_task(read())
+
+
+def run_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """uvloop when installed (as the relay uses), else asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_mem_mb(pid: int, key: str = "VmRSS") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def self_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def run_scenario(
+    relay: Server, settings: Settings, n: int, rate: float, seconds: float, kind: str
+) -> dict[str, float]:
+    window = Window()
+    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+    t0 = time.monotonic()
+    make = lean_client if kind == "lean" else library_client
+    results = await asyncio.gather(*(make(relay.ws_url, window, gate) for _ in range(n)), return_exceptions=True)
+    handles = [r for r in results if not isinstance(r, BaseException)]
+    errors = [r for r in results if isinstance(r, BaseException)]
+    window.connected, window.failed = len(handles), len(errors)
+    for exc in errors[:3]:
+        print(f"  a client failed to connect: {exc!r}", file=sys.stderr)
+    connect_s = time.monotonic() - t0
+    pid = relay.process.pid
+    idle_rss = proc_mem_mb(pid)
+
+    ctx = multiprocessing.get_context("spawn")
+    pub = ctx.Process(target=publish, args=(settings, rate, WARMUP_S + seconds + 0.5), daemon=True)
+    pub.start()
+    await asyncio.sleep(WARMUP_S)
+    window.start_ms = time.time() * 1000
+    cpu0, self0 = proc_cpu_s(pid), self_cpu_s()
+    await asyncio.sleep(seconds)
+    window.end_ms = time.time() * 1000
+    cpu1, self1 = proc_cpu_s(pid), self_cpu_s()
+    rss = proc_mem_mb(pid)
+    await asyncio.sleep(1.5)  # updates published in the window and still on their way
+    pub.join(10)
+    stats = relay.stats()
+    relay.stop()
+    for handle in handles:
+        if isinstance(handle, asyncio.Task):
+            handle.cancel()
+        else:
+            handle.abort()
+    await asyncio.sleep(0.1)
+
+    lat = window.latencies
+    span = (window.end_ms - window.start_ms) / 1000
+    expected = window.connected * rate * span
+    return {
+        "clients": window.connected,
+        "failed": window.failed,
+        "rate": rate,
+        "connect_s": connect_s,
+        "delivered_per_s": len(lat) / span,
+        "delivered_share": len(lat) / expected if expected else float("nan"),
+        "p50": statistics.median(lat) if lat else float("nan"),
+        "p99": percentile(lat, 0.99),
+        "max": max(lat) if lat else float("nan"),
+        "relay_cpu": (cpu1 - cpu0) / span * 100,
+        "relay_rss": rss,
+        "relay_rss_idle": idle_rss,
+        "clients_cpu": (self1 - self0) / span * 100,
+        "coalesced": stats["coalesced"],
+        "slow_disconnects": stats["slow_disconnects"],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenarios", default="100x10,1000x10,5000x1", help="CLIENTSxUPDATES_PER_S, comma-separated")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per scenario")
+    parser.add_argument("--redis-url", help="a Redis to use (default: start an embedded Valkey)")
+    parser.add_argument(
+        "--client", choices=("lean", "websockets"), default="lean", help="client implementation (default: lean)"
+    )
+    args = parser.parse_args()
+    scenarios = [(int(c), float(u)) for c, u in (s.split("x") for s in args.scenarios.split(","))]
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    valkey = None
+    url = args.redis_url
+    if not url:
+        from backend.embedded import EmbeddedValkey
+
+        valkey = EmbeddedValkey()
+        url = valkey.url
+    base = Settings(redis_url=url, data_dir=Path("/tmp/candles-bench"), log_level="WARNING")
+    base.data_dir.mkdir(parents=True, exist_ok=True)
+    print(
+        f"fan-out benchmark on {os.cpu_count()} cores, Redis {url}, {args.seconds:.0f} s per scenario, "
+        f"{args.client} clients"
+    )
+    rows = []
+    try:
+        for n, rate in scenarios:
+            tag = uuid.uuid4().hex[:8]
+            settings = replace(base, redis_prefix=f"bench{tag}", updates_channel=f"bench{tag}:updates",
+                               alerts_channel=f"bench{tag}:alerts")  # fmt: skip
+            relay = start_relay(settings, log_dir=settings.data_dir)
+            print(f"- {n} clients x {rate:g} updates/s ...", flush=True)
+            row = run_loop(run_scenario(relay, settings, n, rate, args.seconds, args.client))
+            rows.append(row)
+            print(
+                f"  connected {row['clients']:.0f} in {row['connect_s']:.1f} s; delivered {row['delivered_per_s']:,.0f}"
+                f" msg/s ({row['delivered_share']:.1%}); latency p50 {row['p50']:.1f} ms, p99 {row['p99']:.1f} ms,"
+                f" max {row['max']:.1f} ms; relay CPU {row['relay_cpu']:.0f}%, RSS {row['relay_rss']:.0f} MB",
+                flush=True,
+            )
+    finally:
+        if valkey is not None:
+            valkey.stop()
+    print()
+    print("| clients | updates/s | delivered msg/s | p50 ms | p99 ms | max ms | relay CPU | relay RSS | client CPU |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(
+            f"| {r['clients']:,.0f} | {r['rate']:g} | {r['delivered_per_s']:,.0f} ({r['delivered_share']:.0%}) "
+            f"| {r['p50']:.1f} | {r['p99']:.1f} | {r['max']:.1f} | {r['relay_cpu']:.0f}% "
+            f"| {r['relay_rss']:.0f} MB | {r['clients_cpu']:.0f}% |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

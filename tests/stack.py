@@ -1,0 +1,330 @@
+"""Real servers for tests: a relay (``python -m backend api``) or the whole stack (``python -m backend run``).
+
+Each runs as a subprocess on a free loopback port, configured only through
+``CANDLES_*`` environment variables, exactly as a user would run it; its output
+goes to a log file whose tail is shown when it fails to start. Also here: a
+websocket-client wrapper that speaks the relay's protocol, and a publisher
+that writes candles the way the ingest does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import redis
+import websocket
+
+from backend.cache import CacheKeys
+from backend.config import INTERVALS_MS, Settings
+from backend.models import Candle, now_ms
+from backend.publish import RedisPublisher
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def isolated_settings(redis_url: str, data_dir: Path, **overrides: Any) -> Settings:
+    """Settings of their own on a shared Redis (key prefix, channels) and a SQLite file in ``data_dir``."""
+    tag = uuid.uuid4().hex[:8]
+    base = Settings(
+        redis_url=redis_url,
+        database_url=f"sqlite:///{data_dir / 'candles.sqlite3'}",
+        redis_prefix=f"test{tag}",
+        updates_channel=f"test{tag}:updates",
+        alerts_channel=f"test{tag}:alerts",
+        data_dir=data_dir,
+    )
+    return replace(base, **overrides)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``CANDLES_*`` variables that make ``Settings.from_env()`` equal ``settings``."""
+    env: dict[str, str] = {}
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        if value is None:
+            continue
+        env[f"CANDLES_{f.name.upper()}"] = ",".join(value) if isinstance(value, tuple) else str(value)
+    return env
+
+
+def clean_environ(extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment without its ``CANDLES_*`` variables, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CANDLES_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env | extra
+
+
+@dataclass
+class Server:
+    """A backend process serving the relay's API at ``url``."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    group: bool = False  # started in its own session: stop() ends its children too
+    client: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.client = httpx.Client(base_url=self.url, timeout=10)
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://", 1) + "/ws"
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.client.get(path, **kwargs)
+
+    def stats(self, **kwargs: Any) -> dict[str, Any]:
+        return self.get("/ws/stats", **kwargs).json()
+
+    def log_tail(self, n: int = 40) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        return ""
+
+    def wait_until(self, check: Callable[[], bool], timeout: float = 20, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited ({self.process.returncode}) waiting for {what}:\n{self.log_tail()}")
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                if check():
+                    return
+            time.sleep(0.05)
+        raise TimeoutError(f"no {what} after {timeout}s:\n{self.log_tail()}")
+
+    def wait_healthy(self, timeout: float = 20) -> None:
+        """Until ``/health`` answers 200: the Redis subscription is up, so nothing published is missed."""
+        self.wait_until(lambda: self.get("/health").status_code == 200, timeout, "healthy /health")
+
+    def stop(self, timeout: float = 15) -> None:
+        self.client.close()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        if self.group:  # children left behind by a killed parent
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _spawn(args: list[str], env: dict[str, str], log_dir: Path | None, name: str, group: bool) -> tuple[Any, Path]:
+    log_dir = log_dir or Path(tempfile.mkdtemp(prefix="candles-"))
+    log_path = log_dir / f"{name}.log"
+    with log_path.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "backend", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=group,
+        )
+    return process, log_path
+
+
+def start_relay(
+    settings: Settings, *, log_dir: Path | None = None, healthy: bool = True, timeout: float = 20
+) -> Server:
+    """``python -m backend api`` for ``settings`` on a free port; waits until it is healthy."""
+    settings = replace(settings, api_host="127.0.0.1", api_port=free_port())
+    process, log_path = _spawn(["api"], clean_environ(settings_env(settings)), log_dir, "relay", group=False)
+    server = Server(f"http://127.0.0.1:{settings.api_port}", process, log_path)
+    try:
+        if healthy:
+            server.wait_healthy(timeout)
+        else:
+            server.wait_until(lambda: server.get("/health").status_code in (200, 503), timeout, "an answer")
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def start_stack(
+    env: dict[str, str] | None = None,
+    *,
+    symbols: Iterable[str] = ("BTCUSDT", "ETHUSDT"),
+    data_dir: Path | None = None,
+    log_dir: Path | None = None,
+    timeout: float = 60,
+) -> Server:
+    """``python -m backend run`` with the simulator on a free port (embedded Valkey and SQLite unless
+    ``env`` names a Redis or database); waits until the relay is healthy and candles flow."""
+    data_dir = data_dir or Path(tempfile.mkdtemp(prefix="candles-stack-"))
+    port = free_port()
+    base = {
+        "CANDLES_SOURCE": "simulator",
+        "CANDLES_SYMBOLS": ",".join(symbols),
+        "CANDLES_API_HOST": "127.0.0.1",
+        "CANDLES_API_PORT": str(port),
+        "CANDLES_DATA_DIR": str(data_dir),
+    }
+    process, log_path = _spawn(["run"], clean_environ(base | (env or {})), log_dir or data_dir, "stack", group=True)
+    server = Server(f"http://127.0.0.1:{port}", process, log_path, group=True)
+    try:
+        server.wait_healthy(timeout)
+        server.wait_until(lambda: bool(server.get("/api/v1/symbols").json()["symbols"]), timeout, "symbols")
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+# ---------------------------------------------------------------- WebSocket client
+
+
+class WsClient:
+    """A websocket-client connection that speaks the relay's protocol (one thread, blocking)."""
+
+    def __init__(self, url: str, *, token: str | None = None, timeout: float = 10, **options: Any) -> None:
+        self.url = url + (f"?token={token}" if token else "")
+        self.ws = websocket.create_connection(self.url, timeout=timeout, **options)
+
+    def send(self, message: dict[str, Any] | str) -> None:
+        self.ws.send(message if isinstance(message, str) else json.dumps(message))
+
+    def recv(self, timeout: float | None = None) -> Any:
+        """The next message, parsed: a list (data frame) or a dict (control message)."""
+        if timeout is not None:
+            self.ws.settimeout(timeout)
+        return json.loads(self.ws.recv())
+
+    def recv_control(self, kind: str, timeout: float = 10) -> dict[str, Any]:
+        """Skip data frames until a control message of ``kind``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self.recv(max(0.05, deadline - time.monotonic()))
+            if isinstance(msg, dict) and msg.get("type") == kind:
+                return msg
+
+    def subscribe(
+        self, symbols: list[str], intervals: list[str] | None = None, timeout: float = 10
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Subscribe; returns the acknowledgement and the snapshot frame."""
+        msg: dict[str, Any] = {"op": "subscribe", "symbols": symbols}
+        if intervals is not None:
+            msg["intervals"] = intervals
+        self.send(msg)
+        ack = self.recv_control("subscribed", timeout)
+        snapshot = self.recv(timeout)
+        assert isinstance(snapshot, list), snapshot
+        return ack, snapshot
+
+    def candles(self, n: int, timeout: float = 10) -> list[dict[str, Any]]:
+        """The next ``n`` candles from data frames (control messages are skipped)."""
+        out: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while len(out) < n:
+            msg = self.recv(max(0.05, deadline - time.monotonic()))
+            if isinstance(msg, list):
+                out.extend(m for m in msg if m.get("type") == "candle")
+        return out
+
+    def drain(self, timeout: float = 20) -> tuple[list[Any], int | None, str]:
+        """Read what is left up to the server's close frame: (messages, close code, close reason).
+
+        The code is None when the connection ended without a close frame.
+        """
+        self.ws.settimeout(timeout)
+        messages: list[Any] = []
+        while True:
+            try:
+                opcode, data = self.ws.recv_data(control_frame=True)
+            except (websocket.WebSocketException, OSError):
+                return messages, None, ""
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                code = int.from_bytes(data[:2], "big") if len(data) >= 2 else None
+                return messages, code, data[2:].decode("utf-8", "replace")
+            if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
+                messages.append(json.loads(data))
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.ws.close(timeout=1)
+
+    def __enter__(self) -> WsClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------- candles in, the way the ingest writes them
+
+
+def make_candle(
+    symbol: str, interval: str, open_time: int, *, seq: int, close: float = 100.0, closed: bool = False
+) -> Candle:
+    step = INTERVALS_MS[interval]
+    return Candle(
+        symbol=symbol,
+        interval=interval,
+        open_time=open_time,
+        close_time=open_time + step - 1,
+        open=close,
+        high=close + 1,
+        low=close - 1,
+        close=close,
+        volume=1.5,
+        quote_volume=close * 1.5,
+        trades=3,
+        taker_buy_volume=0.5,
+        taker_buy_quote_volume=close * 0.5,
+        closed=closed,
+        seq=seq,
+        event_time=open_time + 1,
+    )
+
+
+class Publisher:
+    """The ingest's Redis sink (``RedisPublisher``) for tests: stamps ``emitted_at`` and publishes."""
+
+    def __init__(self, settings: Settings, url: str | None = None) -> None:
+        self.client = redis.Redis.from_url(url or settings.redis_url or "")
+        self.sink = RedisPublisher(
+            self.client,
+            keys=CacheKeys(settings.redis_prefix),
+            channel=settings.updates_channel,
+            recent_cap=settings.recent_cap,
+            latest_ttl_s=settings.latest_ttl_s,
+        )
+
+    def publish(self, *candles: Candle) -> list[dict[str, Any]]:
+        """Publish in one message; returns the candles as a client receives them."""
+        stamped = [msgspec.structs.replace(c, emitted_at=now_ms()) for c in candles]
+        assert self.sink.flush(stamped), "Redis refused the flush"
+        return [msgspec.to_builtins(c) for c in stamped]
+
+    def close(self) -> None:
+        self.client.close()

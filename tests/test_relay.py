@@ -1,0 +1,109 @@
+"""The relay's routing and per-client buffers, without a server: what each client would be sent."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+import redis.asyncio as aioredis
+
+from backend.config import Settings
+from backend.models import AlertEvent, encode_batch, encode_message
+from backend.relay import BUFFER_PER_STREAM, BUFFER_SPARE, Client, Hub, newest
+from tests.stack import isolated_settings, make_candle, settings_env
+
+T0 = 1_732_665_600_000
+
+
+async def _nothing(_message: dict[str, Any]) -> None:
+    return None
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Hub:
+    settings = isolated_settings("redis://127.0.0.1:1/0", tmp_path)  # never contacted here
+    return Hub(settings, aioredis.Redis.from_url(settings.redis_url or ""))
+
+
+def attach(hub: Hub, *streams: str) -> Client:
+    client = Client(hub, _nothing, "test")
+    hub.clients.add(client)
+    for key in streams:
+        client.streams.add(key)
+        hub.subscribers.setdefault(key, set()).add(client)
+    return client
+
+
+def dispatch(hub: Hub, *candles: Any) -> list[bytes]:
+    """Route one Redis message inside a running loop, like the subscriber task does."""
+    asyncio.run(_dispatch(hub, encode_batch(candles)))
+    return [encode_message(c) for c in candles]
+
+
+async def _dispatch(hub: Hub, data: bytes) -> None:
+    hub.dispatch(data)
+
+
+def test_a_client_that_keeps_up_gets_every_update_in_order(hub: Hub) -> None:
+    a = attach(hub, "BTCUSDT:1m")
+    b = attach(hub, "ETHUSDT:1m")
+    sent = []
+    for seq in range(1, 6):
+        sent += dispatch(hub, make_candle("BTCUSDT", "1m", T0, seq=seq), make_candle("ETHUSDT", "1m", T0, seq=seq))
+    assert a.take() == tuple(sent[0::2]) and b.take() == tuple(sent[1::2])
+    assert hub.coalesced == 0 and a.take() == ()
+
+
+def test_a_slow_client_keeps_only_the_newest_candle_of_each_stream_and_every_alert(hub: Hub) -> None:
+    client = attach(hub, "BTCUSDT:1m", "ETHUSDT:1m")
+    limit = BUFFER_PER_STREAM * 2 + BUFFER_SPARE
+    alert = AlertEvent(rule_id=1, symbol="BTCUSDT", interval="1m", kind="price_above", threshold=1.0, value=2.0,
+                       message="up", fired_at=T0)  # fmt: skip
+    dispatch(hub, alert)
+    last: list[bytes] = []
+    for seq in range(1, limit):
+        last = dispatch(hub, make_candle("BTCUSDT", "1m", T0, seq=seq), make_candle("ETHUSDT", "1m", T0, seq=seq))
+    assert client.latest_only is not None  # more waited than a couple of messages' worth: coalescing
+    assert client.take() == (encode_message(alert), *last)
+    assert hub.coalesced == 2 * (limit - 2)
+    assert client.latest_only is None  # caught up: every update again
+
+
+def test_one_big_message_is_never_coalesced(hub: Hub) -> None:
+    """A replay flush can carry many closes of one stream: a client that was not behind gets them all."""
+    client = attach(hub, "BTCUSDT:1s")
+    sent = dispatch(hub, *(make_candle("BTCUSDT", "1s", T0 + i * 1000, seq=i, closed=True) for i in range(100)))
+    assert client.take() == tuple(sent) and hub.coalesced == 0
+
+
+def test_a_snapshot_takes_the_unsent_updates_of_its_stream(hub: Hub) -> None:
+    client = attach(hub, "BTCUSDT:1m", "ETHUSDT:1m")
+    btc = dispatch(hub, make_candle("BTCUSDT", "1m", T0, seq=1))
+    eth = dispatch(hub, make_candle("ETHUSDT", "1m", T0, seq=1))
+    btc2 = dispatch(hub, make_candle("BTCUSDT", "1m", T0, seq=2))
+    assert client.take_stream("BTCUSDT:1m") == btc2[0] and btc[0] != btc2[0]
+    assert client.take() == tuple(eth)
+    assert hub.latest["BTCUSDT:1m"] == btc2[0]
+
+
+def test_newest_orders_by_open_time_then_seq() -> None:
+    old, new = (encode_message(make_candle("X1", "1m", T0 + dt, seq=s)) for dt, s in ((0, 9), (60_000, 1)))
+    assert newest(old, new) == new and newest(new, old) == new and newest(None, old) == old
+    same = encode_message(make_candle("X1", "1m", T0, seq=9))
+    assert newest(old, same) is same  # a tie: the second (the live update) wins
+
+
+def test_unreadable_redis_messages_are_counted_not_raised(hub: Hub) -> None:
+    asyncio.run(_dispatch(hub, b"not json"))
+    asyncio.run(_dispatch(hub, encode_message(make_candle("BTCUSDT", "1m", T0, seq=1))))  # a bare object is fine
+    assert hub.invalid_messages == 1 and hub.messages_in == 2 and "BTCUSDT:1m" in hub.latest
+
+
+def test_settings_survive_the_trip_through_the_environment(tmp_path: Path) -> None:
+    settings = isolated_settings("redis://127.0.0.1:6379/0", tmp_path, api_token="t", ws_slow_timeout_s=2.5,
+                                 cors_origins=("http://a", "http://b"), seed=3)  # fmt: skip
+    assert Settings.from_env(settings_env(settings)) == settings
+    assert msgspec.json.decode(msgspec.json.encode(settings_env(settings)))["CANDLES_WS_SLOW_TIMEOUT_S"] == "2.5"
