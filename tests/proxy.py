@@ -29,6 +29,8 @@ class TcpProxy:
     def cut(self) -> None:
         server, self._server = self._server, None
         if server is not None:
+            with contextlib.suppress(OSError):
+                server.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in accept() (close alone does not)
             server.close()
         with self._lock:
             for c in self._conns:
@@ -42,6 +44,9 @@ class TcpProxy:
             try:
                 client, _ = server.accept()
             except OSError:
+                return
+            if server is not self._server:  # cut meanwhile: refuse
+                client.close()
                 return
             try:
                 upstream = socket.create_connection(self.target, timeout=5)

@@ -1,0 +1,181 @@
+"""System: the pipeline's and the relay's figures, and this Streamlit server's own listener.
+
+The relay's ``/api/v1/stats`` and ``/ws/stats`` are polled once a second by the
+process's feed worker while any session shows this page; reruns read the last
+sample and do no I/O.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from services.charts import rates_figure_spec
+from services.feed import Feed, StatsSample
+from services.fmt import fmt_compact, fmt_int, fmt_ms, fmt_rate
+from services.plot import encode_plot, live_plot
+from services.session import Runtime, page_setup, require_entry, runtime, session_queue, show_status
+from services.views import RenderCache
+
+HISTORY_S = 300
+
+
+@st.cache_resource
+def _rates_cache() -> RenderCache:
+    return RenderCache(min_age_s=0.5, max_entries=4)
+
+
+def main() -> None:
+    require_entry()
+    rt = runtime()
+    q = session_queue()
+    rt.feed.want(q, set(), stats=True, page="system")
+    page_setup()
+    st.markdown("## System")
+    st.caption("Pipeline and relay figures from the relay's stats, and this Streamlit server's own listener.")
+
+    @st.fragment(run_every=rt.settings.refresh_s)
+    def live() -> None:
+        q.drain()
+        status = show_status(rt)
+        sample = rt.feed.stats
+        if sample is None or (sample.stats is None and sample.ws_stats is None):
+            if status.live:
+                st.info("Waiting for the first figures from the relay…", icon=":material/hourglass_top:")
+        else:
+            if sample.error:
+                st.warning(f"Some figures could not be read: {sample.error}")
+            pipeline(sample, rt.feed)
+            relay(sample)
+        server(rt)
+
+    live()
+
+
+def _metric(col: Any, label: str, value: str, note: str | None = None) -> None:
+    """A bordered figure with an optional neutral note beneath (no arrow, no colour)."""
+    col.metric(label, value, note, delta_color="off", delta_arrow="off", border=True)
+
+
+def _age(sample: StatsSample) -> str:
+    return f"as of {fmt_ms(max(0, time.time() * 1000 - sample.at_ms))} ago"
+
+
+def pipeline(sample: StatsSample, feed: Feed) -> None:
+    ingest: dict[str, Any] | None = (sample.stats or {}).get("ingest")
+    st.markdown(f"#### Pipeline <span class='cs-muted' style='font-size:.8rem'>{_age(sample)}</span>",
+                unsafe_allow_html=True)  # fmt: skip
+    if not ingest:
+        st.info("No ingest process reports to this relay's Redis (is `python -m backend ingest` running?).")
+        return
+    late = ingest.get("late_trades") or {}
+    rejected = ingest.get("rejected_trades") or {}
+    cols = st.columns(6)
+    _metric(cols[0], "Source", f"{ingest.get('source', '—')}", "live" if ingest.get("live") else "replay")
+    _metric(cols[1], "Trades/s", fmt_rate(ingest.get("trades_per_s")))
+    _metric(cols[2], "Candle updates/s", fmt_rate(ingest.get("updates_per_s")))
+    _metric(cols[3], "Trades in", fmt_compact(ingest.get("trades_in")))
+    _metric(cols[4], "Late trades", fmt_int(sum(late.values())))
+    _metric(cols[5], "Rejected trades", fmt_int(sum(rejected.values())))
+    cols = st.columns(6)
+    _metric(
+        cols[0], "Redis", "OK" if ingest.get("redis_ok") else "DOWN", f"{fmt_int(ingest.get('redis_errors'))} errors"
+    )
+    _metric(cols[1], "Database", "OK" if ingest.get("db_ok") else "DOWN", ingest.get("db_error") or None)
+    _metric(cols[2], "DB pending", fmt_int(ingest.get("db_pending")))
+    _metric(cols[3], "DB written", fmt_compact(ingest.get("db_written")))
+    _metric(cols[4], "DB dropped", fmt_int(ingest.get("db_dropped")))
+    _metric(cols[5], "Candles published", fmt_compact(ingest.get("candles_published")))
+    rates = _rates(feed)
+    if rates is not None:
+        live_plot(rates.value, key="rates")
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Late trades by symbol**")
+        _table({"symbol": list(late), "late trades": list(late.values())}, "No late trades.")
+    with right:
+        st.markdown("**Rejected trades by reason**")
+        _table({"reason": list(rejected), "trades": list(rejected.values())}, "No rejected trades.")
+
+
+def _rates(feed: Feed) -> Any:
+    history = [s for s in list(feed.stats_history) if s.stats and s.stats.get("ingest")]
+    history = [s for s in history if s.at_ms >= time.time() * 1000 - HISTORY_S * 1000]
+    if len(history) < 2:
+        return None
+
+    def build() -> tuple[bytes, dict[str, Any]]:
+        t = [s.at_ms for s in history]
+        series = {
+            "trades/s": [float((s.stats or {})["ingest"].get("trades_per_s") or 0) for s in history],
+            "candle updates/s": [float((s.stats or {})["ingest"].get("updates_per_s") or 0) for s in history],
+        }
+        return encode_plot(rates_figure_spec(t, series), {"displayModeBar": False}), {}
+
+    return _rates_cache().get("rates", history[-1].at_ms, build)
+
+
+def relay(sample: StatsSample) -> None:
+    ws = sample.ws_stats or (sample.stats or {}).get("relay") or {}
+    st.markdown("#### Relay")
+    if not ws:
+        st.info("The relay did not report its WebSocket figures.")
+        return
+    redis = ws.get("redis") or {}
+    cols = st.columns(6)
+    _metric(cols[0], "Connections", fmt_int(ws.get("connections")))
+    _metric(cols[1], "Streams subscribed", fmt_int(len(ws.get("subscriptions") or {})))
+    _metric(
+        cols[2], "Messages in / out", f"{fmt_compact(ws.get('messages_in'))} / {fmt_compact(ws.get('messages_out'))}"
+    )
+    _metric(cols[3], "Coalesced", fmt_compact(ws.get("coalesced")))
+    _metric(cols[4], "Dropped", fmt_int(ws.get("dropped")), f"{fmt_int(ws.get('slow_disconnects'))} slow disconnects")
+    _metric(
+        cols[5],
+        "Redis (relay)",
+        "OK" if redis.get("connected") else "DOWN",
+        f"{fmt_int(redis.get('reconnects'))} reconnects",
+    )
+    subs = ws.get("subscriptions") or {}
+    if subs:
+        top = sorted(subs.items(), key=lambda kv: (-kv[1], kv[0]))[:24]
+        with st.expander(f"Subscriptions per stream ({len(subs)})"):
+            _table({"stream": [k for k, _ in top], "subscribers": [v for _, v in top]}, "")
+
+
+def server(rt: Runtime) -> None:
+    st.markdown("#### This Streamlit server")
+    s = rt.feed.status()
+    cols = st.columns(6)
+    since = s.connected_since or s.down_since
+    _metric(cols[0], "Listener", s.state.upper(), f"for {fmt_ms((time.time() - since) * 1000)}" if since else None)
+    _metric(cols[1], "Sessions", fmt_int(s.sessions))
+    _metric(cols[2], "Streams subscribed", fmt_int(s.streams))
+    _metric(cols[3], "Candles received", fmt_compact(s.candles), f"{fmt_compact(s.frames)} frames")
+    _metric(cols[4], "Reconnects", fmt_int(s.reconnects), f"{fmt_int(s.gaps)} seq gaps")
+    _metric(cols[5], "Feed latency p99", fmt_ms(s.latency_ms.get("p99")), f"p50 {fmt_ms(s.latency_ms.get('p50'))}")
+    rows = [q.info() for q in rt.feed.sessions()]
+    st.markdown("**Session queues**")
+    _table(
+        {k: [r[k] for r in rows] for k in (rows[0] if rows else {})},
+        "No sessions.",
+    )
+    st.caption(
+        f"Renders built: {rt.charts.cache.builds:,} charts, {rt.tiles.cache.builds:,} tiles "
+        f"(shared by all sessions; {rt.charts.cache.hits + rt.tiles.cache.hits:,} reuses). "
+        f"Refresh every {rt.settings.refresh_s:g} s."
+    )
+
+
+def _table(columns: dict[str, list[Any]], empty: str) -> None:
+    if not columns or not next(iter(columns.values()), []):
+        if empty:
+            st.caption(empty)
+        return
+    st.dataframe(pd.DataFrame(columns), hide_index=True, width="stretch")
+
+
+main()

@@ -1,0 +1,170 @@
+"""REST client for the relay: timeouts, and errors a person can read."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import msgspec
+
+from backend.models import Candle, decode_batch
+
+DEFAULT_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
+
+
+class RelayError(Exception):
+    """The relay could not answer; ``str(err)`` is a sentence for the page."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RelayDown(RelayError):
+    """Nothing answers at the relay's address (refused, timed out, DNS)."""
+
+
+def ws_url(relay_url: str, token: str | None = None) -> str:
+    """``http://host:port`` → ``ws://host:port/ws`` (``wss`` for https), with ``?token=`` when set."""
+    parts = urlsplit(relay_url.rstrip("/"))
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    query = f"token={token}" if token else ""
+    return urlunsplit((scheme, parts.netloc, parts.path + "/ws", query, ""))
+
+
+_body_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
+def _candles(raw: msgspec.Raw | None) -> list[Candle]:
+    """A REST body's array of wire candles → Candles, through the one wire decoder (no re-encoding)."""
+    if raw is None or bytes(raw).strip() in {b"", b"null", b"[]"}:
+        return []
+    return [m for m in decode_batch(bytes(raw)) if isinstance(m, Candle)]
+
+
+def _text(raw: msgspec.Raw | None) -> Any:
+    return None if raw is None else msgspec.json.decode(bytes(raw))
+
+
+class RelayClient:
+    """Synchronous client for the relay's REST API (thread-safe: one httpx client)."""
+
+    def __init__(self, base_url: str, token: str | None = None, *, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        data = self._get_bytes(path, params)
+        try:
+            return msgspec.json.decode(data)
+        except msgspec.DecodeError as exc:
+            raise RelayError(f"the relay at {self.base_url} sent a body that is not JSON for {path}") from exc
+
+    def _get_fields(self, path: str, params: dict[str, Any] | None = None) -> dict[str, msgspec.Raw]:
+        """A JSON object body with its fields left encoded (candle arrays go to ``decode_batch``)."""
+        data = self._get_bytes(path, params)
+        try:
+            return _body_decoder.decode(data)
+        except msgspec.DecodeError as exc:
+            raise RelayError(f"the relay at {self.base_url} sent an unexpected body for {path}") from exc
+
+    def _get_bytes(self, path: str, params: dict[str, Any] | None = None) -> bytes:
+        try:
+            resp = self._http.get(path, params={k: v for k, v in (params or {}).items() if v is not None})
+        except httpx.TimeoutException as exc:
+            raise RelayDown(f"the relay at {self.base_url} did not answer in time ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise RelayDown(f"no relay answers at {self.base_url} ({_reason(exc)})") from exc
+        if resp.status_code >= 400:
+            raise RelayError(_http_message(resp), status=resp.status_code)
+        return resp.content
+
+    # --- endpoints
+
+    def health(self) -> dict[str, Any]:
+        """``/health`` body; a 503 (degraded) is returned as a body too, not raised."""
+        try:
+            resp = self._http.get("/health", timeout=httpx.Timeout(2.0, connect=1.0))
+        except httpx.TransportError as exc:
+            raise RelayDown(f"no relay answers at {self.base_url} ({_reason(exc)})") from exc
+        try:
+            body = resp.json()
+        except ValueError:
+            body = {}
+        if not isinstance(body, dict):
+            body = {}
+        body.setdefault("status", "ok" if resp.status_code == 200 else "degraded")
+        return body
+
+    def symbols(self) -> tuple[list[str], list[str]]:
+        body = self._get("/api/v1/symbols")
+        return list(body.get("symbols", [])), list(body.get("intervals", []))
+
+    def candles(self, symbol: str, interval: str, limit: int = 500) -> list[Candle]:
+        """Recent closed candles and the forming one, oldest first."""
+        body = self._get_fields(f"/api/v1/candles/{symbol}", {"interval": interval, "limit": limit})
+        return _candles(body.get("candles"))
+
+    def latest(self, symbols: list[str], interval: str) -> list[Candle]:
+        body = self._get_fields("/api/v1/candles", {"symbols": ",".join(symbols), "interval": interval})
+        return _candles(body.get("candles"))
+
+    def history(
+        self,
+        symbol: str,
+        interval: str,
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 500,
+        cursor: str | None = None,
+    ) -> tuple[list[Candle], str | None]:
+        """One page of closed candles from SQL (oldest first) and the cursor of the next page."""
+        params = {"interval": interval, "start": start, "end": end, "limit": limit, "cursor": cursor}
+        body = self._get_fields(f"/api/v1/history/{symbol}", params)
+        return _candles(body.get("items")), _text(body.get("next_cursor"))
+
+    def history_before(self, symbol: str, interval: str, end: int, limit: int = 500) -> list[Candle]:
+        """Up to ``limit`` closed candles that open before ``end`` (ms), oldest first."""
+        from backend.config import INTERVALS_MS
+
+        start = end - limit * INTERVALS_MS[interval]
+        out: list[Candle] = []
+        cursor: str | None = None
+        while True:
+            items, cursor = self.history(symbol, interval, start=start, end=end, limit=limit, cursor=cursor)
+            out.extend(items)
+            if not cursor or len(out) >= limit or not items:
+                return out[-limit:]
+
+    def stats(self) -> dict[str, Any]:
+        return self._get("/api/v1/stats")
+
+    def ws_stats(self) -> dict[str, Any]:
+        return self._get("/ws/stats")
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    if "refused" in text.lower():
+        return "connection refused"
+    return text
+
+
+def _http_message(resp: httpx.Response) -> str:
+    detail = ""
+    try:
+        body = resp.json()
+        detail = (body.get("detail") or body.get("message") or "") if isinstance(body, dict) else ""
+    except ValueError:
+        detail = resp.text[:200]
+    if isinstance(detail, list):  # FastAPI validation errors
+        detail = "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail)
+    what = {401: "refused the token", 403: "refused the token", 404: "does not know that", 422: "rejected the request"}
+    suffix = f": {detail}" if detail else ""
+    return f"the relay {what.get(resp.status_code, 'failed')} (HTTP {resp.status_code}){suffix}"

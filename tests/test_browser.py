@@ -1,0 +1,234 @@
+"""What a person sees, in headless Chromium: the real stack, the real app, the real browser.
+
+Screenshots go to ``test-artifacts/`` (and to ``$CANDLES_SCREENSHOTS_DIR`` when set: that is how the
+README's ``docs/screenshots`` are made).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.dashboard_fixtures import CHROME_FLAGS, CHROMIUM, Outage, StreamlitApp, seed_history
+from tests.stack import ROOT, Server, start_stack
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.integration,
+    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: apt-get install -y chromium"),
+]
+
+ARTIFACTS = ROOT / "test-artifacts"
+CHART = ".cs-plot.js-plotly-plot"
+
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The real stack on its own Valkey, with some recent history so the charts look like a day's work."""
+    from backend.embedded import EmbeddedValkey
+
+    valkey = EmbeddedValkey()
+    seed_history(valkey.url, SYMBOLS, {"1s": 300, "1m": 240, "1h": 30})
+    server = start_stack(
+        {"CANDLES_REDIS_URL": valkey.url}, symbols=SYMBOLS, data_dir=tmp_path_factory.mktemp("browser-stack")
+    )
+    yield server
+    server.stop()
+    valkey.stop()
+
+
+@pytest.fixture(scope="module")
+def app(stack: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StreamlitApp]:
+    streamlit = StreamlitApp(stack.url, log_dir=tmp_path_factory.mktemp("streamlit"))
+    yield streamlit
+    streamlit.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROME_FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, color_scheme="dark")
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+def shot(page: Any, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    extra = os.environ.get("CANDLES_SCREENSHOTS_DIR")
+    if extra:
+        Path(extra).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, Path(extra) / path.name)
+    return path
+
+
+def traces(page: Any) -> list[dict[str, Any]]:
+    return page.evaluate(
+        f"""() => {{
+          const g = document.querySelector('{CHART}');
+          return g && g._fullData ? g._fullData.map(t => ({{
+            type: t.type, n: (t.x || []).length,
+            up: t.increasing && t.increasing.line.color, down: t.decreasing && t.decreasing.line.color,
+            xaxis: t.xaxis, yaxis: t.yaxis }})) : [];
+        }}"""
+    )
+
+
+def wait_chart(page: Any, timeout_s: float = 30) -> list[dict[str, Any]]:
+    page.wait_for_selector(CHART, timeout=timeout_s * 1000)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        t = traces(page)
+        if len(t) >= 2 and t[0]["n"] > 0:
+            return t
+        page.wait_for_timeout(200)
+    raise AssertionError("the chart never got candles")
+
+
+def test_overview_prices_change_live_without_a_reload(app: StreamlitApp, page: Any) -> None:
+    page.goto(app.url + "/")
+    page.wait_for_function(
+        "() => { const p = Array.from(document.querySelectorAll('[data-testid=tile-price]'));"
+        " return p.length === 6 && p.every(e => e.textContent.trim() !== '—'); }",
+        timeout=30_000,
+    )
+    page.evaluate("() => { window.__sameDocument = true; }")
+    prices = page.locator("[data-testid=tile-price]")
+    first = prices.all_inner_texts()
+    page.wait_for_function(
+        "(first) => { const now = Array.from(document.querySelectorAll('[data-testid=tile-price]'))"
+        ".map(e => e.innerText); return now.some((t, i) => t !== first[i]); }",
+        arg=first,
+        timeout=20_000,
+    )
+    assert page.evaluate("() => window.__sameDocument === true"), "the page reloaded"
+    assert "Live" in page.locator("[data-testid=feed-status]").first.inner_text()
+    shot(page, "overview")
+
+
+def test_a_tile_clicks_through_to_its_chart(app: StreamlitApp, page: Any) -> None:
+    page.goto(app.url + "/")
+    page.locator("a.cs-tile[data-symbol=ETHUSDT]").click()
+    page.wait_for_url("**/candles?*symbol=ETHUSDT*", timeout=20_000)
+    wait_chart(page)
+
+
+def test_candles_chart_draws_candlesticks_and_volume(app: StreamlitApp, page: Any) -> None:
+    page.goto(app.url + "/candles?symbol=BTCUSDT&interval=1m&ind=ema20,bb20")
+    t = wait_chart(page)
+    kinds = [x["type"] for x in t]
+    assert kinds[:2] == ["candlestick", "bar"] and kinds.count("scatter") == 4
+    candle, volume = t[0], t[1]
+    assert candle["n"] > 0 and volume["n"] == candle["n"]
+    assert (candle["up"], candle["down"]) == ("#26a69a", "#ef5350")
+    assert volume["xaxis"] == "x2" and volume["yaxis"] == "y2"
+    assert page.evaluate(f"() => document.querySelector('{CHART}')._fullLayout.xaxis2.matches") == "x"
+    page.wait_for_timeout(1500)
+    shot(page, "candles")
+
+
+def test_zoom_survives_live_updates(app: StreamlitApp, page: Any) -> None:
+    page.goto(app.url + "/candles?symbol=ETHUSDT&interval=1s")
+    wait_chart(page)
+    page.evaluate(f"() => {{ window.__plot = document.querySelector('{CHART}'); }}")
+    box = page.locator(f"{CHART} .nsewdrag").first.bounding_box()
+    x, y = box["x"] + box["width"] * 0.7, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x - box["width"] * 0.3, y, steps=10)  # pan: drag the chart to the left
+    page.mouse.up()
+    state = f"""() => {{ const g = document.querySelector('{CHART}');
+        return {{ same: g === window.__plot, range: g._fullLayout.xaxis.range,
+                  auto: g._fullLayout.xaxis.autorange, seq: g.dataset.seq }}; }}"""
+    panned = page.evaluate(state)
+    assert panned["auto"] is False
+    page.wait_for_function(
+        f"(seq) => Number(document.querySelector('{CHART}').dataset.seq) > Number(seq) + 1",
+        arg=panned["seq"],
+        timeout=20_000,
+    )
+    after = page.evaluate(state)
+    assert after["same"], "the plot was remounted"
+    assert after["seq"] != panned["seq"], "the chart was updated"
+    assert after["range"] == panned["range"] and after["auto"] is False, "the user's pan was kept"
+    shot(page, "candles-panned")
+
+
+def test_system_page_shows_the_figures(app: StreamlitApp, page: Any) -> None:
+    page.goto(app.url + "/system")
+    page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('[data-testid=stMetricLabel]'))"
+        ".some(e => e.innerText.includes('Trades/s'))",
+        timeout=30_000,
+    )
+    page.wait_for_selector(CHART, timeout=20_000)
+    text = page.locator("body").inner_text()
+    for label in ("Trades/s", "Connections", "Listener", "Session queues"):
+        assert label in text
+    page.wait_for_timeout(1500)
+    shot(page, "system")
+
+
+def test_light_theme(app: StreamlitApp, browser: Any) -> None:
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, color_scheme="light")
+    page = context.new_page()
+    try:
+        page.goto(app.url + "/candles?symbol=SOLUSDT&interval=1s&ind=vwap,rsi14")
+        wait_chart(page)
+        bg = page.evaluate("() => getComputedStyle(document.querySelector('.stApp')).backgroundColor")
+        assert bg == "rgb(255, 255, 255)"
+        page.wait_for_timeout(1500)
+        shot(page, "candles-light")
+    finally:
+        context.close()
+
+
+def test_the_page_says_when_the_relay_goes_down_and_recovers_by_itself(
+    stack: Server, browser: Any, tmp_path: Path
+) -> None:
+    proxy = Outage("127.0.0.1", int(stack.url.rsplit(":", 1)[1]))
+    streamlit = StreamlitApp(f"http://127.0.0.1:{proxy.port}", log_dir=tmp_path)
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, color_scheme="dark")
+    page = context.new_page()
+    try:
+        page.goto(streamlit.url + "/candles?symbol=BTCUSDT&interval=1s")  # a deep link as the server's first visit
+        wait_chart(page)
+        nav = page.locator("[data-testid=stTopNavLink]").all_inner_texts()
+        assert [n.split()[-1] for n in nav] == ["Overview", "Candles", "System"], nav
+        proxy.cut()
+        page.wait_for_function("() => document.body.innerText.includes('is not answering')", timeout=30_000)
+        assert "Relay down" in page.locator("[data-testid=feed-status]").first.inner_text()
+        assert "Traceback" not in page.locator("body").inner_text()
+        shot(page, "relay-down")
+        proxy.restore()
+        seq = page.evaluate(f"() => document.querySelector('{CHART}').dataset.seq")
+        page.wait_for_function("() => !document.body.innerText.includes('is not answering')", timeout=30_000)
+        page.wait_for_function(
+            f"(seq) => Number(document.querySelector('{CHART}').dataset.seq) > Number(seq)", arg=seq, timeout=30_000
+        )
+        assert "Live" in page.locator("[data-testid=feed-status]").first.inner_text()
+    finally:
+        context.close()
+        streamlit.stop()
+        proxy.cut()

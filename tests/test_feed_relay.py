@@ -1,0 +1,229 @@
+"""The listener and the REST client against a real relay (``python -m backend api`` on Redis)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from backend.cache import CacheKeys, queue_candle_writes
+from backend.config import Settings
+from backend.models import Candle, encode_message, now_ms
+from services.api import RelayClient, RelayDown, RelayError
+from services.feed import Drained, Feed, SessionQueue
+from tests.dashboard_fixtures import Outage
+from tests.stack import Publisher, Server, free_port, isolated_settings, make_candle, start_relay
+
+pytestmark = pytest.mark.integration
+
+STREAM = ("BTCUSDT", "1m")
+MINUTE = 60_000
+
+
+@pytest.fixture(scope="module")
+def relay_settings(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return isolated_settings(redis_url, tmp_path_factory.mktemp("feed-relay"))
+
+
+@pytest.fixture(scope="module")
+def relay(relay_settings: Settings) -> Iterator[Server]:
+    server = start_relay(relay_settings)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def publisher(relay_settings: Settings) -> Iterator[Publisher]:
+    p = Publisher(relay_settings)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def feed_factory() -> Iterator[Callable[[str], Feed]]:
+    feeds: list[Feed] = []
+
+    def make(url: str, recv_timeout_s: float = 2.0) -> Feed:
+        f = Feed(url, backoff_initial=0.1, backoff_max=0.5, recv_timeout_s=recv_timeout_s).start()
+        feeds.append(f)
+        return f
+
+    yield make
+    for f in feeds:
+        f.stop(timeout=3)
+
+
+def wait_for(check: Callable[[], object], timeout: float = 10, what: str = "condition") -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"no {what} within {timeout} s")
+
+
+def collect(q: SessionQueue, until: Callable[[Drained, list[Candle]], bool], timeout: float = 10) -> list[Candle]:
+    got: list[Candle] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        d = q.drain()
+        got.extend(d.candles)
+        if until(d, got):
+            return got
+        time.sleep(0.02)
+    raise AssertionError(f"queue did not get there; got {[(c.open_time, c.seq) for c in got]}")
+
+
+def history(symbol: str, t0: int, n: int, first_seq: int) -> list[Candle]:
+    """``n`` closed 1m candles then one forming candle."""
+    out = [
+        make_candle(symbol, "1m", t0 + i * MINUTE, seq=first_seq + i, close=100.0 + i, closed=True) for i in range(n)
+    ]
+    out.append(make_candle(symbol, "1m", t0 + n * MINUTE, seq=first_seq + n, close=100.0 + n))
+    return out
+
+
+def start_minute(back: int) -> int:
+    return (now_ms() // MINUTE - back) * MINUTE
+
+
+def test_rest_client_reads_snapshot_symbols_and_history(relay: Server, publisher: Publisher) -> None:
+    t0 = start_minute(10)
+    publisher.publish(*history("SOLUSDT", t0, 4, 1))
+    client = RelayClient(relay.url)
+    try:
+        symbols, intervals = client.symbols()
+        assert "SOLUSDT" in symbols and "1m" in intervals
+        candles = client.candles("SOLUSDT", "1m", limit=50)
+        assert [c.open_time for c in candles] == [t0 + i * MINUTE for i in range(5)]
+        assert candles[-1].closed is False and all(isinstance(c, Candle) for c in candles)
+        assert client.health()["status"] in {"ok", "degraded"}
+        assert "connections" in client.ws_stats()
+        assert "relay" in client.stats()
+        with pytest.raises(RelayError, match="HTTP 422"):
+            client.candles("SOLUSDT", "7m")
+    finally:
+        client.close()
+    down = RelayClient(f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(RelayDown, match="connection refused"):
+        down.symbols()
+    down.close()
+
+
+def test_listener_snapshot_then_live_updates(relay: Server, publisher: Publisher, feed_factory) -> None:
+    t0 = start_minute(20)
+    publisher.publish(*history("BTCUSDT", t0, 5, 1))
+    feed = feed_factory(relay.url)
+    q = feed.register("session-a")
+    feed.want(q, {STREAM})
+    assert feed.wait_loaded([STREAM], timeout=10)
+    rows = feed.book(STREAM).tail()
+    assert [c.open_time for c in rows][-6:] == [t0 + i * MINUTE for i in range(6)]
+    forming = make_candle("BTCUSDT", "1m", t0 + 5 * MINUTE, seq=7, close=123.0)
+    publisher.publish(forming)
+    got = collect(q, lambda d, got: any(c.seq == 7 for c in got))
+    assert got[-1].close == 123.0 and got[-1].emitted_at > 0
+    wait_for(lambda: feed.book(STREAM).last.seq == 7, what="book update")
+    status = feed.status()
+    assert status.live and status.latency_ms["p50"] is not None and status.streams == 1
+
+
+def test_a_seq_gap_triggers_a_resync_that_fills_the_hole(
+    relay: Server, publisher: Publisher, relay_settings: Settings, feed_factory
+) -> None:
+    t0 = start_minute(40)
+    publisher.publish(*history("ETHUSDT", t0, 3, 1))  # seq 1..4, forming at t0+3m
+    stream = ("ETHUSDT", "1m")
+    feed = feed_factory(relay.url)
+    q = feed.register("session-b")
+    feed.want(q, {stream})
+    assert feed.wait_loaded([stream], timeout=10)
+    q.drain()
+    # seq 5 closes the forming candle, but only reaches Redis's cache: the listener never sees it
+    missed = make_candle("ETHUSDT", "1m", t0 + 3 * MINUTE, seq=5, close=200.0, closed=True)
+    client = redis.Redis.from_url(relay_settings.redis_url or "")
+    pipe = client.pipeline(transaction=False)
+    queue_candle_writes(pipe, CacheKeys(relay_settings.redis_prefix), [missed], [encode_message(missed)],
+                        recent_cap=1000, latest_ttl_s=600)  # fmt: skip
+    pipe.execute()
+    client.close()
+    publisher.publish(make_candle("ETHUSDT", "1m", t0 + 4 * MINUTE, seq=6, close=201.0))
+    collect(q, lambda d, got: stream in d.resync)
+    assert feed.gaps >= 1
+
+    def hole_filled() -> bool:
+        rows = {c.open_time: c for c in feed.book(stream).tail()}
+        c = rows.get(t0 + 3 * MINUTE)
+        return c is not None and c.closed and c.close == 200.0 and feed.book(stream).synced
+
+    wait_for(hole_filled, what="the missed candle from the fresh snapshot")
+    assert [c.open_time for c in feed.book(stream).tail()][-5:] == [t0 + i * MINUTE for i in range(5)]
+
+
+def test_reconnect_after_an_outage_marks_sessions_and_catches_up(
+    relay: Server, publisher: Publisher, feed_factory
+) -> None:
+    t0 = start_minute(60)
+    publisher.publish(*history("XRPUSDT", t0, 2, 1))
+    stream = ("XRPUSDT", "1m")
+    port = int(relay.url.rsplit(":", 1)[1])
+    proxy = Outage("127.0.0.1", port)
+    try:
+        feed = feed_factory(f"http://127.0.0.1:{proxy.port}")
+        q = feed.register("session-c")
+        feed.want(q, {stream})
+        assert feed.wait_loaded([stream], timeout=10)
+        generation = feed.generation
+        proxy.cut()
+        down = wait_for(lambda: feed.status().state == "down", what="the outage noticed")
+        assert down and feed.status().error
+        publisher.publish(make_candle("XRPUSDT", "1m", t0 + 2 * MINUTE, seq=4, close=150.0, closed=True))
+        proxy.restore()
+        wait_for(lambda: feed.status().live and feed.generation > generation, timeout=15, what="a reconnect")
+        assert feed.reconnects >= 1
+        collect(q, lambda d, got: d.reconnected or stream in d.resync)
+        wait_for(lambda: feed.book(stream).synced and feed.book(stream).last.seq == 4, what="catch-up snapshot")
+        publisher.publish(make_candle("XRPUSDT", "1m", t0 + 3 * MINUTE, seq=5, close=151.0))
+        collect(q, lambda d, got: any(c.seq == 5 for c in got))
+    finally:
+        proxy.cut()
+
+
+def test_subscriptions_follow_live_sessions(relay: Server, publisher: Publisher, feed_factory) -> None:
+    t0 = start_minute(80)
+    publisher.publish(*history("DOGEUSDT", t0, 1, 1))
+    stream = ("DOGEUSDT", "1m")
+    feed = feed_factory(relay.url)
+    wait_for(lambda: feed.status().live, what="connection")
+    a, b = feed.register("a"), feed.register("b")
+    feed.want(a, {stream})
+    feed.want(b, {stream})
+
+    def relay_subs() -> dict[str, int]:
+        return relay.stats().get("subscriptions") or {}
+
+    wait_for(lambda: relay_subs().get("DOGEUSDT:1m"), what="the relay subscription")
+    assert feed.subscribed() == {stream}
+    a.close()
+    assert feed.subscribed() == {stream}, "one session still wants it"
+    b.close()
+    wait_for(lambda: not relay_subs().get("DOGEUSDT:1m"), what="the unsubscribe")
+    assert feed.subscribed() == set() and feed.sessions() == []
+
+
+def test_a_quiet_relay_is_pinged_not_dropped(relay: Server, feed_factory) -> None:
+    feed = feed_factory(relay.url, recv_timeout_s=0.2)  # nobody wants a stream: no data frames at all
+    wait_for(lambda: feed.status().live, what="connection")
+    time.sleep(1.5)  # seven receive timeouts; the pongs keep it alive
+    assert feed.status().live and feed.reconnects == 0
+
+
+def test_an_absent_relay_is_reported_plainly(feed_factory, tmp_path: Path) -> None:
+    feed = feed_factory(f"http://127.0.0.1:{free_port()}")
+    status = wait_for(lambda: (s := feed.status()).state == "down" and s, what="down state")
+    assert status.error == "connection refused"
+    assert status.next_attempt_at is not None

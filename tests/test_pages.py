@@ -1,0 +1,138 @@
+"""Each page with ``streamlit.testing.v1.AppTest`` against a real backend (``python -m backend run``)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from tests.stack import ROOT, Server, free_port, start_stack
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+APP = str(ROOT / "app.py")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = start_stack(symbols=("BTCUSDT", "ETHUSDT"), data_dir=tmp_path_factory.mktemp("pages-stack"))
+    yield server
+    server.stop()
+
+
+def use_relay(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("CANDLES_RELAY_URL", url)
+    monkeypatch.setenv("CANDLES_AUTOSTART", "0")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_runtime() -> Iterator[None]:
+    yield
+    st.cache_resource.clear()  # stops the listener threads of this test's runtime
+    st.cache_data.clear()
+
+
+def app(page: str | None = None, **params: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30)
+    for k, v in params.items():
+        at.query_params[k] = v
+    if page:
+        at.switch_page(page)
+    return at
+
+
+def markdown_text(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def run_until(at: AppTest, check, tries: int = 20) -> AppTest:
+    """Rerun (as the live fragment would) until ``check(at)`` holds; no exception on any run."""
+    for _ in range(tries):
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        if check(at):
+            return at
+        time.sleep(0.5)
+    raise AssertionError(f"page never got there:\n{markdown_text(at)[:2000]}")
+
+
+def test_overview_shows_a_live_tile_per_symbol(stack: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_relay(monkeypatch, stack.url)
+
+    def tiles_have_prices(at: AppTest) -> bool:
+        text = markdown_text(at)
+        return "cs-tile" in text and 'data-testid="tile-price">—' not in text
+
+    at = run_until(app(), tiles_have_prices)
+    text = markdown_text(at)
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        assert f'data-symbol="{symbol}"' in text and f'href="candles?symbol={symbol}"' in text
+    assert "<b>Live</b>" in text and "feed latency" in text
+    assert not at.error
+
+
+def test_candles_page_follows_and_writes_the_query_parameters(stack: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_relay(monkeypatch, stack.url)
+    at = app("pages/candles.py", symbol="ETHUSDT", interval="1s", ind="ema20,rsi14", tz="local")
+    at = run_until(at, lambda at: 'data-testid="last-price"' in markdown_text(at))
+    assert at.selectbox[0].value == "ETHUSDT"
+    assert at.multiselect[0].value == ["ema20", "rsi14"]
+    assert at.query_params["interval"] == "1s" and at.query_params["tz"] == "local"
+    assert "ETH/USDT" in markdown_text(at)
+    chart = [el for el in at.main if getattr(el, "type", "") == "bidi_component" or "bidi" in str(type(el)).lower()]
+    assert chart or "candlestream_plot" in str(at.main), "the live chart is on the page"
+
+    at.selectbox[0].set_value("BTCUSDT").run()
+    assert not at.exception
+    assert at.query_params["symbol"] == "BTCUSDT"
+    at.multiselect[0].set_value(["vwap"]).run()
+    assert at.query_params["ind"] == "vwap"
+
+
+def test_unknown_query_values_fall_back_to_defaults(stack: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_relay(monkeypatch, stack.url)
+    at = run_until(app("pages/candles.py", symbol="NOPE", interval="7m", bars="12"), lambda at: True)
+    assert at.selectbox[0].value in {"BTCUSDT", "ETHUSDT"}
+    assert at.query_params["interval"] == "1m" and "bars" not in at.query_params
+
+
+def test_older_history_loads_on_demand(stack: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_relay(monkeypatch, stack.url)
+    at = run_until(app("pages/candles.py", symbol="BTCUSDT", interval="1s", bars="100"),
+                   lambda at: 'data-testid="last-price"' in markdown_text(at))  # fmt: skip
+    at.button[0].click().run()
+    assert not at.exception
+    assert at.caption or at.info or at.warning  # older candles, or a plain note that there are none
+
+
+def test_system_page_shows_pipeline_relay_and_listener(stack: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_relay(monkeypatch, stack.url)
+    at = run_until(app("pages/system.py"), lambda at: any(m.label == "Trades/s" for m in at.metric))
+    labels = {m.label for m in at.metric}
+    assert {"Trades/s", "Connections", "Listener", "Sessions", "Redis", "Database"} <= labels
+    assert next(m for m in at.metric if m.label == "Listener").value == "LIVE"
+    assert next(m for m in at.metric if m.label == "Source").value == "simulator"
+
+
+@pytest.mark.parametrize("page", [None, "pages/candles.py", "pages/system.py"])
+def test_every_page_says_plainly_when_the_relay_is_down(monkeypatch: pytest.MonkeyPatch, page: str | None) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    use_relay(monkeypatch, url)
+    at = run_until(app(page), lambda at: any("is not answering" in e.value for e in at.error))
+    assert any(url in e.value and "reconnects" in e.value for e in at.error)
+    assert not at.exception
+
+
+def test_relay_url_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from services.settings import ui_settings
+
+    s = ui_settings({"CANDLES_RELAY_URL": "http://10.0.0.5:9000/", "CANDLES_UI_REFRESH_S": "0.5"})
+    assert (s.relay_url, s.refresh_s, s.autostart) == ("http://10.0.0.5:9000", 0.5, True)
+    bad = ui_settings({"CANDLES_UI_REFRESH_S": "fast", "CANDLES_AUTOSTART": "0"})
+    assert bad.refresh_s == 1.0 and "CANDLES_UI_REFRESH_S" in (bad.error or "") and not bad.autostart
+    assert os.environ.get("CANDLES_RELAY_URL") != "http://10.0.0.5:9000"
