@@ -29,6 +29,9 @@ def _ingest_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", help="simulator | replay:PATH (default: simulator)")
     p.add_argument("--speed", type=float, help="replay speed: 1 = recorded timing, 0 = as fast as possible")
     p.add_argument("--seed", type=int, help="simulator seed")
+    p.add_argument(
+        "--history", dest="sim_history_s", type=float, help="seconds of recent past the simulator starts with (7200)"
+    )
     p.add_argument("--emit-ms", type=int, help="forming-candle coalescing period (default 100)")
     p.add_argument("--format", dest="fmt", help="replay file format (default: detected)")
 
@@ -61,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    names = ("redis_url", "database_url", "symbols", "intervals", "source", "speed", "seed", "emit_ms")
+    names = ("redis_url", "database_url", "symbols", "intervals", "source", "speed", "seed", "emit_ms", "sim_history_s")
     overrides = {n: getattr(args, n, None) for n in (*names, "api_host", "api_port", "log_level")}
     return Settings.from_env(**overrides)
 
@@ -116,7 +119,12 @@ def run_ingest(settings: Settings, *, fmt: str | None = None) -> int:
 
     try:
         source = open_source(
-            settings.source, symbols=settings.symbols, speed=settings.speed, seed=settings.seed, fmt=fmt
+            settings.source,
+            symbols=settings.symbols,
+            speed=settings.speed,
+            seed=settings.seed,
+            fmt=fmt,
+            history_s=settings.sim_history_s,
         )
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -162,6 +170,7 @@ def run_both(settings: Settings, *, fmt: str | None = None) -> int:
     cmd = [sys.executable, "-m", "backend", "ingest", "--source", settings.source, "--speed", str(settings.speed)]
     cmd += ["--symbols", ",".join(settings.symbols), "--intervals", ",".join(settings.intervals)]
     cmd += ["--emit-ms", str(settings.emit_ms), "--database-url", settings.effective_database_url()]
+    cmd += ["--history", str(settings.sim_history_s)]
     if settings.seed is not None:
         cmd += ["--seed", str(settings.seed)]
     if fmt:

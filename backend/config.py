@@ -61,6 +61,7 @@ class Settings:
     source: str = "simulator"
     speed: float = 1.0
     seed: int | None = None
+    sim_history_s: float = 7200.0  # the simulator starts with this much recent past
     emit_ms: int = 100
     close_grace_ms: int = 250
     redis_prefix: str = "candles"
@@ -110,7 +111,7 @@ def _convert(name: str, raw: str) -> object:
         return tuple(o.strip() for o in raw.split(",") if o.strip())
     if name in {"emit_ms", "close_grace_ms", "recent_cap", "latest_ttl_s", "api_port", "seed", "ws_max_streams"}:
         return int(raw)
-    if name in {"speed", "ws_slow_timeout_s", "ws_ping_interval_s", "ws_ping_timeout_s"}:
+    if name in {"speed", "sim_history_s", "ws_slow_timeout_s", "ws_ping_interval_s", "ws_ping_timeout_s"}:
         return float(raw)
     if name == "data_dir":
         return Path(raw)

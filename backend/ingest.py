@@ -66,6 +66,7 @@ class IngestService:
     def run(self, stop: threading.Event) -> None:
         agg = self.aggregator
         for batch in self.source.batches(stop):
+            agg.live = self.source.live  # a source may replay its recent past before it goes live
             agg.add(batch)
             now = now_ms()
             self.emit(agg.drain(now))

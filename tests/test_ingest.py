@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -88,3 +89,36 @@ def test_the_ingest_command_runs_the_simulator_until_interrupted(redis_url, sett
     assert {c.open_time for c in cached} <= {c.open_time for c in stored}  # the shutdown flushed SQL
     engine.dispose()
     client.close()
+
+
+def test_the_simulator_opens_on_its_recent_past_then_goes_live(redis_client, settings):
+    """Charts open on hours of candles: history closes on event time, then the clock takes over."""
+    from dataclasses import replace
+
+    from backend.models import now_ms
+
+    settings = replace(settings, symbols=("BTCUSDT",), intervals=("1s", "1m"), sim_history_s=600.0)
+    source = open_source("simulator", symbols=settings.symbols, seed=3, history_s=settings.sim_history_s)
+    assert not source.live
+    service = IngestService(settings, source, redis_client, None)
+    stop = threading.Event()
+    started = now_ms()
+
+    def stop_when_live() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (source.live and service.aggregator.trades_in):
+            time.sleep(0.01)
+        time.sleep(1.5)  # a little live market, closed by the wall clock
+        stop.set()
+
+    threading.Thread(target=stop_when_live, daemon=True).start()
+    service.run(stop)
+    assert source.live
+    keys = CacheKeys(settings.redis_prefix)
+    minutes = [decode_message(m) for m in redis_client.zrange(keys.recent("BTCUSDT", "1m"), 0, -1)]
+    assert 9 <= len(minutes) <= 11  # ten minutes of the past, closed by the trades that followed
+    assert minutes[0].open_time >= started - 600_000 - 60_000
+    assert all(b.open_time - a.open_time == 60_000 for a, b in itertools.pairwise(minutes))
+    seconds = [decode_message(m) for m in redis_client.zrange(keys.recent("BTCUSDT", "1s"), -3, -1)]
+    assert seconds[-1].close_time >= started  # closed by the live market, after the history ended
+    assert service.aggregator.late == {}

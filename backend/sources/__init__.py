@@ -38,20 +38,22 @@ def open_source(
     speed: float = 1.0,
     seed: int | None = None,
     fmt: str | None = None,
+    history_s: float = 0.0,
 ) -> Source:
     """The source named by ``spec``: ``simulator`` or ``replay:PATH``.
 
     ``symbols`` are the simulator's symbols; a replay plays every symbol in its
     file (filter with ``ReplaySource(symbols=...)``). ``speed`` paces a replay
     (1 = recorded timing, 0 = as fast as possible), ``seed`` makes the simulator
-    reproducible, ``fmt`` names a replay file's format (default: detected).
+    reproducible, ``fmt`` names a replay file's format (default: detected),
+    ``history_s`` makes the simulator start with that much recent past.
     A bad spec raises ValueError, a missing replay file FileNotFoundError.
     """
     kind, _, arg = spec.strip().partition(":")
     if kind == "simulator" and not arg:
         from backend.sources.simulator import Simulator
 
-        return Simulator(symbols or DEFAULT_SYMBOLS, seed=seed)
+        return Simulator(symbols or DEFAULT_SYMBOLS, seed=seed, history_s=history_s)
     if kind == "replay":
         if not arg.strip():
             raise ValueError(f"replay needs a file: {SPEC_HELP}")

@@ -211,7 +211,10 @@ class Simulator:
     be changed while running; ``start_prices`` overrides the default prices.
     """
 
-    live = True
+    @property
+    def live(self) -> bool:
+        """False while the recent past plays: candles then close on event time, not the clock."""
+        return not self._catching_up
 
     def __init__(
         self,
@@ -221,6 +224,7 @@ class Simulator:
         rate: float = 200.0,
         start_prices: Mapping[str, float] | None = None,
         tick_s: float = 0.025,
+        history_s: float = 0.0,
     ) -> None:
         names = [normalize_symbol(s) for s in symbols]
         if not names or None in names:
@@ -235,6 +239,8 @@ class Simulator:
         self.seed = seed
         self.rate = float(rate)
         self.tick_s = tick_s
+        self.history_s = max(0.0, float(history_s))
+        self._catching_up = self.history_s > 0
         self.rejects = Rejects()
 
     def _model(self) -> _Model:
@@ -267,9 +273,16 @@ class Simulator:
         return batch.take(slice(0, n_trades))
 
     def batches(self, stop: threading.Event) -> Iterator[TradeBatch]:
-        """Trades as they happen, one batch per tick (~25 ms, possibly empty), until ``stop``."""
+        """Trades as they happen, one batch per tick (~25 ms, possibly empty), until ``stop``.
+
+        With ``history_s`` the market first plays the recent past as fast as it
+        can (so charts open on hours of candles, not an empty axis), then goes
+        on live from where that history ends.
+        """
         model = self._model()
         last = now_ms()
+        yield from self._history(model, last, stop)
+        self._catching_up = False
         while not stop.wait(self.tick_s):
             now = now_ms()
             start = max(last, now - 1000)  # after a stall, do not invent a backlog
@@ -278,6 +291,16 @@ class Simulator:
                 last = now
             else:
                 yield TradeBatch.empty()
+
+    def _history(self, model: _Model, until_ms: int, stop: threading.Event) -> Iterator[TradeBatch]:
+        start = until_ms - int(self.history_s * 1000)
+        step = 10_000 // _GEN_BUCKET_MS  # 10 s of market per batch
+        for t in range(start, until_ms, step * _GEN_BUCKET_MS):
+            if stop.is_set():
+                return
+            n = min(step, -(-(until_ms - t) // _GEN_BUCKET_MS))
+            batch = model.run(t, _GEN_BUCKET_MS, n, self.rate, self.rejects)
+            yield batch.take(batch.ts < until_ms).validated(until_ms)
 
 
 def _concat(parts: list[TradeBatch], symbols: list[str], rejects: Rejects) -> TradeBatch:
