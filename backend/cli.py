@@ -130,7 +130,7 @@ def run_ingest(settings: Settings, *, fmt: str | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     url, server = _redis_url(settings)
-    client = redis.Redis.from_url(url)
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)  # a hung Redis must not hang ingest
     engine = make_engine(settings.effective_database_url())
     service = IngestService(settings, source, client, engine)
     stop = threading.Event()
