@@ -168,7 +168,9 @@ def run_both(settings: Settings, *, fmt: str | None = None) -> int:
     url, server = _redis_url(settings)
     env = dict(os.environ, CANDLES_REDIS_URL=url)
     cmd = [sys.executable, "-m", "backend", "ingest", "--source", settings.source, "--speed", str(settings.speed)]
-    cmd += ["--symbols", ",".join(settings.symbols), "--intervals", ",".join(settings.intervals)]
+    cmd += ["--intervals", ",".join(settings.intervals)]
+    if settings.symbols:
+        cmd += ["--symbols", ",".join(settings.symbols)]
     cmd += ["--emit-ms", str(settings.emit_ms), "--database-url", settings.effective_database_url()]
     cmd += ["--history", str(settings.sim_history_s)]
     if settings.seed is not None:

@@ -56,7 +56,7 @@ class Settings:
 
     redis_url: str | None = None  # None: start an embedded Valkey
     database_url: str | None = None  # None: SQLite under ./data/
-    symbols: tuple[str, ...] = DEFAULT_SYMBOLS
+    symbols: tuple[str, ...] | None = None  # None: the simulator's default set; a replay plays its whole file
     intervals: tuple[str, ...] = DEFAULT_INTERVALS
     source: str = "simulator"
     speed: float = 1.0

@@ -84,3 +84,33 @@ def test_aggregate_fails_with_one_line(tmp_path, args, message):
     assert res.returncode != 0
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], res.stderr
+
+
+def test_ingest_replays_only_the_symbols_asked_for(redis_url, settings, tmp_path):
+    """``--symbols`` filters a replay; without it the whole file plays (tested in test_ingest)."""
+    import redis
+
+    from backend.cache import CacheKeys
+
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        CANDLES_REDIS_URL=redis_url,
+        CANDLES_DATABASE_URL=f"sqlite:///{tmp_path / 'replay.sqlite3'}",
+        CANDLES_REDIS_PREFIX=settings.redis_prefix,
+        CANDLES_UPDATES_CHANNEL=settings.updates_channel,
+    )
+    capture = SAMPLES / "ws_recordings" / "BINANCE_FUTURES.ws.1.0"
+    args = ["ingest", "--source", f"replay:{capture}", "--speed", "0", "--symbols", "CTKUSDT,SUSHIUSDT"]
+    res = subprocess.run(
+        [sys.executable, "-m", "backend", *args, "--intervals", "1m"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    client = redis.Redis.from_url(redis_url)
+    assert client.smembers(CacheKeys(settings.redis_prefix).symbols) == {b"CTKUSDT", b"SUSHIUSDT"}
+    client.close()

@@ -42,8 +42,8 @@ def open_source(
 ) -> Source:
     """The source named by ``spec``: ``simulator`` or ``replay:PATH``.
 
-    ``symbols`` are the simulator's symbols; a replay plays every symbol in its
-    file (filter with ``ReplaySource(symbols=...)``). ``speed`` paces a replay
+    ``symbols`` are the simulator's symbols (default: a few majors), and for a
+    replay the symbols to keep (default: every symbol in the file). ``speed`` paces a replay
     (1 = recorded timing, 0 = as fast as possible), ``seed`` makes the simulator
     reproducible, ``fmt`` names a replay file's format (default: detected),
     ``history_s`` makes the simulator start with that much recent past.
@@ -59,5 +59,5 @@ def open_source(
             raise ValueError(f"replay needs a file: {SPEC_HELP}")
         from backend.sources.replay import ReplaySource
 
-        return ReplaySource(arg.strip(), speed=speed, fmt=fmt)
+        return ReplaySource(arg.strip(), speed=speed, fmt=fmt, symbols=symbols)
     raise ValueError(f"unknown source {spec!r}: {SPEC_HELP}")
