@@ -396,7 +396,16 @@ def rates_figure_spec(
         "hovermode": "x unified",
         "showlegend": True,
         "legend": {"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom", "bgcolor": "rgba(0,0,0,0)"},
-        "xaxis": {"type": "date", "showgrid": False, "hoverformat": "%H:%M:%S", "tickformat": "%H:%M:%S"},
+        "xaxis": {
+            "type": "date",
+            "showgrid": False,
+            "hoverformat": "%H:%M:%S",
+            # whole seconds, but never one label twice while the history is only a few seconds long
+            "tickformatstops": [
+                {"dtickrange": [None, 1000], "value": "%H:%M:%S.%L"},
+                {"dtickrange": [1000, None], "value": "%H:%M:%S"},
+            ],
+        },
         "yaxis": {"side": "right", "gridcolor": GRID, "zeroline": False, "rangemode": "tozero", "tickformat": "~s"},
         "uirevision": "rates",
     }
