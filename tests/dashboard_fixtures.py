@@ -6,7 +6,6 @@ import base64
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,6 @@ import numpy as np
 
 from backend.config import INTERVALS_MS
 from backend.models import Candle
-from tests.proxy import TcpProxy
 from tests.stack import ROOT, clean_environ, free_port
 
 T0 = 1_732_665_600_000  # 2024-11-27 00:00 UTC
@@ -172,19 +170,3 @@ def seed_history(redis_url: str, symbols: Sequence[str], spans: dict[str, int], 
                     pub.publish(*batch[i : i + 250])
     finally:
         pub.close()
-
-
-class Outage(TcpProxy):
-    """``tests.proxy.TcpProxy`` whose ``cut()`` also wakes its accept thread.
-
-    Closing a listening socket does not interrupt an ``accept()`` blocked on it in another thread
-    (Linux), so without the ``shutdown`` a client that reconnects at once is let through the
-    "cut" proxy, and restoring the port fails with "address in use".
-    """
-
-    def cut(self) -> None:
-        server = self._server
-        if server is not None:
-            with contextlib.suppress(OSError):
-                server.shutdown(socket.SHUT_RDWR)
-        super().cut()

@@ -29,9 +29,9 @@ import msgspec
 import redis
 import websocket
 
-from backend.cache import CacheKeys
+from backend.cache import CacheKeys, queue_candle_writes
 from backend.config import INTERVALS_MS, Settings
-from backend.models import Candle, now_ms
+from backend.models import Candle, encode_message, now_ms
 from backend.publish import RedisPublisher
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -305,6 +305,18 @@ def make_candle(
         seq=seq,
         event_time=open_time + 1,
     )
+
+
+def cache_candles(settings: Settings, *candles: Candle, recent_cap: int = 1000) -> None:
+    """Write candles to Redis's cache exactly as the ingest does, without publishing them."""
+    client = redis.Redis.from_url(settings.redis_url or "")
+    pipe = client.pipeline(transaction=False)
+    keys = CacheKeys(settings.redis_prefix)
+    queue_candle_writes(
+        pipe, keys, candles, [encode_message(c) for c in candles], recent_cap=recent_cap, latest_ttl_s=600
+    )
+    pipe.execute()
+    client.close()
 
 
 class Publisher:

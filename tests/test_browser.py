@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.dashboard_fixtures import CHROME_FLAGS, CHROMIUM, Outage, StreamlitApp, seed_history
+from tests.dashboard_fixtures import CHROME_FLAGS, CHROMIUM, StreamlitApp, seed_history
+from tests.proxy import TcpProxy
 from tests.stack import ROOT, Server, start_stack
 
 pytestmark = [
@@ -207,7 +208,7 @@ def test_light_theme(app: StreamlitApp, browser: Any) -> None:
 def test_the_page_says_when_the_relay_goes_down_and_recovers_by_itself(
     stack: Server, browser: Any, tmp_path: Path
 ) -> None:
-    proxy = Outage("127.0.0.1", int(stack.url.rsplit(":", 1)[1]))
+    proxy = TcpProxy("127.0.0.1", int(stack.url.rsplit(":", 1)[1]))
     streamlit = StreamlitApp(f"http://127.0.0.1:{proxy.port}", log_dir=tmp_path)
     context = browser.new_context(viewport={"width": 1440, "height": 900}, color_scheme="dark")
     page = context.new_page()

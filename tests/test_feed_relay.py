@@ -7,15 +7,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
-from backend.cache import CacheKeys, queue_candle_writes
 from backend.config import Settings
-from backend.models import Candle, encode_message, now_ms
+from backend.models import Candle, now_ms
 from services.api import RelayClient, RelayDown, RelayError
 from services.feed import Drained, Feed, SessionQueue
-from tests.dashboard_fixtures import Outage
-from tests.stack import Publisher, Server, free_port, isolated_settings, make_candle, start_relay
+from tests.proxy import TcpProxy
+from tests.stack import Publisher, Server, cache_candles, free_port, isolated_settings, make_candle, start_relay
 
 pytestmark = pytest.mark.integration
 
@@ -145,12 +143,7 @@ def test_a_seq_gap_triggers_a_resync_that_fills_the_hole(
     q.drain()
     # seq 5 closes the forming candle, but only reaches Redis's cache: the listener never sees it
     missed = make_candle("ETHUSDT", "1m", t0 + 3 * MINUTE, seq=5, close=200.0, closed=True)
-    client = redis.Redis.from_url(relay_settings.redis_url or "")
-    pipe = client.pipeline(transaction=False)
-    queue_candle_writes(pipe, CacheKeys(relay_settings.redis_prefix), [missed], [encode_message(missed)],
-                        recent_cap=1000, latest_ttl_s=600)  # fmt: skip
-    pipe.execute()
-    client.close()
+    cache_candles(relay_settings, missed)
     publisher.publish(make_candle("ETHUSDT", "1m", t0 + 4 * MINUTE, seq=6, close=201.0))
     collect(q, lambda d, got: stream in d.resync)
     assert feed.gaps >= 1
@@ -171,7 +164,7 @@ def test_reconnect_after_an_outage_marks_sessions_and_catches_up(
     publisher.publish(*history("XRPUSDT", t0, 2, 1))
     stream = ("XRPUSDT", "1m")
     port = int(relay.url.rsplit(":", 1)[1])
-    proxy = Outage("127.0.0.1", port)
+    proxy = TcpProxy("127.0.0.1", port)
     try:
         feed = feed_factory(f"http://127.0.0.1:{proxy.port}")
         q = feed.register("session-c")
