@@ -17,7 +17,7 @@ from typing import IO
 from backend.sources.formats.csv_blocks import is_number, split
 from backend.sources.formats.emitter import Emitter, TimedBatch
 
-Reader = Callable[[IO[bytes], Emitter, "str | None"], Iterator[TimedBatch]]
+Reader = Callable[[IO[bytes], Emitter, str | None], Iterator[TimedBatch]]
 """(uncompressed stream, emitter, default symbol) → batches with their replay clock."""
 
 
