@@ -148,7 +148,7 @@ def run_ingest(settings: Settings, *, fmt: str | None = None) -> int:
 def run_api(settings: Settings) -> int:
     from dataclasses import replace
 
-    from backend.api import serve
+    from backend.relay.server import serve
 
     url, server = _redis_url(settings)
     try:
@@ -163,7 +163,7 @@ def run_both(settings: Settings, *, fmt: str | None = None) -> int:
     """One machine: embedded Valkey when unconfigured, ingest as a child process, relay here."""
     from dataclasses import replace
 
-    from backend.api import serve
+    from backend.relay.server import serve
 
     url, server = _redis_url(settings)
     env = dict(os.environ, CANDLES_REDIS_URL=url)

@@ -32,6 +32,7 @@ from sqlalchemy import (
     create_engine,
     event,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
@@ -181,6 +182,12 @@ def query_candles(
         rows = conn.execute(q.order_by(order).limit(limit)).all()
     out = [row_to_candle(r) for r in rows]
     return out[::-1] if descending else out
+
+
+def check_connection(engine: Engine) -> None:
+    """A trivial query (``SELECT 1``): raises when the database cannot answer."""
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
 
 
 def count_candles(engine: Engine) -> int:
