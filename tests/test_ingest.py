@@ -18,6 +18,7 @@ from backend.cache import CacheKeys
 from backend.ingest import IngestService
 from backend.models import decode_message
 from backend.offline import aggregate_file
+from backend.sinks import RedisSink, default_sinks
 from backend.sources import open_source
 from backend.store import make_engine, query_candles
 from tests.conftest import ROOT, SAMPLES
@@ -27,12 +28,10 @@ XRP_TRADES = SAMPLES / "binance_xrpeth_2019" / "XRP_ETH-aggtrades.json.gz"
 
 
 def test_a_replay_lands_in_redis_and_sql_exactly_as_offline_aggregation(redis_client, settings, db_url):
-    from dataclasses import replace
-
-    settings = replace(settings, intervals=("1m", "5m"), source=f"replay:{XRP_TRADES}", speed=0.0)
+    settings = settings.model_copy(update=dict(intervals=("1m", "5m"), source=f"replay:{XRP_TRADES}", speed=0.0))
     source = open_source(settings.source, symbols=settings.symbols, speed=0.0, seed=None)
     engine = make_engine(db_url)
-    service = IngestService(settings, source, redis_client, engine)
+    service = IngestService(settings, source, redis_client, default_sinks(settings, redis_client, engine))
     service.run(threading.Event())
     service.close()
 
@@ -93,14 +92,12 @@ def test_the_ingest_command_runs_the_simulator_until_interrupted(redis_url, sett
 
 def test_the_simulator_opens_on_its_recent_past_then_goes_live(redis_client, settings):
     """Charts open on hours of candles: history closes on event time, then the clock takes over."""
-    from dataclasses import replace
-
     from backend.models import now_ms
 
-    settings = replace(settings, symbols=("BTCUSDT",), intervals=("1s", "1m"), sim_history_s=600.0)
+    settings = settings.model_copy(update=dict(symbols=("BTCUSDT",), intervals=("1s", "1m"), sim_history_s=600.0))
     source = open_source("simulator", symbols=settings.symbols, seed=3, history_s=settings.sim_history_s)
     assert not source.live
-    service = IngestService(settings, source, redis_client, None)
+    service = IngestService(settings, source, redis_client, [RedisSink.from_settings(settings, redis_client)])
     stop = threading.Event()
     started = now_ms()
 
