@@ -119,3 +119,33 @@ def test_the_simulator_opens_on_its_recent_past_then_goes_live(redis_client, set
     seconds = [decode_message(m) for m in redis_client.zrange(keys.recent("BTCUSDT", "1s"), -3, -1)]
     assert seconds[-1].close_time >= started  # closed by the live market, after the history ended
     assert service.aggregator.late == {}
+
+
+class CountingSink:
+    """A sink of a test: counts what it is given and reports it like any sink."""
+
+    def __init__(self) -> None:
+        self.candles = 0
+        self.closed = False
+
+    def put(self, candles) -> None:
+        self.candles += len(candles)
+
+    def close(self, timeout: float = 10.0) -> None:
+        self.closed = True
+
+    def stats(self) -> dict[str, object]:
+        return {"counted": self.candles}
+
+
+def test_every_sink_gets_every_flush_and_reports_into_the_stats_hash(redis_client, settings):
+    settings = settings.model_copy(update=dict(intervals=("1m",), source=f"replay:{XRP_TRADES}", speed=0.0))
+    source = open_source(settings.source, symbols=None, speed=0.0, seed=None)
+    counting = CountingSink()
+    service = IngestService(settings, source, redis_client, [RedisSink.from_settings(settings, redis_client), counting])
+    service.run(threading.Event())
+    service.close()
+    keys = CacheKeys(settings.redis_prefix)
+    stats = {k.decode(): json.loads(v) for k, v in redis_client.hgetall(keys.stats("ingest")).items()}
+    assert counting.closed and counting.candles == service.candles_out > 0
+    assert stats["counted"] == counting.candles and stats["redis_ok"] is True and "db_ok" not in stats

@@ -98,7 +98,8 @@ class RedisSink:
         return True
 
     def close(self, timeout: float = 10.0) -> None:
-        """Nothing to do: every flush went out at once (closed candles kept during an outage are lost)."""
+        """Nothing to flush: each ``put`` goes out at once (what an outage holds back waits for a later put)."""
 
     def stats(self) -> dict[str, Any]:
+        """Redis health for the System page: ``redis_ok``, ``redis_errors``."""
         return {"redis_ok": self.healthy, "redis_errors": self.errors}

@@ -57,10 +57,10 @@ class SqlSink:
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._thread.start()
 
-    def put(self, items: Iterable[Candle]) -> None:
-        """Queue the closed candles of ``items``; the oldest are dropped beyond ``capacity``."""
+    def put(self, candles: Iterable[Candle]) -> None:
+        """Queue the closed ones of ``candles``; beyond ``capacity`` the oldest are dropped."""
         with self._lock:
-            for c in items:
+            for c in candles:
                 if c.closed:
                     if len(self._buffer) >= self.capacity:
                         self._buffer.popleft()
@@ -124,6 +124,7 @@ class SqlSink:
         self._thread.join(timeout)
 
     def stats(self) -> dict[str, Any]:
+        """Database health and backlog for the System page: ``db_ok``, ``db_pending``, …"""
         return {
             "db_ok": self.healthy,
             "db_pending": self.pending,
