@@ -8,13 +8,15 @@ same way. A setting that does not validate keeps its default and is reported in
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pydantic import Field
 
 from backend.config import Settings
-from backend.envsettings import EnvSettings
+from backend.envsettings import ENV_PREFIX, EnvSettings
 
 DEFAULT_RELAY_URL: str = Settings.model_fields["relay_url"].default
 
@@ -36,7 +38,28 @@ class UiSettings:
 
 
 def ui_settings(environ: Mapping[str, str] | None = None) -> UiSettings:
-    """The app's settings from ``environ`` (default: the process's environment and ``./.env``)."""
+    """The app's settings from ``environ`` (default: the process's environment and ``./.env``).
+
+    Every page run asks, so the process's are read again only when a ``CANDLES_*``
+    variable or the ``.env`` file changed.
+    """
+    if environ is not None:
+        return _read(environ)
+    try:
+        env_file = os.stat(".env").st_mtime_ns
+    except OSError:
+        env_file = None
+    variables = tuple(sorted((k, v) for k, v in os.environ.items() if k.upper().startswith(ENV_PREFIX)))
+    return _read_process_env(variables, env_file)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_process_env(variables: tuple[tuple[str, str], ...], env_file: int | None) -> UiSettings:
+    """The process's settings; the arguments are only the cache key (what they were read from)."""
+    return _read(None)
+
+
+def _read(environ: Mapping[str, str] | None) -> UiSettings:
     backend, backend_error = Settings.from_env_lenient(environ)
     ui, ui_error = UiEnv.from_env_lenient(environ)
     error = f"a CANDLES_ setting is invalid: {backend_error}" if backend_error else ui_error

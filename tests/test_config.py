@@ -189,3 +189,14 @@ def test_ui_settings_report_invalid_values_instead_of_raising() -> None:
         "a CANDLES_ setting is invalid: "
         "CANDLES_EMIT_MS: input should be a valid integer, unable to parse string as an integer (got 'x')"
     )
+
+
+def test_ui_settings_follow_changes_of_the_process_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CANDLES_UI_REFRESH_S", "3")
+    assert ui_settings().refresh_s == 3.0
+    monkeypatch.setenv("CANDLES_UI_REFRESH_S", "4")
+    assert ui_settings().refresh_s == 4.0
+    monkeypatch.delenv("CANDLES_UI_REFRESH_S")
+    (tmp_path / ".env").write_text("CANDLES_UI_REFRESH_S=5\n")
+    assert ui_settings().refresh_s == 5.0
