@@ -26,7 +26,10 @@ from services.feed.streams import Streams
 
 
 class Feed:
-    """One listener per process; see :mod:`services.feed`."""
+    """The pages' side of the feed: sessions register and say what they want, pages read the books.
+
+    The listener and the REST worker run on their own threads; a page's rerun never does I/O here.
+    """
 
     def __init__(
         self,
