@@ -7,24 +7,16 @@ from __future__ import annotations
 
 import streamlit as st
 
+from backend.indicators import INDICATORS
 from backend.models import Candle
-from services.api import RelayError
-from services.charts import ChartSpec
-from services.fmt import fmt_compact, fmt_pct, fmt_price, pair_label
-from services.indicators import INDICATORS
-from services.plot import live_plot
-from services.session import (
-    Runtime,
-    known_intervals,
-    known_symbols,
-    page_setup,
-    query_choice,
-    require_entry,
-    runtime,
-    session_queue,
-    set_query,
-    show_status,
-)
+from services.charts.candles import ChartSpec
+from services.charts.fmt import fmt_compact, fmt_pct, fmt_price, pair_label
+from services.client import RelayError
+from services.feed.status import FeedStatus
+from services.ui.page import live_page
+from services.ui.plot import live_plot
+from services.ui.query import query_choice, set_query
+from services.ui.runtime import Runtime, runtime
 
 BARS = ("100", "300", "500", "1000")
 TZ = {"utc": "UTC", "local": "Local"}
@@ -38,12 +30,10 @@ def older_candles(symbol: str, interval: str, end: int, limit: int) -> list[Cand
 
 
 def main() -> None:
-    require_entry()
-    rt = runtime()
-    q = session_queue()
-    page_setup()
-    symbols = known_symbols(rt.feed)
-    intervals = known_intervals(rt.feed)
+    page = live_page("candles")
+    rt = page.rt
+    symbols = page.symbols()
+    intervals = page.intervals()
 
     symbol = query_choice("symbol", symbols, symbols[0])
     interval = query_choice("interval", intervals, "1m" if "1m" in intervals else intervals[0])
@@ -68,7 +58,7 @@ def main() -> None:
     )
 
     stream = (symbol, interval)
-    rt.feed.want(q, {stream}, page="candles")
+    page.want({stream})
     tz = (st.context.timezone or "UTC") if tz_key == "local" else "UTC"
     spec = ChartSpec(symbol, interval, tuple(chosen), tz)
     older_key = f"older:{symbol}:{interval}"
@@ -76,10 +66,7 @@ def main() -> None:
     older = _older_rows(symbol, interval, pages)
     rt.feed.wait_loaded([stream], timeout=5.0)
 
-    @st.fragment(run_every=rt.settings.refresh_s)
-    def live() -> None:
-        drained = q.drain()
-        status = show_status(rt, drained)
+    def draw(status: FeedStatus) -> None:
         rendered = rt.charts.figure(spec if not older else _with_extra(spec, pages), bars, older)
         if rendered is None:
             if status.live:
@@ -93,7 +80,7 @@ def main() -> None:
         legend(symbol, interval, rendered.meta.get("last_two", []), resyncing=not rendered.synced)
         live_plot(rendered.value, key="candles-chart")
 
-    live()
+    page.live(draw)
 
     left, right = st.columns([1, 3], vertical_alignment="center")
     if left.button("Load older history", icon=":material/history:", help="500 more closed candles from SQL history"):

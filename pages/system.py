@@ -13,12 +13,15 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from services.charts import rates_figure_spec
-from services.feed import Feed, StatsSample
-from services.fmt import fmt_compact, fmt_int, fmt_ms, fmt_rate
-from services.plot import encode_plot, live_plot
-from services.session import Runtime, page_setup, require_entry, runtime, session_queue, show_status
-from services.views import RenderCache
+from services.charts.fmt import fmt_compact, fmt_int, fmt_ms, fmt_rate
+from services.charts.rates import rates_figure_spec
+from services.feed.feed import Feed
+from services.feed.rest import StatsSample
+from services.feed.status import FeedStatus
+from services.ui.page import live_page
+from services.ui.plot import encode_plot, live_plot
+from services.ui.render_cache import RenderCache
+from services.ui.runtime import Runtime
 
 HISTORY_S = 300
 
@@ -29,18 +32,13 @@ def _rates_cache() -> RenderCache:
 
 
 def main() -> None:
-    require_entry()
-    rt = runtime()
-    q = session_queue()
-    rt.feed.want(q, set(), stats=True, page="system")
-    page_setup()
+    page = live_page("system")
+    rt = page.rt
+    page.want(set(), stats=True)
     st.markdown("## System")
     st.caption("Pipeline and relay figures from the relay's stats, and this Streamlit server's own listener.")
 
-    @st.fragment(run_every=rt.settings.refresh_s)
-    def live() -> None:
-        q.drain()
-        status = show_status(rt)
+    def draw(status: FeedStatus) -> None:
         sample = rt.feed.stats
         if sample is None or (sample.stats is None and sample.ws_stats is None):
             if status.live:
@@ -52,7 +50,7 @@ def main() -> None:
             relay(sample)
         server(rt)
 
-    live()
+    page.live(draw, page_latency=False)
 
 
 def _metric(col: Any, label: str, value: str, note: str | None = None) -> None:

@@ -1,1 +1,1 @@
-"""What the Streamlit side uses: live feed listener, relay client, chart builders, indicators."""
+"""What the Streamlit side uses: the live feed, the relay's REST client, pure charts, Streamlit glue."""

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from services.api import RelayClient, RelayError
+from services.client import RelayClient, RelayError
 from services.settings import DEFAULT_RELAY_URL
 
 log = logging.getLogger(__name__)

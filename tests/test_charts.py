@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services import charts
-from services.charts import ChartSpec, candles_figure, candles_figure_spec, candles_frame
-from services.fmt import fmt_compact, fmt_price, pair_label, split_symbol
-from services.indicators import ema
+from backend.indicators import ema
+from services.charts import palette
+from services.charts.candles import ChartSpec, candles_figure, candles_figure_spec
+from services.charts.fmt import fmt_compact, fmt_price, pair_label, split_symbol
+from services.charts.frame import candles_frame
+from services.charts.sparkline import sparkline_svg
 from tests.dashboard_fixtures import T0, decode, series
 
 CLOSES = [100.0, 102.0, 101.0, 105.0, 104.0, 104.0, 103.5]
@@ -27,8 +29,8 @@ def test_candlestick_and_volume_traces_with_data(df) -> None:
     np.testing.assert_allclose(decode(candle["close"]), CLOSES)
     np.testing.assert_allclose(decode(candle["x"]), df["open_time"].to_numpy(dtype=float))
     np.testing.assert_allclose(decode(volume["y"]), df["volume"])
-    assert candle["increasing"]["line"]["color"] == charts.UP == "#26a69a"
-    assert candle["decreasing"]["line"]["color"] == charts.DOWN == "#ef5350"
+    assert candle["increasing"]["line"]["color"] == palette.UP == "#26a69a"
+    assert candle["decreasing"]["line"]["color"] == palette.DOWN == "#ef5350"
 
 
 def test_volume_bars_are_coloured_by_candle_direction(df) -> None:
@@ -36,7 +38,7 @@ def test_volume_bars_are_coloured_by_candle_direction(df) -> None:
     up = decode(volume["marker"]["color"])
     assert up.tolist() == [int(c >= o) for o, c in zip(df["open"], df["close"], strict=True)]
     scale = dict((v, c) for v, c in volume["marker"]["colorscale"])
-    assert scale[0.0] == charts.DOWN_VOLUME and scale[1.0] == charts.UP_VOLUME
+    assert scale[0.0] == palette.DOWN_VOLUME and scale[1.0] == palette.UP_VOLUME
     assert (volume["marker"]["cmin"], volume["marker"]["cmax"]) == (0, 1)
 
 
@@ -65,9 +67,9 @@ def test_last_price_line_and_label(df) -> None:
     (line,) = layout["shapes"]
     assert line["y0"] == line["y1"] == CLOSES[-1]
     assert line["line"]["dash"] == "dash"
-    assert line["line"]["color"] == charts.DOWN  # the last candle fell: 104.0 → 103.5
+    assert line["line"]["color"] == palette.DOWN  # the last candle fell: 104.0 → 103.5
     (label,) = layout["annotations"]
-    assert label["text"] == "<b>103.50</b>" and label["bgcolor"] == charts.DOWN
+    assert label["text"] == "<b>103.50</b>" and label["bgcolor"] == palette.DOWN
     assert layout["yaxis"]["tickformat"] == ",.2f"
     assert layout["meta"]["last_close"] == CLOSES[-1] and layout["meta"]["candles"] == len(CLOSES)
 
@@ -108,10 +110,10 @@ def test_an_empty_frame_still_builds() -> None:
 
 
 def test_sparkline_svg() -> None:
-    up = charts.sparkline_svg([1, 2, 3])
-    assert "<polyline" in up and charts.UP in up
-    assert charts.DOWN in charts.sparkline_svg([3, 2, 1])
-    assert "<line" in charts.sparkline_svg([5.0])
+    up = sparkline_svg([1, 2, 3])
+    assert "<polyline" in up and palette.UP in up
+    assert palette.DOWN in sparkline_svg([3, 2, 1])
+    assert "<line" in sparkline_svg([5.0])
 
 
 @pytest.mark.parametrize(

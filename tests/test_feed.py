@@ -8,8 +8,12 @@ import threading
 import msgspec
 
 from backend.models import encode_batch, encode_message
-from services.feed import Feed, SessionQueue, StreamBook, _Backoff
-from services.views import RenderCache, tile_data
+from services.charts.tiles import tile_data
+from services.feed.backoff import Backoff
+from services.feed.book import StreamBook
+from services.feed.feed import Feed
+from services.feed.queue import SessionQueue
+from services.ui.render_cache import RenderCache
 from tests.dashboard_fixtures import T0, candle
 
 BTC = ("BTCUSDT", "1m")
@@ -159,8 +163,8 @@ def test_frames_reach_the_books_and_the_queues_of_sessions_that_want_them() -> N
     other = feed.register("session-2")
     feed.want(other, {ETH})
     feed.book(ETH).load_snapshot([])
-    feed.handle_frame(encode_batch([candle(0, seq=1), candle(0, symbol="ETHUSDT", seq=1)]))
-    feed.handle_frame(encode_message(candle(1, seq=2)))  # a single object is a frame too
+    feed.listener.handle_frame(encode_batch([candle(0, seq=1), candle(0, symbol="ETHUSDT", seq=1)]))
+    feed.listener.handle_frame(encode_message(candle(1, seq=2)))  # a single object is a frame too
     assert [c.seq for c in q.drain().candles] == [1, 2]
     assert [c.symbol for c in other.drain().candles] == ["ETHUSDT"]
     assert len(feed.book(BTC).rows) == 2
@@ -168,34 +172,34 @@ def test_frames_reach_the_books_and_the_queues_of_sessions_that_want_them() -> N
 
 def test_a_seq_gap_marks_the_stream_for_a_fresh_snapshot() -> None:
     feed, q = feed_with(BTC)
-    feed.handle_frame(encode_batch([candle(0, seq=1), candle(1, seq=2)]))
+    feed.listener.handle_frame(encode_batch([candle(0, seq=1), candle(1, seq=2)]))
     q.drain()
-    feed.handle_frame(encode_batch([candle(3, seq=5)]))
+    feed.listener.handle_frame(encode_batch([candle(3, seq=5)]))
     out = q.drain()
     assert out.resync == {BTC}
-    assert feed.gaps == 1 and not feed.book(BTC).synced
-    assert feed._snapshot_due[BTC] == 2 + 5, "a gap fetches what the hole can span, not the whole book"
-    feed.handle_frame(encode_batch([candle(3, seq=6)]))
+    assert feed.listener.gaps == 1 and not feed.book(BTC).synced
+    assert feed.state.streams.snapshot_due[BTC] == 2 + 5, "a gap fetches what the hole can span, not the whole book"
+    feed.listener.handle_frame(encode_batch([candle(3, seq=6)]))
     assert q.drain().resync == frozenset(), "one gap, one resync"
 
 
 def test_duplicates_are_ignored_and_a_restart_is_a_gap() -> None:
     feed, q = feed_with(BTC)
-    feed.handle_frame(encode_batch([candle(0, seq=1), candle(1, seq=2)]))
-    feed.handle_frame(encode_batch([candle(1, seq=2)]))
-    assert len(q.drain().candles) == 2 and feed.gaps == 0
-    feed.handle_frame(encode_batch([candle(2, seq=1)]))  # newer candle, seq back to 1: ingest restarted
+    feed.listener.handle_frame(encode_batch([candle(0, seq=1), candle(1, seq=2)]))
+    feed.listener.handle_frame(encode_batch([candle(1, seq=2)]))
+    assert len(q.drain().candles) == 2 and feed.listener.gaps == 0
+    feed.listener.handle_frame(encode_batch([candle(2, seq=1)]))  # newer candle, seq back to 1: ingest restarted
     assert q.drain().resync == {BTC}
 
 
 def test_control_messages() -> None:
     feed, q = feed_with(BTC)
-    feed.handle_frame(json.dumps({"type": "subscribed", "streams": ["BTCUSDT:1m"]}))
-    feed.handle_frame(json.dumps({"type": "error", "code": "bad", "message": "nope"}))
+    feed.listener.handle_frame(json.dumps({"type": "subscribed", "streams": ["BTCUSDT:1m"]}))
+    feed.listener.handle_frame(json.dumps({"type": "error", "code": "bad", "message": "nope"}))
     assert q.drain().candles == []
-    feed.handle_frame(json.dumps({"type": "resync", "reason": "redis_reconnected"}))
-    assert q.drain().resync == {BTC} and feed.resyncs == 1
-    assert [m["type"] for m in feed.control] == ["subscribed", "error", "resync"]
+    feed.listener.handle_frame(json.dumps({"type": "resync", "reason": "redis_reconnected"}))
+    assert q.drain().resync == {BTC} and feed.listener.resyncs == 1
+    assert [m["type"] for m in feed.listener.control] == ["subscribed", "error", "resync"]
 
 
 def test_streams_follow_the_sessions_and_released_sessions_leave() -> None:
@@ -210,7 +214,7 @@ def test_streams_follow_the_sessions_and_released_sessions_leave() -> None:
 
 
 def test_backoff_grows_with_jitter_and_resets() -> None:
-    b = _Backoff(0.5, 4.0)
+    b = Backoff(0.5, 4.0)
     delays = [b.next_delay() for _ in range(6)]
     assert 0.25 <= delays[0] <= 0.5 and all(2.0 <= d <= 4.0 for d in delays[4:])
     b.reset()

@@ -10,8 +10,9 @@ import pytest
 
 from backend.config import Settings
 from backend.models import Candle, now_ms
-from services.api import RelayClient, RelayDown, RelayError
-from services.feed import Drained, Feed, SessionQueue
+from services.client import RelayClient, RelayDown, RelayError
+from services.feed.feed import Feed
+from services.feed.queue import Drained, SessionQueue
 from tests.proxy import TcpProxy
 from tests.stack import Publisher, Server, cache_candles, free_port, isolated_settings, make_candle, start_relay
 
@@ -146,7 +147,7 @@ def test_a_seq_gap_triggers_a_resync_that_fills_the_hole(
     cache_candles(relay_settings, missed)
     publisher.publish(make_candle("ETHUSDT", "1m", t0 + 4 * MINUTE, seq=6, close=201.0))
     collect(q, lambda d, got: stream in d.resync)
-    assert feed.gaps >= 1
+    assert feed.listener.gaps >= 1
 
     def hole_filled() -> bool:
         rows = {c.open_time: c for c in feed.book(stream).tail()}
@@ -170,14 +171,16 @@ def test_reconnect_after_an_outage_marks_sessions_and_catches_up(
         q = feed.register("session-c")
         feed.want(q, {stream})
         assert feed.wait_loaded([stream], timeout=10)
-        generation = feed.generation
+        generation = feed.state.connection.generation
         proxy.cut()
         down = wait_for(lambda: feed.status().state == "down", what="the outage noticed")
         assert down and feed.status().error
         publisher.publish(make_candle("XRPUSDT", "1m", t0 + 2 * MINUTE, seq=4, close=150.0, closed=True))
         proxy.restore()
-        wait_for(lambda: feed.status().live and feed.generation > generation, timeout=15, what="a reconnect")
-        assert feed.reconnects >= 1
+        wait_for(
+            lambda: feed.status().live and feed.state.connection.generation > generation, timeout=15, what="a reconnect"
+        )
+        assert feed.state.connection.reconnects >= 1
         collect(q, lambda d, got: d.reconnected or stream in d.resync)
         wait_for(lambda: feed.book(stream).synced and feed.book(stream).last.seq == 4, what="catch-up snapshot")
         publisher.publish(make_candle("XRPUSDT", "1m", t0 + 3 * MINUTE, seq=5, close=151.0))
@@ -212,7 +215,7 @@ def test_a_quiet_relay_is_pinged_not_dropped(relay: Server, feed_factory) -> Non
     feed = feed_factory(relay.url, recv_timeout_s=0.2)  # nobody wants a stream: no data frames at all
     wait_for(lambda: feed.status().live, what="connection")
     time.sleep(1.5)  # seven receive timeouts; the pongs keep it alive
-    assert feed.status().live and feed.reconnects == 0
+    assert feed.status().live and feed.state.connection.reconnects == 0
 
 
 def test_an_absent_relay_is_reported_plainly(feed_factory, tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services import indicators as ind
-from services.charts import candles_frame
+from backend import indicators as ind
+from services.charts.frame import candles_frame
 from tests.dashboard_fixtures import series
 
 X = pd.Series([2.0, 4.0, 6.0, 8.0, 12.0])

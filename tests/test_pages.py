@@ -66,7 +66,8 @@ def test_overview_shows_a_live_tile_per_symbol(stack: Server, monkeypatch: pytes
 
     def tiles_have_prices(at: AppTest) -> bool:
         text = markdown_text(at)
-        return "cs-tile" in text and 'data-testid="tile-price">—' not in text
+        loading = 'class="cs-price cs-muted"' in text  # a tile whose books are still loading
+        return "cs-tile" in text and 'data-testid="tile-price">—' not in text and not loading
 
     at = run_until(app(), tiles_have_prices)
     text = markdown_text(at)

@@ -1,5 +1,7 @@
 """Technical indicators on candle columns: pure pandas, no state, no I/O.
 
+The charts draw them and the alert engine evaluates them with the same code.
+
 Conventions follow what traders see on TradingView:
 - ``sma``: simple mean over ``n`` candles; NaN until ``n`` candles exist.
 - ``ema``: seeded with the SMA of the first ``n`` values, then
@@ -117,7 +119,7 @@ INDICATORS: dict[str, IndicatorSpec] = {
 
 
 def compute(key: str, df: pd.DataFrame) -> pd.DataFrame:
-    """One indicator's lines for a candle frame (columns as in :func:`services.charts.candles_frame`)."""
+    """One indicator's lines for a candle frame (open_time, high, low, close, volume, quote_volume columns)."""
     spec = INDICATORS[key]
     close = df["close"]
     if key.startswith("sma"):

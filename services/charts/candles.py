@@ -1,50 +1,27 @@
-"""Figure builders: candle columns in, Plotly figure out (pure functions, no Streamlit).
+"""The candles page's figure: candlesticks, volume beneath, indicator overlays, last price line.
 
 ``candles_figure_spec`` builds the figure as a plain Plotly JSON dict with
 numeric arrays already in Plotly's compact typed-array form (``bdata``), so a
 figure shared by many sessions is built and encoded once per update;
-``candles_figure`` wraps the same spec in a validated ``go.Figure``.
+``candles_figure`` wraps the same spec in a validated ``go.Figure``. Pure:
+candle columns in, figure out.
 """
 
 from __future__ import annotations
 
-import base64
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from backend import indicators as ind
 from backend.config import INTERVALS_MS
-from backend.models import Candle
-from services import indicators as ind
-from services.fmt import fmt_price, pair_label, plotly_price_format
-
-UP = "#26a69a"
-DOWN = "#ef5350"
-UP_VOLUME = "rgba(38,166,154,0.55)"
-DOWN_VOLUME = "rgba(239,83,80,0.55)"
-GRID = "rgba(128,128,128,0.16)"
-SPIKE = "rgba(128,128,128,0.7)"
-FONT = "Inter, 'Source Sans Pro', system-ui, sans-serif"
-COLUMNS = (
-    "open_time",
-    "close_time",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "quote_volume",
-    "trades",
-    "closed",
-    "seq",
-    "event_time",
-    "emitted_at",
-)
+from services.charts.arrays import typed, wall_clock_ms
+from services.charts.fmt import fmt_price, pair_label, plotly_price_format
+from services.charts.frame import direction
+from services.charts.palette import DOWN, DOWN_VOLUME, FONT, GRID, SPIKE, UP, UP_VOLUME
 
 
 @dataclass(frozen=True)
@@ -62,51 +39,6 @@ class ChartSpec:
     def uirevision(self) -> str:
         """Stable per symbol, interval and zone: the user's zoom and pan survive every update."""
         return f"{self.symbol}:{self.interval}:{self.tz}"
-
-
-def candles_frame(candles: Sequence[Candle]) -> pd.DataFrame:
-    """Candles (oldest first) → a column frame with :data:`COLUMNS`."""
-    if not candles:
-        return pd.DataFrame({name: pd.Series(dtype=_dtype(name)) for name in COLUMNS})
-    rows = [tuple(getattr(c, name) for name in COLUMNS) for c in candles]
-    df = pd.DataFrame.from_records(rows, columns=list(COLUMNS))
-    return df.astype({name: _dtype(name) for name in COLUMNS})
-
-
-def _dtype(name: str) -> str:
-    if name == "closed":
-        return "bool"
-    if name in {"open_time", "close_time", "trades", "seq", "event_time", "emitted_at"}:
-        return "int64"
-    return "float64"
-
-
-def wall_clock_ms(open_time_ms: np.ndarray | pd.Series, tz: str) -> np.ndarray:
-    """Epoch ms → the same instants as wall-clock ms in ``tz`` (Plotly draws numbers as UTC)."""
-    ms = np.asarray(open_time_ms, dtype=np.int64)
-    if tz in {"UTC", "Etc/UTC", ""} or len(ms) == 0:
-        return ms.astype(np.float64)
-    stamps = pd.DatetimeIndex(pd.to_datetime(ms, unit="ms", utc=True)).tz_convert(tz).tz_localize(None)
-    return (stamps.asi8 // 1_000_000 if stamps.unit == "ns" else _as_ms(stamps)).astype(np.float64)
-
-
-def _as_ms(stamps: pd.DatetimeIndex) -> np.ndarray:
-    return stamps.as_unit("ms").asi8
-
-
-def typed(values: np.ndarray | pd.Series) -> dict[str, str]:
-    """A numeric array in Plotly's typed-array form: ``{"dtype": "f8", "bdata": base64}``."""
-    arr = np.asarray(values)
-    if arr.dtype == np.bool_ or arr.dtype == np.uint8:
-        arr, code = arr.astype(np.uint8), "u1"
-    else:
-        arr, code = arr.astype(np.float64), "f8"
-    return {"dtype": code, "bdata": base64.b64encode(np.ascontiguousarray(arr).tobytes()).decode("ascii")}
-
-
-def direction(df: pd.DataFrame) -> np.ndarray:
-    """True where a candle closed at or above its open (drawn green)."""
-    return (df["close"].to_numpy() >= df["open"].to_numpy()).astype(bool)
 
 
 def _hover_time_format(interval: str) -> str:
@@ -329,84 +261,3 @@ def _last_price_marks(
                  "line": {"color": SPIKE, "width": 1, "dash": "dot"}, "layer": "below"}
             )  # fmt: skip
     return shapes, annotations
-
-
-# ---------------------------------------------------------------- sparklines
-
-
-def sparkline_svg(values: Sequence[float], *, width: int = 220, height: int = 46, up: bool | None = None) -> str:
-    """A small inline SVG line with a soft fill, coloured by the move over the series."""
-    vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    if up is None:
-        up = len(vals) < 2 or vals[-1] >= vals[0]
-    color = UP if up else DOWN
-    if len(vals) < 2:
-        mid = height / 2
-        return (
-            f'<svg viewBox="0 0 {width} {height}" width="100%" height="{height}" preserveAspectRatio="none">'
-            f'<line x1="0" y1="{mid}" x2="{width}" y2="{mid}" stroke="{color}" stroke-width="1.5" '
-            f'stroke-dasharray="3 3" opacity="0.6"/></svg>'
-        )
-    lo, hi = min(vals), max(vals)
-    span = hi - lo or 1.0
-    pad = 3.0
-    step = width / (len(vals) - 1)
-    pts = [(i * step, pad + (height - 2 * pad) * (1 - (v - lo) / span)) for i, v in enumerate(vals)]
-    line = " ".join(f"{px:.1f},{py:.1f}" for px, py in pts)
-    area = f"0,{height} {line} {width},{height}"
-    gid = f"g{'u' if up else 'd'}"
-    return (
-        f'<svg viewBox="0 0 {width} {height}" width="100%" height="{height}" preserveAspectRatio="none">'
-        f'<defs><linearGradient id="{gid}" x1="0" y1="0" x2="0" y2="1">'
-        f'<stop offset="0%" stop-color="{color}" stop-opacity="0.28"/>'
-        f'<stop offset="100%" stop-color="{color}" stop-opacity="0"/></linearGradient></defs>'
-        f'<polygon points="{area}" fill="url(#{gid})"/>'
-        f'<polyline points="{line}" fill="none" stroke="{color}" stroke-width="1.6" '
-        f'stroke-linejoin="round" stroke-linecap="round"/></svg>'
-    )
-
-
-# ---------------------------------------------------------------- small time series (system page)
-
-
-def rates_figure_spec(
-    t_ms: Sequence[float], series: dict[str, Sequence[float]], *, height: int = 220, colors: Sequence[str] = ()
-) -> dict[str, Any]:
-    """Lines of figures over time (trades/s, updates/s) for the system page."""
-    palette = list(colors) or ["#f0b90b", "#29b6f6", UP, DOWN, "#ab47bc"]
-    x = typed(np.asarray(t_ms, dtype=np.float64))
-    data = [
-        {
-            "type": "scatter",
-            "mode": "lines",
-            "name": name,
-            "x": x,
-            "y": typed(np.asarray(values, dtype=np.float64)),
-            "line": {"color": palette[i % len(palette)], "width": 1.6},
-            "hovertemplate": f"{name} %{{y:,.1f}}<extra></extra>",
-        }
-        for i, (name, values) in enumerate(series.items())
-    ]
-    layout = {
-        "height": height,
-        "margin": {"l": 8, "r": 48, "t": 8, "b": 24},
-        "paper_bgcolor": "rgba(0,0,0,0)",
-        "plot_bgcolor": "rgba(0,0,0,0)",
-        "font": {"family": FONT, "size": 11},
-        "hovermode": "x unified",
-        "showlegend": True,
-        "legend": {"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom", "bgcolor": "rgba(0,0,0,0)"},
-        "xaxis": {
-            "type": "date",
-            "showgrid": False,
-            "hoverformat": "%H:%M:%S",
-            # whole seconds, but never one label twice while the history is only a few seconds long
-            "tickformatstops": [
-                {"dtickrange": [None, 1000], "value": "%H:%M:%S.%L"},
-                {"dtickrange": [1000, None], "value": "%H:%M:%S"},
-            ],
-        },
-        "yaxis": {"side": "right", "gridcolor": GRID, "zeroline": False, "rangemode": "tozero", "tickformat": "~s"},
-        "uirevision": "rates",
-    }
-    return {"data": data, "layout": layout}

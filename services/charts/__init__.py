@@ -1,0 +1,1 @@
+"""Pure figure builders and formatting: candles in, Plotly JSON or HTML out; no Streamlit, no I/O."""

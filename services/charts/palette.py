@@ -1,0 +1,9 @@
+"""The charts' colours and font: green up, red down, greys that read on a dark and a light theme."""
+
+UP = "#26a69a"
+DOWN = "#ef5350"
+UP_VOLUME = "rgba(38,166,154,0.55)"
+DOWN_VOLUME = "rgba(239,83,80,0.55)"
+GRID = "rgba(128,128,128,0.16)"
+SPIKE = "rgba(128,128,128,0.7)"
+FONT = "Inter, 'Source Sans Pro', system-ui, sans-serif"

@@ -1,0 +1,124 @@
+"""The overview's tile of one symbol: its figures from the books, then its HTML (pure functions).
+
+Price, change over 24 h (or since the first candle), the 24 h range and
+volume, and a sparkline; built from the 1s, 1m and 1h books.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from html import escape
+
+from backend.config import INTERVALS_MS
+from backend.models import Candle, now_ms
+from services.charts.fmt import fmt_compact, fmt_pct, fmt_price, split_symbol
+from services.charts.sparkline import sparkline_svg
+
+SPARK_INTERVALS: tuple[str, ...] = ("1m", "1s")  # sparkline source: 1m candles, or 1s ones on a young feed
+DAY_INTERVAL = "1h"
+OVERVIEW_INTERVALS: tuple[str, ...] = ("1s", "1m", "1h")
+SPARK_MIN_POINTS = 12
+SPARK_POINTS = {"1m": 120, "1s": 300}
+
+
+@dataclass(frozen=True)
+class TileData:
+    """Figures of one symbol on the overview (pure data, built from the books)."""
+
+    symbol: str
+    price: float | None
+    change_pct: float | None
+    change_label: str
+    high: float | None
+    low: float | None
+    quote_volume: float | None
+    spark: tuple[float, ...]
+    spark_label: str
+    tick_up: bool | None
+    event_time: int | None
+
+
+def tile_data(symbol: str, books: dict[str, list[Candle]], now: int | None = None) -> TileData:
+    """Price, change over 24 h (or since the first candle), 24 h range and volume, sparkline points."""
+    now = now_ms() if now is None else now
+    freshest = [rows[-1] for rows in books.values() if rows]
+    last = max(freshest, key=lambda c: (c.event_time, c.seq), default=None)
+    day = [c for c in books.get(DAY_INTERVAL, []) if c.open_time >= now - 86_400_000 - INTERVALS_MS[DAY_INTERVAL]]
+    day = [c for c in day if c.close_time >= now - 86_400_000] or day
+    price = last.close if last else None
+    change = label = None
+    high = low = qv = None
+    if day and price is not None:
+        first = day[0]
+        change = (price / first.open - 1.0) * 100.0 if first.open else None
+        label = "24h" if first.open_time <= now - 86_400_000 + INTERVALS_MS[DAY_INTERVAL] else "since " + _hhmm(first)
+        high = max(c.high for c in day)
+        low = min(c.low for c in day)
+        qv = sum(c.quote_volume for c in day)
+    spark: tuple[float, ...] = ()
+    spark_label = ""  # the span the sparkline covers
+    for interval in SPARK_INTERVALS:
+        rows = books.get(interval, [])
+        if len(rows) >= SPARK_MIN_POINTS or interval == SPARK_INTERVALS[-1]:
+            pts = rows[-SPARK_POINTS[interval] :]
+            spark = tuple(c.close for c in pts)
+            span_ms = INTERVALS_MS[interval] * len(pts)
+            spark_label = f"last {_span(span_ms)}" if pts else ""
+            break
+    prev = _previous_close(books)
+    tick_up = None if prev is None or price is None or price == prev else price > prev
+    return TileData(
+        symbol,
+        price,
+        change,
+        label or "24h",
+        high,
+        low,
+        qv,
+        spark,
+        spark_label,
+        tick_up,
+        last.event_time if last else None,
+    )
+
+
+def _previous_close(books: dict[str, list[Candle]]) -> float | None:
+    rows = books.get("1s") or []
+    return rows[-2].close if len(rows) >= 2 else None
+
+
+def _hhmm(c: Candle) -> str:
+    return time.strftime("%H:%M UTC", time.gmtime(c.open_time / 1000))
+
+
+def _span(ms: int) -> str:
+    s = ms // 1000
+    if s < 3600:
+        return f"{max(1, s // 60)}m" if s >= 60 else f"{s}s"
+    return f"{s // 3600}h"
+
+
+def tile_html(t: TileData, href: str | None = None) -> str:
+    """The overview tile: pair, price (coloured by the last tick), change pill, sparkline, range and volume."""
+    base, quote = split_symbol(t.symbol)
+    up = (t.change_pct or 0.0) >= 0
+    tick = "" if t.tick_up is None else (" cs-tick-up" if t.tick_up else " cs-tick-down")
+    pill = "cs-up" if up else "cs-down"
+    spark = sparkline_svg(t.spark, up=(t.spark[-1] >= t.spark[0]) if len(t.spark) > 1 else None)
+    quote_html = f'<span class="cs-quote">/{escape(quote)}</span>' if quote else ""
+    tag, attrs = ("a", f' href="{escape(href)}" target="_self"') if href else ("span", "")
+    # spans only (styled as blocks): Streamlit's markdown splits an <a> wrapped around <div>s
+    return (
+        f'<{tag} class="cs-tile"{attrs} data-symbol="{escape(t.symbol)}">'
+        f'<span class="cs-head"><span class="cs-pair">{escape(base)}{quote_html}</span>'
+        f'<span class="cs-chg"><span class="cs-muted">{escape(t.change_label)}</span>'
+        f'<span class="cs-pill {pill}">{fmt_pct(t.change_pct)}</span></span></span>'
+        f'<span class="cs-price{tick}" data-testid="tile-price">{fmt_price(t.price)}</span>'
+        f'<span class="cs-spark">{spark}</span>'
+        f'<span class="cs-foot"><span><em>High</em>{fmt_price(t.high)}</span>'
+        f"<span><em>Low</em>{fmt_price(t.low)}</span>"
+        f"<span><em>Vol</em>{fmt_compact(t.quote_volume)}{(' ' + escape(quote)) if quote else ''}</span>"
+        f'<span class="cs-muted">{escape(t.spark_label)}</span></span>'
+        f"</{tag}>"
+    )

@@ -1,0 +1,74 @@
+"""The candles chart and the overview tiles, from the feed's books through a shared render cache.
+
+One figure per (chart spec, depth) and one tile per symbol, rebuilt when
+their books move and shared by every session of the process; nothing here
+does I/O or calls ``st.*``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from backend.models import Candle
+from services.charts.candles import ChartSpec, candles_figure_spec
+from services.charts.frame import candles_frame
+from services.charts.tiles import OVERVIEW_INTERVALS, tile_data, tile_html
+from services.feed.book import Stream, StreamBook
+from services.feed.feed import Feed
+from services.ui.plot import CANDLES_CONFIG, encode_plot
+from services.ui.render_cache import RenderCache, Rendered
+
+
+class ChartRenderer:
+    """The candles page's figure per (chart spec, depth), shared across sessions."""
+
+    def __init__(self, feed: Feed, cache: RenderCache | None = None) -> None:
+        self.feed = feed
+        self.cache = cache or RenderCache()
+
+    def figure(self, spec: ChartSpec, bars: int, older: Sequence[Candle] = ()) -> Rendered | None:
+        """The current figure as :func:`~services.ui.plot.live_plot` bytes, or None before the stream's snapshot."""
+        stream = (spec.symbol, spec.interval)
+        state = self.feed.read(stream, lambda b: (b.version, b.loaded, b.synced))
+        if state is None or not state[1]:
+            return None
+        version, _, synced = state
+        anchor = older[-1].open_time + 1 if older else None
+
+        def build() -> tuple[Any, dict[str, Any]]:
+            rows = self.feed.read(stream, lambda b: b.tail(bars, since_open_time=anchor)) or []
+            fig = candles_figure_spec(candles_frame([*older, *rows]), spec)
+            return encode_plot(fig, CANDLES_CONFIG), {**fig["layout"]["meta"], "last_two": rows[-2:]}
+
+        return self.cache.get((spec, bars), version, build, synced=synced)
+
+
+class TileRenderer:
+    """Overview tiles per symbol, shared across sessions."""
+
+    def __init__(self, feed: Feed, cache: RenderCache | None = None) -> None:
+        self.feed = feed
+        self.cache = cache or RenderCache(min_age_s=0.2)
+
+    def tile(self, symbol: str, href: str | None = None) -> Rendered | None:
+        streams = [(symbol, i) for i in OVERVIEW_INTERVALS]
+        states = [self.feed.read(s, lambda b: (b.version, b.loaded)) for s in streams]
+        if not any(st and st[1] for st in states):
+            return None
+        version = sum(st[0] for st in states if st)
+
+        def build() -> tuple[Any, dict[str, Any]]:
+            books = {s[1]: self.feed.read(s, _rows) or [] for s in streams}
+            data = tile_data(symbol, books)
+            return tile_html(data, href), {"price": data.price, "event_time": data.event_time}
+
+        return self.cache.get((symbol, href), version, build)
+
+
+def _rows(b: StreamBook) -> list[Candle]:
+    return b.tail()
+
+
+def overview_streams(symbols: Sequence[str]) -> set[Stream]:
+    return {(s, i) for s in symbols for i in OVERVIEW_INTERVALS}
