@@ -78,10 +78,11 @@ class AlertEvent(msgspec.Struct, tag="alert", tag_field="type", kw_only=True):
     symbol: str
     interval: str
     kind: str
-    threshold: float | list[float] | None
+    threshold: float | list[float] | str | None
     value: float
     message: str
     fired_at: int
+    open_time: int | None = None  # the candle it fired on (None for wall-clock rules such as feed_silent)
 
 
 AlertKind = Literal[
@@ -105,13 +106,14 @@ class AlertRule(msgspec.Struct, kw_only=True):
     symbol: str
     interval: str = "1m"
     kind: AlertKind = "price_above"
-    threshold: float | list[float] | None = None
+    threshold: float | list[float] | str | None = None  # a number, [low, high], or an indicator to cross
+    watch: str = "close"  # the value the rule watches: the close or an indicator (backend.alerts.rules.WATCHES)
     frequency: AlertFrequency = "once"
     cooldown_s: int = 0
     lookback: int | None = None
     factor: float | None = None
     expires_at: int | None = None
-    webhook_url: str | None = None
+    targets: list[str] = msgspec.field(default_factory=list)  # webhook (http/https) or Apprise URLs
     enabled: bool = True
     note: str = ""
     id: int | None = None
