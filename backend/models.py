@@ -119,6 +119,34 @@ class AlertRule(msgspec.Struct, kw_only=True):
     id: int | None = None
     state: Literal["armed", "fired", "expired", "disabled"] = "armed"
     created_at: int | None = None
+    last_fired_at: int | None = None
+    fire_count: int = 0
+
+
+class Delivery(msgspec.Struct, kw_only=True):
+    """One target's delivery of a fired alert (the target shown masked)."""
+
+    target: str
+    status: Literal["pending", "delivered", "failed"] = "pending"
+    attempts: int = 0
+    last_error: str | None = None
+    delivered_at: int | None = None
+
+
+class AlertRecord(msgspec.Struct, kw_only=True):
+    """A stored alert event: the ``alert`` wire fields, its id and its deliveries (``GET …/alerts/events``)."""
+
+    id: int
+    rule_id: int
+    symbol: str
+    interval: str
+    kind: str
+    threshold: float | list[float] | str | None
+    value: float
+    message: str
+    fired_at: int
+    open_time: int | None = None
+    deliveries: list[Delivery] = msgspec.field(default_factory=list)
 
 
 Message = Candle | AlertEvent
