@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from backend import indicators
-from backend.alerts.rules import AlertEngine, watched_values
+from backend.alerts.rules import AlertEngine, preview, watched_values
 from backend.models import AlertRule, Candle
 
 MIN = 60_000
@@ -287,3 +287,18 @@ def test_event_fields_and_message() -> None:
     assert (event.rule_id, event.symbol, event.interval, event.kind) == (7, "BTCUSDT", "1m", "cross_up")
     assert (event.threshold, event.value, event.fired_at, event.open_time) == (97000, 97005.2, T0 + 5, T0)
     assert event.message == "BTCUSDT crossed above 97000"
+
+
+# ---------------------------------------------------------------- preview
+
+
+def test_preview_shows_every_candle_where_a_once_rule_would_fire() -> None:
+    s = Stream()
+    candles = s.closes([99, 101, 99, 102, 103])
+    events = preview(rule(kind="cross_up", threshold=100, frequency="once"), candles)
+    assert [e.open_time for e in events] == [T0 + MIN, T0 + 3 * MIN]
+    assert [e.fired_at for e in events] == [T0 + 2 * MIN - 1, T0 + 4 * MIN - 1]  # candle time, not wall clock
+
+
+def test_preview_of_a_wall_clock_rule_is_empty() -> None:
+    assert preview(rule(kind="feed_silent", threshold=5), Stream().closes([1, 2, 3])) == []

@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import msgspec
 import pandas as pd
 
 from backend import indicators
@@ -246,7 +247,7 @@ class AlertEngine:
     def _settle(self, states: dict[int, str]) -> None:
         for rule_id, new in states.items():
             rule = self.rules[rule_id]
-            self.rules[rule_id] = AlertRule(**{**_fields(rule), "state": new})
+            self.rules[rule_id] = msgspec.structs.replace(rule, state=new)
 
     @staticmethod
     def _cooled(rule: AlertRule, st: RuleState, now: int) -> bool:
@@ -370,5 +371,18 @@ def _volume_spike(rule: AlertRule, series: StreamSeries) -> bool:
     return mean > 0 and cur.volume > (rule.factor or 1.0) * mean
 
 
-def _fields(rule: AlertRule) -> dict[str, object]:
-    return {name: getattr(rule, name) for name in rule.__struct_fields__}
+def preview(rule: AlertRule, candles: Sequence[Candle]) -> list[AlertEvent]:
+    """Where ``rule`` would have fired over past ``candles``: one update per candle, on candle time.
+
+    ``once`` is shown as ``per_candle`` (every place it would fire, not just the first), and expiry is
+    ignored; a wall-clock rule (``feed_silent``) has nothing to show on past candles.
+    """
+    frequency = "per_candle" if rule.frequency == "once" else rule.frequency
+    trial = msgspec.structs.replace(rule, id=rule.id or 1, frequency=frequency, state="armed", enabled=True)
+    trial = msgspec.structs.replace(trial, expires_at=None)
+    engine = AlertEngine([trial])
+    events: list[AlertEvent] = []
+    for seq, c in enumerate(candles, start=1):
+        update = msgspec.structs.replace(c, seq=seq, closed=True)
+        events += engine.on_candles([update], c.close_time).events
+    return events
