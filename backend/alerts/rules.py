@@ -52,6 +52,8 @@ INDICATOR_WATCHES: dict[str, tuple[str, str]] = {
     "rsi14": ("rsi14", "RSI 14"),
 }
 WATCHES: tuple[str, ...] = ("close", *INDICATOR_WATCHES)
+DEFINITION_FIELDS = ("symbol", "interval", "kind", "threshold", "watch", "frequency", "cooldown_s", "lookback")
+DEFINITION_FIELDS += ("factor", "expires_at", "enabled", "state")
 _VERBS = {
     "price_above": "is above",
     "price_below": "is below",
@@ -129,6 +131,11 @@ class Evaluation:
     states: dict[int, str]  # rule id → its new state (fired, expired)
 
 
+def definition(rule: AlertRule) -> tuple[object, ...]:
+    """What decides when a rule fires (not its bookkeeping: fire count, last fire, note)."""
+    return tuple(getattr(rule, name) for name in DEFINITION_FIELDS)
+
+
 def fmt_level(x: float) -> str:
     return f"{x:.10g}"
 
@@ -170,9 +177,13 @@ class AlertEngine:
         self.set_rules(rules)
 
     def set_rules(self, rules: Iterable[AlertRule]) -> None:
-        """Replace the rule set, keeping the state of rules that stay unchanged."""
+        """Replace the rule set, keeping what the engine knows of rules whose definition is unchanged."""
         rules = {r.id: r for r in rules if r.id is not None}
-        self.state = {i: s for i, s in self.state.items() if i in rules and rules[i] == self.rules.get(i)}
+        kept = {i for i in rules if i in self.rules and definition(rules[i]) == definition(self.rules[i])}
+        self.state = {i: s for i, s in self.state.items() if i in kept}
+        for i, r in rules.items():  # a cooldown outlives a restart: it starts from the stored last fire
+            if i not in self.state and r.last_fired_at is not None:
+                self.state[i] = RuleState(last_fired_at=r.last_fired_at)
         self.rules = rules
         by_stream: dict[tuple[str, str], list[int]] = {}
         for rule_id, r in rules.items():
