@@ -4,15 +4,27 @@
 ``{prefix}:recent:{symbol}:{interval}`` closed candles, a sorted set scored by
 open_time and capped; ``{prefix}:symbols`` the symbols seen;
 ``{prefix}:stats:{name}`` a hash of figures a process reports.
+
+The relay reads these only through the functions at the end (``redis`` is an
+asyncio client); stream keys there are ``SYMBOL:INTERVAL`` (``backend.protocol.stream_key``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from backend.models import Candle
+from backend.protocol import split_stream_key
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+MGET_CHUNK = 500  # keys per MGET of a snapshot
+_stats_value = msgspec.json.Decoder()
 
 
 @dataclass(frozen=True)
@@ -62,3 +74,57 @@ def queue_candle_writes(
         pipe.zremrangebyscore(key, items[0][0].open_time, items[-1][0].open_time)
         pipe.zadd(key, {raw: c.open_time for c, raw in items})
         pipe.zremrangebyrank(key, 0, -recent_cap - 1)
+
+
+# ---------------------------------------------------------------- reads (the relay)
+
+
+async def fetch_latest(redis: aioredis.Redis, keys: CacheKeys, streams: Iterable[str]) -> dict[str, bytes]:
+    """The cached ``latest`` candle of each stream key (absent streams are left out), by MGETs of ``MGET_CHUNK``."""
+    streams = list(streams)
+    out: dict[str, bytes] = {}
+    for i in range(0, len(streams), MGET_CHUNK):
+        chunk = streams[i : i + MGET_CHUNK]
+        values = await redis.mget([keys.latest(*split_stream_key(k)) for k in chunk])
+        out.update({k: v for k, v in zip(chunk, values, strict=True) if v is not None})
+    return out
+
+
+async def read_stream(
+    redis: aioredis.Redis, keys: CacheKeys, symbol: str, interval: str, limit: int
+) -> tuple[bool, list[bytes], bytes | None]:
+    """One round trip: whether the symbol was seen, its last ``limit`` closed candles and its latest one."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.sismember(keys.symbols, symbol)
+    pipe.zrange(keys.recent(symbol, interval), -limit, -1)
+    pipe.get(keys.latest(symbol, interval))
+    known, closed, latest = await pipe.execute()
+    return bool(known), list(closed), latest
+
+
+async def read_symbols(redis: aioredis.Redis, keys: CacheKeys) -> list[str]:
+    """The symbols seen, sorted."""
+    return sorted(s.decode() for s in await redis.smembers(keys.symbols))
+
+
+async def symbol_seen(redis: aioredis.Redis, keys: CacheKeys, symbol: str, intervals: Iterable[str]) -> bool:
+    """Whether the symbol is in the symbol set or has a latest candle of one of ``intervals``."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.sismember(keys.symbols, symbol)
+    for interval in intervals:
+        pipe.exists(keys.latest(symbol, interval))
+    return any(await pipe.execute())
+
+
+async def read_stats(redis: aioredis.Redis, keys: CacheKeys, name: str) -> dict[str, Any] | None:
+    """The figures a process reported (JSON values; text where a value is not JSON); None when it reported none."""
+    raw = await redis.hgetall(keys.stats(name))
+    if not raw:
+        return None
+    out: dict[str, Any] = {}
+    for k, v in raw.items():
+        try:
+            out[k.decode()] = _stats_value.decode(v)
+        except msgspec.DecodeError:
+            out[k.decode()] = v.decode("utf-8", "replace")
+    return out

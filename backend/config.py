@@ -1,13 +1,20 @@
-"""Every setting of the backend, read from the environment (prefix ``CANDLES_``).
+"""Every setting of the backend, declared once: type, default, validation and description.
 
-CLI flags override the environment: ``Settings.from_env(**overrides)``.
+Each field is the environment variable ``CANDLES_<NAME>`` (also read from ``./.env``);
+a field tagged ``Flag(...)`` is also a flag of those ``python -m backend`` commands, and
+flags override the environment: ``Settings.from_env(**overrides)``. See
+:mod:`backend.envsettings` for how they are read.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+from backend.envsettings import EnvSettings, Flag
 
 INTERVALS_MS: dict[str, int] = {
     "1s": 1_000,
@@ -20,7 +27,10 @@ INTERVALS_MS: dict[str, int] = {
 }
 DEFAULT_INTERVALS: tuple[str, ...] = ("1s", "1m", "5m", "15m", "1h")
 DEFAULT_SYMBOLS: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT")
-ENV_PREFIX = "CANDLES_"
+
+ALL = ("ingest", "api", "run")  # the commands that take each kind of flag
+INGEST = ("ingest", "run")
+API = ("api", "run")
 
 
 def parse_intervals(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -50,69 +60,78 @@ def parse_symbols(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(EnvSettings):
     """The backend's configuration; see README "Settings"."""
 
-    redis_url: str | None = None  # None: start an embedded Valkey
-    database_url: str | None = None  # None: SQLite under ./data/
-    symbols: tuple[str, ...] | None = None  # None: the simulator's default set; a replay plays its whole file
-    intervals: tuple[str, ...] = DEFAULT_INTERVALS
-    source: str = "simulator"
-    speed: float = 1.0
-    seed: int | None = None
-    sim_history_s: float = 7200.0  # the simulator starts with this much recent past
-    emit_ms: int = 100
-    close_grace_ms: int = 250
-    redis_prefix: str = "candles"
-    updates_channel: str = "crypto:updates"
-    alerts_channel: str = "crypto:alerts"
-    recent_cap: int = 1000
-    latest_ttl_s: int = 86_400
-    api_host: str = "127.0.0.1"
-    api_port: int = 8000
-    api_token: str | None = None
-    cors_origins: tuple[str, ...] = ()
-    ws_max_streams: int = 200  # streams one WebSocket connection may subscribe to
-    ws_slow_timeout_s: float = 5.0  # a client behind for longer is closed (4008 "slow consumer")
-    ws_ping_interval_s: float = 20.0  # server pings keep idle connections alive through proxies
-    ws_ping_timeout_s: float = 20.0  # a peer that does not answer a ping in time is dropped
-    relay_url: str = "http://127.0.0.1:8000"
-    data_dir: Path = field(default_factory=lambda: Path("data"))
-    log_level: str = "INFO"
+    redis_url: Annotated[str | None, Flag(ALL)] = Field(None, description="Redis URL (unset: an embedded Valkey)")
+    database_url: Annotated[str | None, Flag(ALL)] = Field(
+        None, description="SQLAlchemy URL (unset: SQLite under ./data/)"
+    )
+    symbols: Annotated[tuple[str, ...] | None, NoDecode, Flag(ALL)] = Field(
+        None,
+        description="comma-separated symbols, e.g. BTCUSDT,ETHUSDT "
+        "(unset: the simulator's default set; a replay plays its whole file)",
+    )
+    intervals: Annotated[tuple[str, ...], NoDecode, Flag(ALL)] = Field(
+        DEFAULT_INTERVALS, description=f"comma-separated intervals, from {', '.join(INTERVALS_MS)}"
+    )
+    log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], Flag(ALL)] = Field(
+        "INFO", description="log level"
+    )
+    source: Annotated[str, Flag(INGEST)] = Field("simulator", description="simulator | replay:PATH")
+    speed: Annotated[float, Flag(INGEST)] = Field(
+        1.0, ge=0, description="replay speed: 1 = recorded timing, 0 = as fast as possible"
+    )
+    seed: Annotated[int | None, Flag(INGEST)] = Field(None, description="simulator seed (unset: random)")
+    sim_history_s: Annotated[float, Flag(INGEST, "--history")] = Field(
+        7200.0, ge=0, description="seconds of recent past the simulator starts with"
+    )
+    emit_ms: Annotated[int, Flag(INGEST)] = Field(100, ge=0, description="forming-candle coalescing period, ms")
+    close_grace_ms: int = Field(250, ge=0, description="a live candle closes this long after its end, ms")
+    redis_prefix: str = Field("candles", description="Redis key prefix")
+    updates_channel: str = Field("crypto:updates", description="Redis channel of candle updates")
+    alerts_channel: str = Field("crypto:alerts", description="Redis channel of alerts")
+    recent_cap: int = Field(1000, ge=1, description="closed candles cached per stream")
+    latest_ttl_s: int = Field(86_400, ge=1, description="TTL of each stream's latest candle in Redis, s")
+    api_host: Annotated[str, Flag(API, "--host")] = Field("127.0.0.1", description="the relay's bind address")
+    api_port: Annotated[int, Flag(API, "--port")] = Field(8000, ge=0, le=65535, description="the relay's port")
+    api_token: str | None = Field(None, description="when set, every route but /health needs it")
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field((), description="comma-separated CORS origins")
+    ws_max_streams: int = Field(200, ge=1, description="streams one WebSocket connection may subscribe to")
+    ws_slow_timeout_s: float = Field(
+        5.0, gt=0, description='a client behind for longer is closed (4008 "slow consumer"), s'
+    )
+    ws_ping_interval_s: float = Field(
+        20.0, ge=0, description="server pings keep idle connections alive through proxies, s (0: none)"
+    )
+    ws_ping_timeout_s: float = Field(
+        20.0, ge=0, description="a peer that does not answer a ping in time is dropped, s (0: never)"
+    )
+    relay_url: str = Field("http://127.0.0.1:8000", description="where the dashboard finds the relay")
+    data_dir: Path = Field(Path("data"), description="where the default SQLite database lives")
 
+    @field_validator("intervals", mode="before")
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
-        """Read ``CANDLES_*`` variables, then apply non-None overrides (CLI flags)."""
-        env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for f in fields(cls):
-            raw = env.get(ENV_PREFIX + f.name.upper())
-            if raw is None or raw == "":
-                continue
-            values[f.name] = _convert(f.name, raw)
-        settings = cls(**values)  # type: ignore[arg-type]
-        clean = {k: _convert(k, v) if isinstance(v, str) else v for k, v in overrides.items() if v is not None}
-        return replace(settings, **clean) if clean else settings
+    def _intervals(cls, value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+        return parse_intervals(value)
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _symbols(cls, value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return None if value is None else parse_symbols(value)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(o.strip() for o in value.split(",") if o.strip()) if isinstance(value, str) else tuple(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        return value.upper() if isinstance(value, str) else value
 
     def sqlite_url(self) -> str:
         return f"sqlite:///{self.data_dir / 'candles.sqlite3'}"
 
     def effective_database_url(self) -> str:
         return self.database_url or self.sqlite_url()
-
-
-def _convert(name: str, raw: str) -> object:
-    if name == "intervals":
-        return parse_intervals(raw)
-    if name == "symbols":
-        return parse_symbols(raw)
-    if name == "cors_origins":
-        return tuple(o.strip() for o in raw.split(",") if o.strip())
-    if name in {"emit_ms", "close_grace_ms", "recent_cap", "latest_ttl_s", "api_port", "seed", "ws_max_streams"}:
-        return int(raw)
-    if name in {"speed", "sim_history_s", "ws_slow_timeout_s", "ws_ping_interval_s", "ws_ping_timeout_s"}:
-        return float(raw)
-    if name == "data_dir":
-        return Path(raw)
-    return raw

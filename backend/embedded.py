@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import atexit
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
 
@@ -24,3 +26,16 @@ class EmbeddedValkey:
         if self._server.is_running():
             self._server.stop()
             log.info("embedded Valkey stopped")
+
+
+@contextmanager
+def redis_url_or_embedded(url: str | None) -> Iterator[str]:
+    """``url`` when one is configured; otherwise an embedded Valkey's, stopped on exit."""
+    if url:
+        yield url
+        return
+    server = EmbeddedValkey()
+    try:
+        yield server.url
+    finally:
+        server.stop()

@@ -1,7 +1,9 @@
-"""The ingest service: source → aggregator → sinks (Redis cache + publish, SQL).
+"""The ingest service: source → aggregator → sinks (:mod:`backend.sinks`).
 
-The loop is synchronous and single-threaded on the hot path; the SQL writer
-runs on its own thread so a slow or dead database never stalls the candles.
+The loop is synchronous and single-threaded on the hot path: each flush of the
+aggregator goes to every sink in turn (the Redis sink in one pipelined round
+trip; the SQL sink only queues for its own thread, so a slow or dead database
+never stalls the candles).
 """
 
 from __future__ import annotations
@@ -11,18 +13,17 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import redis
-from sqlalchemy import Engine
 
 from backend.aggregate import Aggregator
 from backend.cache import CacheKeys
 from backend.config import Settings
 from backend.models import Candle, now_ms
-from backend.publish import RedisPublisher
+from backend.sinks import Sink
 from backend.sources import Source
-from backend.store import StoreWriter
 
 log = logging.getLogger(__name__)
 
@@ -30,23 +31,20 @@ STATS_EVERY_MS = 1000
 
 
 class IngestService:
-    """Runs one source through the aggregator into Redis and SQL until stopped."""
+    """Runs one source through the aggregator into its sinks until stopped.
 
-    def __init__(self, settings: Settings, source: Source, client: redis.Redis, engine: Engine | None) -> None:
+    ``client`` is the Redis the pipeline figures go to (the stats hash); the
+    candles go only to ``sinks`` (see :func:`backend.sinks.default_sinks`).
+    """
+
+    def __init__(self, settings: Settings, source: Source, client: redis.Redis, sinks: Sequence[Sink]) -> None:
         self.settings = settings
         self.source = source
         self.keys = CacheKeys(settings.redis_prefix)
         self.aggregator = Aggregator(
             settings.intervals, emit_ms=settings.emit_ms, live=source.live, close_grace_ms=settings.close_grace_ms
         )
-        self.publisher = RedisPublisher(
-            client,
-            keys=self.keys,
-            channel=settings.updates_channel,
-            recent_cap=settings.recent_cap,
-            latest_ttl_s=settings.latest_ttl_s,
-        )
-        self.store = StoreWriter(engine) if engine is not None else None
+        self.sinks = tuple(sinks)
         self.client = client
         self.started_at = now_ms()
         self.candles_out = 0
@@ -58,9 +56,8 @@ class IngestService:
     def emit(self, candles: list[Candle]) -> None:
         if not candles:
             return
-        self.publisher.flush(candles)
-        if self.store is not None:
-            self.store.put(candles)
+        for sink in self.sinks:
+            sink.put(candles)
         self.candles_out += len(candles)
 
     def run(self, stop: threading.Event) -> None:
@@ -83,8 +80,9 @@ class IngestService:
         )
 
     def close(self) -> None:
-        if self.store is not None:
-            self.store.close()
+        """Let every sink deliver what it still holds."""
+        for sink in self.sinks:
+            sink.close()
 
     def stats(self, now: int) -> dict[str, Any]:
         agg = self.aggregator
@@ -94,8 +92,7 @@ class IngestService:
             self.trades_per_s = (agg.trades_in - trades0) / (mono - t0)
             self.updates_per_s = (self.candles_out - out0) / (mono - t0)
             self._rate_mark = (mono, agg.trades_in, self.candles_out)
-        store = self.store
-        return {
+        figures = {
             "source": self.settings.source,
             "live": self.source.live,
             "symbols": agg.symbols,
@@ -108,18 +105,14 @@ class IngestService:
             "updates_per_s": round(self.updates_per_s, 1),
             "late_trades": agg.late,
             "rejected_trades": self.source.rejects.counts,
-            "redis_ok": self.publisher.healthy,
-            "redis_errors": self.publisher.errors,
-            "db_ok": store.healthy if store else None,
-            "db_pending": store.pending if store else 0,
-            "db_written": store.written if store else 0,
-            "db_dropped": store.dropped if store else 0,
-            "db_error": store.last_error if store else None,
         }
+        for sink in self.sinks:
+            figures |= sink.stats()
+        return figures
 
     def report_stats(self, now: int) -> None:
         """Publish the pipeline figures to Redis for the relay's ``/api/v1/stats``."""
         self._last_stats = now
         stats = self.stats(now)
-        with contextlib.suppress(redis.RedisError):  # the publisher already reports Redis health
+        with contextlib.suppress(redis.RedisError):  # the Redis sink already reports Redis health
             self.client.hset(self.keys.stats("ingest"), mapping={k: json.dumps(v) for k, v in stats.items()})

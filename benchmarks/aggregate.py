@@ -88,7 +88,7 @@ def phase_ingest(batch: TradeBatch) -> Callable[[], None]:
     from backend.aggregate import Aggregator
     from backend.cache import CacheKeys
     from backend.models import now_ms
-    from backend.publish import RedisPublisher
+    from backend.sinks.redis import RedisSink
     from backend.sources.binance import decode_trade_messages
 
     url = os.environ.get("CANDLES_BENCH_REDIS_URL")
@@ -101,11 +101,11 @@ def phase_ingest(batch: TradeBatch) -> Callable[[], None]:
 
     def run() -> None:
         agg = Aggregator(DEFAULT_INTERVALS)
-        pub = RedisPublisher(client, keys=CacheKeys("bench"), channel="bench:updates")
+        pub = RedisSink(client, keys=CacheKeys("bench"), channel="bench:updates")
         for part in messages:
             agg.add(decode_trade_messages(part))
-            pub.flush(agg.drain(now_ms()))
-        pub.flush(agg.drain(now_ms(), force=True))
+            pub.put(agg.drain(now_ms()))
+        pub.put(agg.drain(now_ms(), force=True))
 
     return run
 

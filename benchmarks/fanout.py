@@ -29,7 +29,7 @@ import sys
 import time
 import uuid
 from collections.abc import Coroutine
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -341,8 +341,8 @@ def main() -> int:
     try:
         for n, rate in scenarios:
             tag = uuid.uuid4().hex[:8]
-            settings = replace(base, redis_prefix=f"bench{tag}", updates_channel=f"bench{tag}:updates",
-                               alerts_channel=f"bench{tag}:alerts")  # fmt: skip
+            settings = base.model_copy(update=dict(redis_prefix=f"bench{tag}", updates_channel=f"bench{tag}:updates",
+                                                   alerts_channel=f"bench{tag}:alerts"))  # fmt: skip
             relay = start_relay(settings, log_dir=settings.data_dir)
             print(f"- {n} clients x {rate:g} updates/s ...", flush=True)
             row = run_loop(run_scenario(relay, settings, n, rate, args.seconds, args.client))

@@ -20,7 +20,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ import websocket
 from backend.cache import CacheKeys, queue_candle_writes
 from backend.config import INTERVALS_MS, Settings
 from backend.models import Candle, encode_message, now_ms
-from backend.publish import RedisPublisher
+from backend.sinks.redis import RedisSink
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,7 +48,7 @@ def isolated_settings(redis_url: str, data_dir: Path, **overrides: Any) -> Setti
         alerts_channel=f"test{tag}:alerts",
         data_dir=data_dir,
     )
-    return replace(base, **overrides)
+    return base.model_copy(update=overrides)
 
 
 def free_port() -> int:
@@ -60,11 +60,11 @@ def free_port() -> int:
 def settings_env(settings: Settings) -> dict[str, str]:
     """``CANDLES_*`` variables that make ``Settings.from_env()`` equal ``settings``."""
     env: dict[str, str] = {}
-    for f in fields(Settings):
-        value = getattr(settings, f.name)
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
         if value is None:
             continue
-        env[f"CANDLES_{f.name.upper()}"] = ",".join(value) if isinstance(value, tuple) else str(value)
+        env[f"CANDLES_{name.upper()}"] = ",".join(value) if isinstance(value, tuple) else str(value)
     return env
 
 
@@ -157,7 +157,7 @@ def start_relay(
     settings: Settings, *, log_dir: Path | None = None, healthy: bool = True, timeout: float = 20
 ) -> Server:
     """``python -m backend api`` for ``settings`` on a free port; waits until it is healthy."""
-    settings = replace(settings, api_host="127.0.0.1", api_port=free_port())
+    settings = settings.model_copy(update={"api_host": "127.0.0.1", "api_port": free_port()})
     process, log_path = _spawn(["api"], clean_environ(settings_env(settings)), log_dir, "relay", group=False)
     server = Server(f"http://127.0.0.1:{settings.api_port}", process, log_path)
     try:
@@ -320,22 +320,16 @@ def cache_candles(settings: Settings, *candles: Candle, recent_cap: int = 1000) 
 
 
 class Publisher:
-    """The ingest's Redis sink (``RedisPublisher``) for tests: stamps ``emitted_at`` and publishes."""
+    """The ingest's Redis sink (``RedisSink``) for tests: stamps ``emitted_at`` and publishes."""
 
     def __init__(self, settings: Settings, url: str | None = None) -> None:
         self.client = redis.Redis.from_url(url or settings.redis_url or "")
-        self.sink = RedisPublisher(
-            self.client,
-            keys=CacheKeys(settings.redis_prefix),
-            channel=settings.updates_channel,
-            recent_cap=settings.recent_cap,
-            latest_ttl_s=settings.latest_ttl_s,
-        )
+        self.sink = RedisSink.from_settings(settings, self.client)
 
     def publish(self, *candles: Candle) -> list[dict[str, Any]]:
         """Publish in one message; returns the candles as a client receives them."""
         stamped = [msgspec.structs.replace(c, emitted_at=now_ms()) for c in candles]
-        assert self.sink.flush(stamped), "Redis refused the flush"
+        assert self.sink.put(stamped), "Redis refused the flush"
         return [msgspec.to_builtins(c) for c in stamped]
 
     def close(self) -> None:

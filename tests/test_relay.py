@@ -8,11 +8,12 @@ from typing import Any
 
 import msgspec
 import pytest
-import redis.asyncio as aioredis
 
 from backend.config import Settings
 from backend.models import AlertEvent, encode_batch, encode_message
-from backend.relay import BUFFER_PER_STREAM, BUFFER_SPARE, Client, Hub, newest
+from backend.relay.client import BUFFER_PER_STREAM, BUFFER_SPARE, Client
+from backend.relay.heads import newest
+from backend.relay.hub import Hub
 from tests.stack import isolated_settings, make_candle, settings_env
 
 T0 = 1_732_665_600_000
@@ -24,8 +25,7 @@ async def _nothing(_message: dict[str, Any]) -> None:
 
 @pytest.fixture
 def hub(tmp_path: Path) -> Hub:
-    settings = isolated_settings("redis://127.0.0.1:1/0", tmp_path)  # never contacted here
-    return Hub(settings, aioredis.Redis.from_url(settings.redis_url or ""))
+    return Hub(isolated_settings("redis://127.0.0.1:1/0", tmp_path))  # Redis is never contacted here
 
 
 def attach(hub: Hub, *streams: str) -> Client:

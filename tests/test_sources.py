@@ -15,8 +15,18 @@ import pytest
 
 from backend.aggregate import Aggregator
 from backend.models import MIN_TS_MS, Rejects, Trade, TradeBatch, now_ms
-from backend.sources import formats, open_source
-from backend.sources.formats import FORMATS, detect_format, read_timed, read_trades
+from backend.sources import SPEC_HELP, open_source, source_help
+from backend.sources.formats import (
+    DEFAULT_CHUNK,
+    FORMATS,
+    csv_blocks,
+    csv_columns,
+    detect_format,
+    format_help,
+    format_table,
+    read_timed,
+    read_trades,
+)
 from backend.sources.replay import ReplaySource
 from backend.sources.simulator import Simulator
 
@@ -32,7 +42,7 @@ def read_all(path: Path, fmt: str | None = None, **kw: object) -> tuple[list[Tra
     rejects, skipped = Rejects(), Rejects()
     batches = list(read_trades(path, fmt, rejects=rejects, skipped=skipped, **kw))  # type: ignore[arg-type]
     for b in batches:
-        assert len(b) <= kw.get("chunk", formats.DEFAULT_CHUNK)  # type: ignore[operator]
+        assert len(b) <= kw.get("chunk", DEFAULT_CHUNK)  # type: ignore[operator]
         assert b.rejects is rejects
     return [t for b in batches for t in b.to_trades()], rejects, skipped
 
@@ -307,7 +317,7 @@ def test_bad_rows_in_a_large_file_are_isolated_without_losing_good_ones(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int
 ) -> None:
     """Fast path + halving, over one block or many: every good row, every bad one at its line."""
-    monkeypatch.setattr(formats, "_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(csv_blocks, "BLOCK_BYTES", block_bytes)
     rng = np.random.default_rng(5)
     n = 60_000
     lines = [f"{T0 + i},{'BTCUSDT' if i % 2 else 'ETHUSDT'},{1000 + i % 97},0.5,buy,{i}" for i in range(n)]
@@ -327,7 +337,7 @@ def test_bad_rows_in_a_large_file_are_isolated_without_losing_good_ones(
 
 
 def test_closing_a_reader_early_stops_its_worker_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(formats, "_BLOCK_BYTES", 1 << 12)
+    monkeypatch.setattr(csv_blocks, "BLOCK_BYTES", 1 << 12)
     path = write(tmp_path / "p.csv", "".join(f"{T0 + i},BTCUSDT,{100 + i},1\n" for i in range(20_000)))
     before = threading.active_count()
     reader = read_trades(path, rejects=Rejects(), chunk=100)
@@ -345,8 +355,8 @@ def test_every_parse_path_agrees(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     rows = [f"{i},{100 + i % 7}.5,0.25,{f},{la},{T0 + i},{i % 2 == 0},True" for i, (f, la) in enumerate(first_last)]
     agg = write(tmp_path / "BTCUSDT-aggTrades-2025-01-01.csv", "\n".join(rows) + "\n")
     expected = [read_all(plain), read_all(agg)]
-    other = (lambda *_: None) if engine == "line_by_line" else formats._columns_pandas
-    monkeypatch.setattr(formats, "_columns", other)
+    other = (lambda *_: None) if engine == "line_by_line" else csv_columns.columns_pandas
+    monkeypatch.setattr(csv_columns, "columns", other)
     for (trades, rejects, _), path in zip(expected, (plain, agg), strict=True):
         again = read_all(path)
         assert again[0] == trades
@@ -438,6 +448,24 @@ def test_missing_file_and_unknown_format_fail_with_one_line(tmp_path: Path) -> N
             open_source(spec, fmt=fmt)
         assert "\n" not in str(info.value)
     assert set(FORMATS) >= {"binance_trades_csv", "binance_aggtrades_csv", "plain_csv"}
+
+
+def test_the_format_registry_feeds_the_help_and_the_readme() -> None:
+    """Every registered format is in the --format help and has its row in the README's table."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    help_lines = format_help().splitlines()
+    assert [line.split(":", 1)[0] for line in help_lines] == list(FORMATS)
+    for row in format_table().splitlines():
+        assert row in readme
+
+
+def test_the_source_registry_names_every_source() -> None:
+    assert SPEC_HELP == "use 'simulator' or 'replay:PATH'"
+    assert source_help() == "simulator | replay:PATH"
+    with pytest.raises(ValueError, match="unknown source 'simulator:x'"):
+        open_source("simulator:x")
+    with pytest.raises(ValueError, match="replay needs a file"):
+        open_source("replay")
 
 
 # ---------------------------------------------------------------- simulator

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from backend.aggregate import Aggregator
 from backend.models import Candle, Trade, TradeBatch
+from backend.sinks.sql import SqlSink
 from backend.store import (
-    StoreWriter,
     count_candles,
     make_engine,
     query_candles,
@@ -68,7 +68,7 @@ def test_history_queries_by_range_and_newest_first(db_engine):
 
 
 def test_the_writer_batches_and_only_stores_closed_candles(db_engine):
-    writer = StoreWriter(db_engine, interval_s=0.05)
+    writer = SqlSink(db_engine, interval_s=0.05)
     agg = Aggregator(["1s"], emit_ms=0)
     agg.add(TradeBatch.from_trades([Trade("BTCUSDT", 1.0 + i, 1.0, T0 + i * 1_000, i) for i in range(30)]))
     writer.put(agg.drain(0))  # 29 closed + 1 forming
@@ -81,7 +81,7 @@ def test_the_writer_batches_and_only_stores_closed_candles(db_engine):
 def test_sqlite_locked_by_another_writer_delays_but_loses_nothing(tmp_path):
     path = tmp_path / "locked.sqlite3"
     engine = make_engine(f"sqlite:///{path}", busy_timeout_ms=50)
-    writer = StoreWriter(engine, interval_s=0.05, max_backoff_s=0.2)
+    writer = SqlSink(engine, interval_s=0.05, max_backoff_s=0.2)
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     candles = closed_candles([(0, i * 1_000, 5.0) for i in range(50)], intervals=("1s",))
@@ -109,7 +109,7 @@ def test_postgres_outage_delays_but_loses_nothing():
     engine = make_engine(proxied)
     with engine.begin() as conn:
         conn.exec_driver_sql("DELETE FROM candles")
-    writer = StoreWriter(engine, interval_s=0.05, max_backoff_s=0.5)
+    writer = SqlSink(engine, interval_s=0.05, max_backoff_s=0.5)
     candles = closed_candles([(s, i * 1_000, 5.0 + i) for i in range(200) for s in (0, 1)], intervals=("1s",))
     writer.put(candles[:100])
     assert writer.flush()

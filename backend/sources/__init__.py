@@ -1,19 +1,20 @@
-"""Trade sources: the simulator (live) and file replays, behind one small protocol.
+"""Trade sources: the simulator (live) and file replays, behind one small protocol and one registry.
 
 Sources only parse or generate: no Redis, no SQL. Each yields validated
 ``TradeBatch`` objects; bad input is counted in ``rejects`` by reason.
+A source is one module with ``open_spec(arg, options)`` plus one line in
+:data:`SOURCES`; it is imported only when a spec names it.
 """
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
-from backend.config import DEFAULT_SYMBOLS
 from backend.models import Rejects, TradeBatch
-
-SPEC_HELP = "use 'simulator' or 'replay:PATH'"
 
 
 class Source(Protocol):
@@ -29,6 +30,41 @@ class Source(Protocol):
     rejects: Rejects
 
     def batches(self, stop: threading.Event) -> Iterator[TradeBatch]: ...
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """The settings a source may use; each source reads the ones it understands."""
+
+    symbols: Sequence[str] | None = None
+    speed: float = 1.0
+    seed: int | None = None
+    fmt: str | None = None
+    history_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    """A registered source: how a spec names it (``replay:PATH`` takes an argument) and its module."""
+
+    usage: str
+    module: str
+
+    @property
+    def name(self) -> str:
+        return self.usage.partition(":")[0]
+
+
+SOURCES: tuple[SourceKind, ...] = (
+    SourceKind("simulator", "backend.sources.simulator"),
+    SourceKind("replay:PATH", "backend.sources.replay"),
+)
+SPEC_HELP = "use " + " or ".join(f"'{kind.usage}'" for kind in SOURCES)
+
+
+def source_help() -> str:
+    """The specs ``--source`` accepts, for its help: ``simulator | replay:PATH``."""
+    return " | ".join(kind.usage for kind in SOURCES)
 
 
 def open_source(
@@ -49,15 +85,9 @@ def open_source(
     ``history_s`` makes the simulator start with that much recent past.
     A bad spec raises ValueError, a missing replay file FileNotFoundError.
     """
-    kind, _, arg = spec.strip().partition(":")
-    if kind == "simulator" and not arg:
-        from backend.sources.simulator import Simulator
-
-        return Simulator(symbols or DEFAULT_SYMBOLS, seed=seed, history_s=history_s)
-    if kind == "replay":
-        if not arg.strip():
-            raise ValueError(f"replay needs a file: {SPEC_HELP}")
-        from backend.sources.replay import ReplaySource
-
-        return ReplaySource(arg.strip(), speed=speed, fmt=fmt, symbols=symbols)
-    raise ValueError(f"unknown source {spec!r}: {SPEC_HELP}")
+    name, _, arg = spec.strip().partition(":")
+    kind = next((k for k in SOURCES if k.name == name), None)
+    if kind is None or (arg and ":" not in kind.usage):
+        raise ValueError(f"unknown source {spec!r}: {SPEC_HELP}")
+    options = SourceOptions(symbols=symbols, speed=speed, seed=seed, fmt=fmt, history_s=history_s)
+    return importlib.import_module(kind.module).open_spec(arg, options)

@@ -1,16 +1,30 @@
-"""Binance trade and aggTrade WebSocket events → TradeBatch, with typed msgspec structs.
+"""Binance trade and aggTrade WebSocket events → trades: in bulk with typed msgspec structs, or one by one.
 
-Typed decoding is what keeps the ingest path fast (about 6× the stdlib ``json``
-per message); prices and quantities arrive as strings and are read in lax mode.
+Both readers of these events live here, so they read the same fields the same
+way: symbol ``s``, time ``T``, price ``p``, quantity ``q``, taker sold when
+``m``; the id is ``t`` of a trade or ``a`` of an aggTrade, which also stands
+for ``l - f + 1`` raw trades; a combined stream wraps the event as
+``{"stream": …, "data": …}``.
+
+- :func:`decode_trade_messages` is the ingest hot path: typed decoding of a
+  whole batch (about 6× the stdlib ``json`` per message), prices and
+  quantities read from strings in lax mode, columns built inline.
+- :func:`trade_fields` reads one event already decoded as plain JSON (a
+  WebSocket capture replayed from a file), field by field, naming the reject
+  reason of a bad field.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import msgspec
 
 from backend.models import Rejects, TradeBatch
+from backend.sources.fields import Bad, as_float, as_int, flag
+
+TRADE_EVENTS = ("trade", "aggTrade")
 
 
 class BinanceTrade(msgspec.Struct, frozen=True):
@@ -70,9 +84,10 @@ def decode_trade_messages(messages: Sequence[bytes], rejects: Rejects | None = N
     except msgspec.DecodeError:
         decoded = _decode_each(messages, rejects)
     events = [m.data or m for m in decoded]
-    if any(ev.e not in ("trade", "aggTrade") for ev in events):
-        rejects.add("not_a_trade", sum(ev.e not in ("trade", "aggTrade") for ev in events))
-        events = [ev for ev in events if ev.e in ("trade", "aggTrade")]
+    trades = TRADE_EVENTS
+    if any(ev.e not in trades for ev in events):
+        rejects.add("not_a_trade", sum(ev.e not in trades for ev in events))
+        events = [ev for ev in events if ev.e in trades]
     table: dict[str, int] = {}
     batch = TradeBatch.from_columns(
         [],
@@ -87,3 +102,27 @@ def decode_trade_messages(messages: Sequence[bytes], rejects: Rejects | None = N
     batch.symbols = list(table)
     batch.rejects = rejects
     return batch.validated()
+
+
+def unwrap(message: Any) -> tuple[str, Any]:
+    """``(stream name, event)`` of a plain-JSON message: a combined-stream wrapper's payload, or the message itself."""
+    if isinstance(message, dict) and isinstance(message.get("data"), dict) and "stream" in message:
+        return str(message["stream"]), message["data"]
+    return "", message
+
+
+def trade_fields(kind: str, event: Mapping[str, Any]) -> tuple[str, int, float, float, int, bool, int]:
+    """``(symbol, ts, price, qty, trade_id, taker_buy, count)`` of one ``trade`` or ``aggTrade`` event.
+
+    Strict, for plain JSON: a missing field raises ``Bad("missing_field")``, a
+    bad value ``Bad`` with its reason; an aggTrade's count is not clamped, so a
+    bad ``f``/``l`` pair is rejected downstream rather than read as one trade.
+    """
+    try:
+        if kind == "aggTrade":
+            ts, tid, count = as_int(event["T"]), as_int(event["a"]), as_int(event["l"]) - as_int(event["f"]) + 1
+        else:
+            ts, tid, count = as_int(event["T"]), as_int(event["t"]), 1
+        return event["s"], ts, as_float(event["p"]), as_float(event["q"]), tid, not flag(event["m"]), count
+    except KeyError:
+        raise Bad("missing_field") from None

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from backend.models import Rejects, TradeBatch, normalize_symbol
+from backend.sources import SPEC_HELP, SourceOptions
 from backend.sources.formats import DEFAULT_CHUNK, check_file, read_timed
 
 IDLE_S = 0.05  # while waiting for the next trade, an empty batch at least this often
@@ -79,6 +80,13 @@ class ReplaySource:
             return batch, clock
         self.skipped.add("other_symbol", dropped)
         return batch.take(keep), clock[keep]
+
+
+def open_spec(arg: str, options: SourceOptions) -> ReplaySource:
+    """``replay:PATH``: the file at its recorded pace times ``speed``, keeping ``symbols`` when given."""
+    if not arg.strip():
+        raise ValueError(f"replay needs a file: {SPEC_HELP}")
+    return ReplaySource(arg.strip(), speed=options.speed, fmt=options.fmt, symbols=options.symbols)
 
 
 class _Pacer:

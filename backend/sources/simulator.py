@@ -23,6 +23,7 @@ import numpy as np
 
 from backend.config import DEFAULT_SYMBOLS
 from backend.models import Rejects, TradeBatch, normalize_symbol, now_ms
+from backend.sources import SourceOptions
 
 # start price, annualised volatility, share of the trade flow
 KNOWN_SYMBOLS: dict[str, tuple[float, float, float]] = {
@@ -301,6 +302,11 @@ class Simulator:
             n = min(step, -(-(until_ms - t) // _GEN_BUCKET_MS))
             batch = model.run(t, _GEN_BUCKET_MS, n, self.rate, self.rejects)
             yield batch.take(batch.ts < until_ms).validated(until_ms)
+
+
+def open_spec(arg: str, options: SourceOptions) -> Simulator:
+    """``simulator``: the given symbols (default: a few majors), seed and recent history."""
+    return Simulator(options.symbols or DEFAULT_SYMBOLS, seed=options.seed, history_s=options.history_s)
 
 
 def _concat(parts: list[TradeBatch], symbols: list[str], rejects: Rejects) -> TradeBatch:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 import redis
 
 from backend.cache import CacheKeys, queue_candle_writes
+from backend.config import Settings
 from backend.models import Candle, encode_message, join_encoded
 
 log = logging.getLogger(__name__)
@@ -21,7 +23,7 @@ MAX_PER_MESSAGE = 500  # candles per PUBLISH: keeps one message well under a meg
 RETRY_CAP = 200_000  # closed candles kept for Redis while it is down
 
 
-class RedisPublisher:
+class RedisSink:
     """Writes candles to the cache and publishes them; survives a Redis outage.
 
     While Redis is unreachable, closed candles wait in a bounded buffer and go
@@ -49,7 +51,18 @@ class RedisPublisher:
         self.errors = 0
         self.healthy = True
 
-    def flush(self, candles: Sequence[Candle]) -> bool:
+    @classmethod
+    def from_settings(cls, settings: Settings, client: redis.Redis) -> RedisSink:
+        """The sink for ``settings``' key prefix, channel, cache cap and TTL."""
+        return cls(
+            client,
+            keys=CacheKeys(settings.redis_prefix),
+            channel=settings.updates_channel,
+            recent_cap=settings.recent_cap,
+            latest_ttl_s=settings.latest_ttl_s,
+        )
+
+    def put(self, candles: Sequence[Candle]) -> bool:
         """Cache and publish ``candles`` in one round trip; False when Redis failed."""
         if self._retry:
             candles = [*self._retry, *candles]
@@ -83,3 +96,10 @@ class RedisPublisher:
         self.flushes += 1
         self.published += len(candles)
         return True
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Nothing to flush: each ``put`` goes out at once (what an outage holds back waits for a later put)."""
+
+    def stats(self) -> dict[str, Any]:
+        """Redis health for the System page: ``redis_ok``, ``redis_errors``."""
+        return {"redis_ok": self.healthy, "redis_errors": self.errors}

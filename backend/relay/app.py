@@ -1,0 +1,52 @@
+"""The relay's FastAPI app: its parts (:class:`~backend.relay.state.Relay`), routers, ``WS /ws``, errors, middleware.
+
+A new group of routes is one router module under :mod:`backend.relay.routes`
+plus one ``include_router`` line here.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.routing import WebSocketRoute
+
+from backend.config import Settings
+from backend.relay.auth import TokenAuth
+from backend.relay.endpoint import WebSocketEndpoint
+from backend.relay.errors import install_error_handlers
+from backend.relay.middleware import RequestContext
+from backend.relay.openapi import DESCRIPTION, openapi_schema
+from backend.relay.routes import candles, status
+from backend.relay.state import Relay
+
+API_VERSION = "1"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the relay app; its lifespan starts the Redis subscriber task and the SQL engine."""
+    relay = Relay(settings)
+    app = FastAPI(
+        title="Candlestream relay",
+        version=API_VERSION,
+        description=DESCRIPTION,
+        lifespan=relay.lifespan,
+        redoc_url=None,
+    )
+    app.state.relay = relay
+    app.include_router(candles.router(relay))
+    app.include_router(status.router(relay))
+    app.router.routes.append(WebSocketRoute("/ws", WebSocketEndpoint(settings, relay.hub, relay.redis)))
+    install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET"],
+            allow_headers=["Authorization", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "X-Response-Time"],
+        )
+    if settings.api_token:
+        app.add_middleware(TokenAuth, token=settings.api_token)
+    app.add_middleware(RequestContext, metrics=relay.metrics)  # outermost: ids and timings for every response
+    app.openapi = lambda: openapi_schema(app, token_required=bool(settings.api_token))  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,147 @@
+"""``WS /ws``: accept a connection, then speak :mod:`backend.protocol` with it until it closes.
+
+Each client message is an op: ``subscribe`` (acknowledged, then one snapshot
+frame of the streams' latest candles, from memory when the hub has seen them,
+else from the Redis cache), ``unsubscribe`` and ``ping``. A malformed message
+is answered with an ``error`` control message; the connection stays up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from starlette.types import Receive, Scope, Send
+
+from backend.cache import CacheKeys, fetch_latest
+from backend.config import Settings
+from backend.protocol import (
+    REDIS_UNAVAILABLE,
+    TOO_MANY_STREAMS,
+    ClientOp,
+    Error,
+    OpId,
+    Pong,
+    ProtocolError,
+    Subscribed,
+    Unsubscribed,
+    decode_op,
+    encode_control,
+    op_id_of,
+    op_streams,
+    unsubscribe_selection,
+)
+from backend.relay.client import Client
+from backend.relay.heads import newest
+from backend.relay.hub import Hub
+from backend.relay.transport import WRITE_FRAME_EXTENSION, WriteFrame
+
+log = logging.getLogger(__name__)
+
+
+class WebSocketEndpoint:
+    """``WS /ws`` as a plain ASGI app: each connection becomes a hub client that sends ops."""
+
+    def __init__(self, settings: Settings, hub: Hub, redis: aioredis.Redis) -> None:
+        self.hub = hub
+        self.redis = redis  # snapshots of streams the hub has not seen yet
+        self.keys = CacheKeys(settings.redis_prefix)
+        self.intervals = tuple(settings.intervals)
+        self.max_streams = settings.ws_max_streams
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (await receive())["type"] != "websocket.connect":
+            return
+        rid = scope.get("state", {}).get("request_id", "")
+        await send({"type": "websocket.accept", "headers": [(b"x-request-id", rid.encode())]})
+        client = scope.get("client")
+        peer = f"{client[0]}:{client[1]}" if client else "-"
+        log.info("WebSocket %s open rid=%s", peer, rid)
+        try:
+            write = scope.get("extensions", {}).get(WRITE_FRAME_EXTENSION)
+            await self.serve(receive, send, peer=peer, write=write)
+        finally:
+            log.info("WebSocket %s closed rid=%s", peer, rid)
+
+    async def serve(self, receive: Receive, send: Send, *, peer: str, write: WriteFrame | None = None) -> None:
+        """Run one accepted WebSocket connection until it closes."""
+        hub = self.hub
+        client = Client(hub, send, peer, write)
+        hub.clients.add(client)
+        client.sender = asyncio.create_task(client.run_sender())
+        try:
+            while True:
+                message = await receive()
+                kind = message["type"]
+                if kind == "websocket.disconnect":
+                    break
+                if kind != "websocket.receive" or client.closed:
+                    continue
+                text = message.get("text")
+                if text is None:
+                    text = (message.get("bytes") or b"").decode("utf-8", "replace")
+                try:
+                    await self.handle(client, text)
+                except ProtocolError as exc:
+                    client.push_control(encode_control(Error(exc.code, exc.message, op_id_of(text))))
+        finally:
+            client.closed = True
+            hub.remove(client)
+            if client.sender is not None:
+                client.sender.cancel()
+
+    async def handle(self, client: Client, text: str) -> None:
+        """Answer one client message (subscribe, unsubscribe, ping)."""
+        op = decode_op(text)
+        if op.op == "ping":
+            client.push_control(encode_control(Pong(op.id)))
+        elif op.op == "subscribe":
+            await self.subscribe(client, op_streams(op, self.intervals, required=True), op.id)
+        else:
+            self.unsubscribe(client, op)
+
+    async def subscribe(self, client: Client, streams: list[str], op_id: OpId = None) -> None:
+        """Add streams, acknowledge, then send one snapshot frame of their latest candles."""
+        cap = self.max_streams
+        new = [s for s in streams if s not in client.streams]
+        if len(client.streams) + len(new) > cap:
+            raise ProtocolError(
+                TOO_MANY_STREAMS,
+                f"at most {cap} streams per connection ({len(client.streams)} subscribed, {len(new)} more asked)",
+            )
+        self.hub.attach(client, new)
+        client.push_control(encode_control(Subscribed(streams, op_id)))
+        snapshot: dict[str, bytes] = {}
+        missing: dict[str, bytes | None] = {}
+        for key in streams:
+            unsent = client.take_stream(key)  # the snapshot carries the newest
+            raw = self.hub.latest.get(key)
+            if raw is None:
+                missing[key] = unsent
+            else:
+                snapshot[key] = raw
+        if missing:
+            client.hold += 1
+            try:
+                fetched = await fetch_latest(self.redis, self.keys, missing)
+            except RedisError as exc:
+                fetched = {}
+                message = f"no snapshot ({exc}); it follows on reconnect"
+                client.push_control(encode_control(Error(REDIS_UNAVAILABLE, message)))
+            finally:
+                client.hold -= 1
+            for key, unsent in missing.items():
+                # updates that arrived meanwhile may be newer than what Redis answered
+                best = newest(fetched.get(key), client.take_stream(key) or unsent)
+                if best is not None:
+                    snapshot[key] = best
+        client.push_control(self.hub.frame(tuple(snapshot[k] for k in streams if k in snapshot)))
+
+    def unsubscribe(self, client: Client, op: ClientOp) -> None:
+        """Remove the named streams (symbols and intervals default to all subscribed ones)."""
+        op_streams(op, self.intervals, required=False)  # validates names
+        removed = unsubscribe_selection(op, client.streams)
+        self.hub.detach(client, removed)
+        client.push_control(encode_control(Unsubscribed(removed, op.id)))

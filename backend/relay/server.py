@@ -1,0 +1,69 @@
+"""``python -m backend api``: run the relay app with uvicorn until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import resource
+import signal
+import threading
+from collections.abc import Iterator
+
+import uvicorn
+
+from backend.config import Settings
+from backend.relay.app import create_app
+from backend.relay.transport import websocket_protocol
+
+log = logging.getLogger(__name__)
+
+
+def serve(settings: Settings) -> None:
+    """Run the relay with uvicorn on ``api_host:api_port`` until SIGINT/SIGTERM."""
+    _raise_fd_limit()
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        ws=websocket_protocol(),
+        ws_max_size=1 << 20,  # larger client messages close the connection (1009)
+        ws_per_message_deflate=False,  # compression per client would cost CPU and ~300 KB per connection
+        ws_ping_interval=settings.ws_ping_interval_s or None,
+        ws_ping_timeout=settings.ws_ping_timeout_s or None,
+        access_log=False,  # RequestContext logs each request with its id
+        log_config=None,
+        backlog=4096,
+        timeout_graceful_shutdown=5,
+        lifespan="on",
+    )
+    log.info("relay listening on http://%s:%d", settings.api_host, settings.api_port)
+    with _no_signal_echo():
+        uvicorn.Server(config).run()
+
+
+def _raise_fd_limit() -> None:
+    """Every WebSocket is a file descriptor: allow as many as the hard limit does."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
+
+
+@contextlib.contextmanager
+def _no_signal_echo() -> Iterator[None]:
+    """Let ``serve`` return after SIGTERM/SIGINT so the caller's cleanup runs.
+
+    uvicorn shuts down gracefully on those signals and then raises the signal
+    again under the previous handler: with the default SIGTERM action that
+    kills the process before ``python -m backend run`` stops its ingest child
+    and its embedded Valkey. Under a no-op handler the echo does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

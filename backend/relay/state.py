@@ -1,0 +1,105 @@
+"""What one relay process holds, and its lifespan: the Redis client, hub, subscriber, database and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from backend.cache import CacheKeys
+from backend.config import Settings
+from backend.relay.bodies import RedisState, RelayStats
+from backend.relay.database import Database
+from backend.relay.errors import ApiError
+from backend.relay.hub import Hub
+from backend.relay.metrics import Metrics
+from backend.relay.subscriber import Subscriber
+
+log = logging.getLogger(__name__)
+
+
+def without_credentials(url: str) -> str:
+    """A URL fit for a log line: ``redis://user:secret@host`` → ``redis://host``."""
+    scheme, sep, rest = url.partition("://")
+    return scheme + sep + rest.rsplit("@", 1)[-1] if sep else url
+
+
+class Relay:
+    """The parts of one relay process, built from its settings, and the tasks that run them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.keys = CacheKeys(settings.redis_prefix)
+        self.redis = aioredis.Redis.from_url(
+            settings.redis_url or "redis://127.0.0.1:6379/0",
+            socket_connect_timeout=2,
+            socket_timeout=5,
+            retry=Retry(NoBackoff(), 1),  # one retry: a pooled connection from before a Redis restart
+            client_name="candles-relay",
+        )
+        self.hub = Hub(settings)
+        self.subscriber = Subscriber(settings, self.hub, self.redis)
+        self.db = Database(settings.effective_database_url())
+        self.metrics = Metrics(self.hub, self.subscriber)
+        self.started = time.monotonic()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @asynccontextmanager
+    async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
+        """Start the one Redis subscription, the slow-client watchdog and the SQL engine."""
+        self._tasks = [
+            asyncio.create_task(self.subscriber.run(), name="redis-subscriber"),
+            asyncio.create_task(self.hub.run_watchdog(), name="slow-client-watchdog"),
+        ]
+        with contextlib.suppress(ApiError, TimeoutError):  # history answers 503 until the database is there
+            await asyncio.wait_for(self.db.get(), 5)
+        gc.freeze()  # what exists now lives as long as the process: keep the collector's full passes off it
+        log.info(
+            "relay ready: Redis %s (channels %s), SQL %s",
+            without_credentials(self.settings.redis_url or ""),
+            ", ".join(self.subscriber.channels),
+            without_credentials(self.db.url),
+        )
+        try:
+            yield
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self.redis.aclose()
+            self.db.close()
+
+    def stats(self) -> RelayStats:
+        """``GET /ws/stats``: the hub's figures and the subscription's state."""
+        hub = self.hub
+        return RelayStats(
+            connections=len(hub.clients),
+            subscriptions={k: len(v) for k, v in sorted(hub.subscribers.items())},
+            messages_in=hub.messages_in,
+            messages_out=hub.messages_out,
+            updates_in=hub.updates_in,
+            updates_out=hub.updates_out,
+            coalesced=hub.coalesced,
+            dropped=hub.dropped,
+            slow_disconnects=hub.slow_disconnects,
+            invalid_messages=hub.invalid_messages,
+            redis=RedisState(
+                connected=self.subscriber.connected,
+                reconnects=self.subscriber.reconnects,
+                channel=self.settings.updates_channel,
+                channels=list(self.subscriber.channels),
+            ),
+            last_delay_ms=hub.last_delay_ms,
+            uptime_s=round(time.monotonic() - self.started, 1),
+        )
