@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import Engine, case, delete, insert, select, update
 
+from backend.alerts.targets import mask
 from backend.models import AlertEvent, AlertRecord, AlertRule, Delivery
 from backend.store import alert_events, alert_rules
 
@@ -69,7 +70,7 @@ def delete_rule(engine: Engine, rule_id: int) -> bool:
 
 
 def record_fires(engine: Engine, events: Sequence[AlertEvent], targets: Mapping[int, list[str]]) -> list[int]:
-    """Store fired alerts (deliveries pending, one per target shown masked) and count them on their rules.
+    """Store fired alerts (deliveries pending, one per target, masked) and count them on their rules.
 
     One transaction: the events, each rule's ``fire_count`` and ``last_fired_at``. Returns the event ids.
     """
@@ -78,7 +79,7 @@ def record_fires(engine: Engine, events: Sequence[AlertEvent], targets: Mapping[
     rows = [
         {
             **{name: getattr(e, name) for name in EVENT_FIELDS if name not in {"id", "deliveries"}},
-            "deliveries": [msgspec.to_builtins(Delivery(target=t)) for t in targets.get(e.rule_id, [])],
+            "deliveries": [msgspec.to_builtins(Delivery(target=mask(t))) for t in targets.get(e.rule_id, [])],
         }
         for e in events
     ]

@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from backend.alerts import store
 from backend.alerts.delivery import Deliverer
 from backend.alerts.rules import AlertEngine, Evaluation
+from backend.config import Settings
 from backend.models import Candle, encode_batch, now_ms
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,10 @@ class AlertSink:
         ]
         for t in self._threads:
             t.start()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, client: redis.Redis, sql: Engine) -> AlertSink:
+        return cls(sql, client, alerts_channel=settings.alerts_channel, rules_channel=settings.alert_rules_channel)
 
     # ------------------------------------------------------------ the Sink protocol
 
