@@ -90,7 +90,8 @@ class AlertSink:
         self._stop.set()
         with contextlib.suppress(queue.Full):
             self._outbox.put(None, timeout=timeout / 2)
-        self._threads[0].join(timeout / 2)
+        for thread in self._threads:  # the clock and the rules listener see the stop within a second
+            thread.join(timeout / 2)
         self.deliverer.close(timeout / 2)
 
     def stats(self) -> dict[str, Any]:
@@ -107,6 +108,7 @@ class AlertSink:
     # ------------------------------------------------------------ threads
 
     def _send(self, result: Evaluation) -> None:
+        self.fired += len(result.events)
         try:
             self._outbox.put_nowait(result)
         except queue.Full:
@@ -131,7 +133,6 @@ class AlertSink:
             self.store_errors += 1
             log.warning("could not store %d alerts (%s); publishing and delivering them anyway", len(events), exc)
         if events:
-            self.fired += len(events)
             try:
                 self.redis.publish(self.alerts_channel, encode_batch(events))
             except redis.RedisError as exc:
@@ -171,7 +172,7 @@ class AlertSink:
                 while not self._stop.is_set():
                     if pubsub.get_message(timeout=0.5) is not None:
                         self._load_rules()
-            except redis.RedisError:
+            except (redis.RedisError, OSError, ValueError):  # ValueError: the client was closed under it
                 self._stop.wait(delay * (1 + random.random() / 2))
                 delay = min(delay * 2, RECONNECT_MAX_S)
             finally:
