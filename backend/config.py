@@ -91,6 +91,9 @@ class Settings(EnvSettings):
     redis_prefix: str = Field("candles", description="Redis key prefix")
     updates_channel: str = Field("crypto:updates", description="Redis channel of candle updates")
     alerts_channel: str = Field("crypto:alerts", description="Redis channel of alerts")
+    alert_rules_channel: str = Field(
+        "crypto:alert-rules", description="Redis channel on which the relay announces changed alert rules"
+    )
     recent_cap: int = Field(1000, ge=1, description="closed candles cached per stream")
     latest_ttl_s: int = Field(86_400, ge=1, description="TTL of each stream's latest candle in Redis, s")
     api_host: Annotated[str, Flag(API, "--host")] = Field("127.0.0.1", description="the relay's bind address")

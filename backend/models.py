@@ -78,10 +78,11 @@ class AlertEvent(msgspec.Struct, tag="alert", tag_field="type", kw_only=True):
     symbol: str
     interval: str
     kind: str
-    threshold: float | list[float] | None
+    threshold: float | list[float] | str | None
     value: float
     message: str
     fired_at: int
+    open_time: int | None = None  # the candle it fired on (None for wall-clock rules such as feed_silent)
 
 
 AlertKind = Literal[
@@ -105,18 +106,47 @@ class AlertRule(msgspec.Struct, kw_only=True):
     symbol: str
     interval: str = "1m"
     kind: AlertKind = "price_above"
-    threshold: float | list[float] | None = None
+    threshold: float | list[float] | str | None = None  # a number, [low, high], or an indicator to cross
+    watch: str = "close"  # the value the rule watches: the close or an indicator (backend.alerts.rules.WATCHES)
     frequency: AlertFrequency = "once"
     cooldown_s: int = 0
     lookback: int | None = None
     factor: float | None = None
     expires_at: int | None = None
-    webhook_url: str | None = None
+    targets: list[str] = msgspec.field(default_factory=list)  # webhook (http/https) or Apprise URLs
     enabled: bool = True
     note: str = ""
     id: int | None = None
     state: Literal["armed", "fired", "expired", "disabled"] = "armed"
     created_at: int | None = None
+    last_fired_at: int | None = None
+    fire_count: int = 0
+
+
+class Delivery(msgspec.Struct, kw_only=True):
+    """One target's delivery of a fired alert (the target shown masked)."""
+
+    target: str
+    status: Literal["pending", "delivered", "failed"] = "pending"
+    attempts: int = 0
+    last_error: str | None = None
+    delivered_at: int | None = None
+
+
+class AlertRecord(msgspec.Struct, kw_only=True):
+    """A stored alert event: the ``alert`` wire fields, its id and its deliveries (``GET …/alerts/events``)."""
+
+    id: int
+    rule_id: int
+    symbol: str
+    interval: str
+    kind: str
+    threshold: float | list[float] | str | None
+    value: float
+    message: str
+    fired_at: int
+    open_time: int | None = None
+    deliveries: list[Delivery] = msgspec.field(default_factory=list)
 
 
 Message = Candle | AlertEvent

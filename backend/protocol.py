@@ -5,6 +5,10 @@ A client sends one JSON object per message, an *op*::
     {"op": "subscribe", "symbols": ["BTCUSDT"], "intervals": ["1m"], "id": 1}
     {"op": "unsubscribe", "symbols": ["BTCUSDT"]}   (symbols, intervals: default all subscribed)
     {"op": "ping", "id": 2}
+    {"op": "subscribe", "alerts": true}              (every alert, whatever its symbol)
+
+Alerts of a symbol reach every client subscribed to any stream of that symbol; a client that
+subscribed with ``"alerts": true`` (the dashboard, for its toasts) gets every alert.
 
 The relay answers with frames of two kinds: a JSON array of wire objects
 (candles and alerts, :mod:`backend.models`), or one control object
@@ -69,6 +73,7 @@ class ClientOp(msgspec.Struct, omit_defaults=True):
     symbols: list[str] | None = None
     intervals: list[str] | None = None
     id: OpId = None
+    alerts: bool | None = None  # subscribe/unsubscribe every alert
 
 
 class ProtocolError(Exception):
@@ -90,6 +95,7 @@ def encode_op(
     intervals: Sequence[str] | None = None,
     *,
     op_id: OpId = None,
+    alerts: bool | None = None,
 ) -> str:
     """A client's message, ready to send: ``encode_op("ping")`` → ``{"op":"ping"}``."""
     return _encoder.encode(
@@ -98,6 +104,7 @@ def encode_op(
             list(symbols) if symbols is not None else None,
             list(intervals) if intervals is not None else None,
             op_id,
+            alerts,
         )
     ).decode()
 
@@ -179,11 +186,13 @@ class Control(msgspec.Struct, tag_field="type", omit_defaults=True):
 class Subscribed(Control, tag="subscribed"):
     streams: list[str]
     id: OpId = None
+    alerts: bool | None = None  # present when the op asked for every alert
 
 
 class Unsubscribed(Control, tag="unsubscribed"):
     streams: list[str]
     id: OpId = None
+    alerts: bool | None = None
 
 
 class Pong(Control, tag="pong"):

@@ -68,11 +68,14 @@ alert_rules = Table(
     Column("lookback", Integer),
     Column("factor", Double),
     Column("expires_at", BigInteger),
-    Column("webhook_url", Text),
     Column("enabled", Boolean, nullable=False, default=True),
     Column("note", Text, nullable=False, default=""),
     Column("state", String(10), nullable=False, default="armed"),
     Column("created_at", BigInteger, nullable=False),
+    Column("watch", String(16), nullable=False, server_default="close"),
+    Column("targets", JSON, nullable=False, server_default="[]"),
+    Column("last_fired_at", BigInteger),
+    Column("fire_count", Integer, nullable=False, server_default="0"),
 )
 
 alert_events = Table(
@@ -87,6 +90,8 @@ alert_events = Table(
     Column("value", Double, nullable=False),
     Column("message", Text, nullable=False),
     Column("fired_at", BigInteger, nullable=False),
+    Column("open_time", BigInteger),
+    Column("deliveries", JSON, nullable=False, server_default="[]"),
     Index("ix_alert_events_rule", "rule_id", "id"),
     Index("ix_alert_events_symbol", "symbol", "id"),
 )
@@ -104,7 +109,7 @@ def normalize_url(url: str) -> str:
 
 
 def make_engine(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
-    """An engine with the tables created; SQLite in WAL mode so readers never block the writer."""
+    """An engine on a database at the newest schema (migrated on the way); SQLite in WAL mode."""
     url = normalize_url(url)
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
@@ -119,7 +124,9 @@ def make_engine(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
             cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             cur.close()
 
-    metadata.create_all(engine)
+    from backend.migrations import migrate  # the migrations read this module's metadata
+
+    migrate(engine)
     return engine
 
 

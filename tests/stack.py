@@ -46,6 +46,7 @@ def isolated_settings(redis_url: str, data_dir: Path, **overrides: Any) -> Setti
         redis_prefix=f"test{tag}",
         updates_channel=f"test{tag}:updates",
         alerts_channel=f"test{tag}:alerts",
+        alert_rules_channel=f"test{tag}:alert-rules",
         data_dir=data_dir,
     )
     return base.model_copy(update=overrides)

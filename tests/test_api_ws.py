@@ -136,18 +136,36 @@ def test_the_stream_cap_counts_what_is_already_subscribed(relay: Server) -> None
         client.subscribe(["CAP000"], ["1m"])  # already subscribed: still fine
 
 
-def test_alerts_reach_the_subscribers_of_their_stream(relay: Server, relay_settings: Settings) -> None:
+def test_alerts_reach_every_subscriber_of_their_symbol_and_of_all_alerts(
+    relay: Server, relay_settings: Settings
+) -> None:
     alert = AlertEvent(rule_id=7, symbol="ALRTUSDT", interval="1m", kind="price_above", threshold=100.0,
                        value=101.0, message="ALRTUSDT crossed above 100", fired_at=now_ms())  # fmt: skip
     r = redis.Redis.from_url(relay_settings.redis_url or "")
-    with WsClient(relay.ws_url) as client, WsClient(relay.ws_url) as other:
-        client.subscribe(["ALRTUSDT"], ["1m"])
-        other.subscribe(["ALRTUSDT"], ["1s"])
+    with (
+        WsClient(relay.ws_url) as minute,
+        WsClient(relay.ws_url) as second,
+        WsClient(relay.ws_url) as everything,
+        WsClient(relay.ws_url) as other,
+    ):
+        minute.subscribe(["ALRTUSDT"], ["1m"])
+        second.subscribe(["ALRTUSDT"], ["1s"])
+        everything.send({"op": "subscribe", "alerts": True, "id": 3})
+        assert everything.recv(5) == {"type": "subscribed", "streams": [], "id": 3, "alerts": True}
+        other.subscribe(["OTHERUSDT"], ["1m"])
         r.publish(relay_settings.alerts_channel, encode_batch([alert, alert]))
-        frame = client.recv(5)
-        assert [m["type"] for m in frame] == ["alert", "alert"]  # events are never coalesced
+        for client in (minute, second, everything):
+            frame = client.recv(5)
+            assert [m["type"] for m in frame] == ["alert", "alert"]  # events are never coalesced
+            assert frame[0]["message"] == "ALRTUSDT crossed above 100"
         other.send({"op": "ping"})
         assert other.recv(5) == {"type": "pong"}
+        everything.send({"op": "unsubscribe", "alerts": True})
+        assert everything.recv(5) == {"type": "unsubscribed", "streams": [], "alerts": True}
+        r.publish(relay_settings.alerts_channel, encode_batch([alert]))
+        assert [m["type"] for m in minute.recv(5)] == ["alert"]
+        everything.send({"op": "ping"})
+        assert everything.recv(5) == {"type": "pong"}
     r.close()
 
 

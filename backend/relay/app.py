@@ -16,7 +16,7 @@ from backend.relay.endpoint import WebSocketEndpoint
 from backend.relay.errors import install_error_handlers
 from backend.relay.middleware import RequestContext
 from backend.relay.openapi import DESCRIPTION, openapi_schema
-from backend.relay.routes import candles, status
+from backend.relay.routes import alerts, candles, status
 from backend.relay.state import Relay
 
 API_VERSION = "1"
@@ -35,14 +35,15 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.relay = relay
     app.include_router(candles.router(relay))
     app.include_router(status.router(relay))
+    app.include_router(alerts.router(relay))
     app.router.routes.append(WebSocketRoute("/ws", WebSocketEndpoint(settings, relay.hub, relay.redis)))
     install_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
-            allow_methods=["GET"],
-            allow_headers=["Authorization", "X-Request-ID"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "X-Request-ID", "Content-Type"],
             expose_headers=["X-Request-ID", "X-Response-Time"],
         )
     if settings.api_token:

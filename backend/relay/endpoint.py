@@ -98,11 +98,18 @@ class WebSocketEndpoint:
         if op.op == "ping":
             client.push_control(encode_control(Pong(op.id)))
         elif op.op == "subscribe":
-            await self.subscribe(client, op_streams(op, self.intervals, required=True), op.id)
+            if op.alerts:
+                self.hub.alert_subscribers.add(client)
+                if not op.symbols:
+                    client.push_control(encode_control(Subscribed([], op.id, True)))
+                    return
+            await self.subscribe(client, op_streams(op, self.intervals, required=True), op.id, op.alerts)
         else:
             self.unsubscribe(client, op)
 
-    async def subscribe(self, client: Client, streams: list[str], op_id: OpId = None) -> None:
+    async def subscribe(
+        self, client: Client, streams: list[str], op_id: OpId = None, alerts: bool | None = None
+    ) -> None:
         """Add streams, acknowledge, then send one snapshot frame of their latest candles."""
         cap = self.max_streams
         new = [s for s in streams if s not in client.streams]
@@ -112,7 +119,7 @@ class WebSocketEndpoint:
                 f"at most {cap} streams per connection ({len(client.streams)} subscribed, {len(new)} more asked)",
             )
         self.hub.attach(client, new)
-        client.push_control(encode_control(Subscribed(streams, op_id)))
+        client.push_control(encode_control(Subscribed(streams, op_id, alerts)))
         snapshot: dict[str, bytes] = {}
         missing: dict[str, bytes | None] = {}
         for key in streams:
@@ -142,6 +149,11 @@ class WebSocketEndpoint:
     def unsubscribe(self, client: Client, op: ClientOp) -> None:
         """Remove the named streams (symbols and intervals default to all subscribed ones)."""
         op_streams(op, self.intervals, required=False)  # validates names
+        if op.alerts:
+            self.hub.alert_subscribers.discard(client)
+            if not op.symbols and not op.intervals:
+                client.push_control(encode_control(Unsubscribed([], op.id, True)))
+                return
         removed = unsubscribe_selection(op, client.streams)
         self.hub.detach(client, removed)
-        client.push_control(encode_control(Unsubscribed(removed, op.id)))
+        client.push_control(encode_control(Unsubscribed(removed, op.id, op.alerts)))

@@ -54,8 +54,11 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         errors = jsonable_encoder(exc.errors())
         first = errors[0] if errors else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "path"))
-        message = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "invalid request"))
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "path", "body"))
+        reason = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
+        if not where and ":" in reason.split(" ", 1)[0]:  # a whole-body check names its field itself
+            where, reason = reason.split(": ", 1)
+        message = f"{where}: {reason}" if where else reason
         return _error(request, 422, "invalid_request", message, errors)
 
     async def redis_error(request: Request, exc: Exception) -> Response:

@@ -15,7 +15,7 @@ class Head(msgspec.Struct):
     type: str = ""
     symbol: str = ""
     interval: str = ""
-    open_time: int = 0
+    open_time: int | None = 0  # an alert's is its candle's, or null (feed_silent)
     seq: int = 0
     emitted_at: int = 0
 

@@ -32,6 +32,8 @@ class Hub:
         self.settings = settings
         self.clients: set[Client] = set()
         self.subscribers: dict[str, set[Client]] = {}
+        self.alert_subscribers: set[Client] = set()  # clients that asked for every alert
+        self.intervals = tuple(settings.intervals)
         # newest candle per stream seen on the channel since the subscription (re)started:
         # a subscribe to a live stream needs no Redis round trip
         self.latest: dict[str, bytes] = {}
@@ -70,20 +72,28 @@ class Hub:
         for head, raw in zip(heads, raws, strict=True):
             key = f"{head.symbol}:{head.interval}"  # backend.protocol.stream_key, inlined on the hot path
             encoded = bytes(raw)
-            slot: str | bytes = key
-            if head.type == "candle":
-                latest[key] = encoded
-            else:  # alerts are events: each one is delivered, none replaces another
-                slot = encoded
+            if head.type != "candle":  # alerts are events: each one is delivered, none replaces another
+                for client in self.alert_audience(head.symbol):
+                    if client.offer(encoded, encoded, now):
+                        first.append(client)
+                continue
+            latest[key] = encoded
             subs = subscribers.get(key)
             if subs:
                 for client in subs:
-                    if client.offer(slot, encoded, now):
+                    if client.offer(key, encoded, now):
                         first.append(client)
         for client in first:
             client.flush()
         if heads and heads[-1].emitted_at:
             self.last_delay_ms = now_ms() - heads[-1].emitted_at
+
+    def alert_audience(self, symbol: str) -> set[Client]:
+        """Who gets an alert of ``symbol``: subscribers of any of its streams, and of every alert."""
+        audience = set(self.alert_subscribers)
+        for interval in self.intervals:
+            audience.update(self.subscribers.get(f"{symbol}:{interval}", ()))
+        return audience
 
     def frame(self, parts: tuple[bytes, ...]) -> str:
         """The frame's text for an ASGI send, built once for every client that gets the same objects."""
@@ -125,6 +135,7 @@ class Hub:
 
     def remove(self, client: Client) -> None:
         self.detach(client, client.streams)
+        self.alert_subscribers.discard(client)
         self.clients.discard(client)
 
     def drop_slow(self, client: Client, why: str = "behind") -> None:

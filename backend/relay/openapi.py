@@ -8,6 +8,7 @@ import msgspec
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from backend.relay.alert_bodies import ALERT_BODIES
 from backend.relay.bodies import BODIES
 
 DESCRIPTION = """
@@ -47,7 +48,7 @@ def openapi_schema(app: FastAPI, *, token_required: bool) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-    _, components = msgspec.json.schema_components(BODIES, ref_template="#/components/schemas/{name}")
+    _, components = msgspec.json.schema_components(BODIES + ALERT_BODIES, ref_template="#/components/schemas/{name}")
     schema.setdefault("components", {}).setdefault("schemas", {}).update(components)
     schema["components"]["headers"] = {
         "X-Request-ID": {"description": "the request's id (echoed or generated)", "schema": {"type": "string"}},

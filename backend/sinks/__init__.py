@@ -6,11 +6,12 @@ import redis
 from sqlalchemy import Engine
 
 from backend.config import Settings
+from backend.sinks.alerts import AlertSink
 from backend.sinks.base import Sink
 from backend.sinks.redis import RedisSink
 from backend.sinks.sql import SqlSink
 
-__all__ = ["RedisSink", "Sink", "SqlSink", "default_sinks"]
+__all__ = ["AlertSink", "RedisSink", "Sink", "SqlSink", "default_sinks"]
 
 
 def default_sinks(settings: Settings, client: redis.Redis, engine: Engine) -> list[Sink]:
@@ -18,4 +19,5 @@ def default_sinks(settings: Settings, client: redis.Redis, engine: Engine) -> li
     return [
         RedisSink.from_settings(settings, client),  # cache + PUBLISH: first, the viewers wait for it
         SqlSink(engine),  # closed candles into history, on its own thread
+        AlertSink.from_settings(settings, client, engine),  # rules evaluated on every update
     ]
