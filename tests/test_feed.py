@@ -7,7 +7,7 @@ import threading
 
 import msgspec
 
-from backend.models import encode_batch, encode_message
+from backend.models import AlertEvent, encode_batch, encode_message
 from services.charts.tiles import tile_data
 from services.feed.backoff import Backoff
 from services.feed.book import StreamBook
@@ -272,3 +272,17 @@ def test_tile_data_change_since_the_first_candle_and_sparkline() -> None:
     assert t.quote_volume == sum(c.quote_volume for c in hourly)
     assert len(t.spark) == 20 and t.spark_label == "last 20s"
     assert t.tick_up is True  # 103 → 104 on the last two 1s candles
+
+
+def test_alerts_reach_every_session_and_the_recent_list() -> None:
+    feed, q = feed_with(BTC)
+    other = feed.register("other")
+    alert = AlertEvent(rule_id=1, symbol="SOLUSDT", interval="5m", kind="price_above", threshold=240.0,
+                       value=241.0, message="SOLUSDT is above 240", fired_at=1)  # fmt: skip
+    feed.listener.handle_frame(encode_batch([alert, candle(0, seq=1)]))
+    assert [a.message for a in q.drain().alerts] == ["SOLUSDT is above 240"]
+    assert [a.message for a in other.drain().alerts] == ["SOLUSDT is above 240"]
+    assert q.drain().alerts == []
+    assert list(feed.listener.alerts) == [alert]
+    feed.listener.handle_frame(encode_batch([alert] * 25))
+    assert len(q.drain().alerts) == 20  # bounded between two reruns

@@ -16,14 +16,15 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import websocket
 
-from backend.models import Candle, decode_batch, now_ms
+from backend.models import AlertEvent, Candle, now_ms
+from backend.protocol import ControlMessage, Error, Resync, decode_frame, encode_op, encode_stream_ops
 from services.client import ws_url
 from services.feed.backoff import Backoff
 from services.feed.book import Stream
 from services.feed.latency import Latency
-from services.feed.messages import control_message, subscription_ops
 from services.feed.state import FeedState
 from services.feed.status import FeedStatus
 
@@ -57,6 +58,7 @@ class Listener:
         self.gaps = 0
         self.resyncs = 0
         self.control: deque[dict[str, Any]] = deque(maxlen=50)
+        self.alerts: deque[AlertEvent] = deque(maxlen=100)  # the newest fired alerts, newest last
         self._last_message_at: float | None = None
         self._latency = Latency()
 
@@ -110,7 +112,7 @@ class Listener:
             self._subscribed -= removed  # the next connection subscribes afresh
             return
         try:
-            for text in [*subscription_ops("unsubscribe", removed), *subscription_ops("subscribe", added)]:
+            for text in [*encode_stream_ops("unsubscribe", removed), *encode_stream_ops("subscribe", added)]:
                 ws.send(text)
         except Exception as exc:  # the listener notices the dead socket and reconnects
             log.info("subscription update failed: %s", exc)
@@ -161,6 +163,8 @@ class Listener:
             reconnect = self._conn.came_up()
             self._subscribed = set()
             self._streams.seq.clear()
+            with contextlib.suppress(Exception):  # every alert, for the toasts of every session
+                ws.send(encode_op("subscribe", alerts=True))
             if reconnect:
                 self._sessions.mark_reconnected()
             self._streams.unsync()
@@ -209,30 +213,37 @@ class Listener:
     # ------------------------------------------------------------ frames
 
     def handle_frame(self, data: str | bytes) -> None:
-        """One WebSocket message: a JSON array of candles, or a control object."""
-        raw = data.encode() if isinstance(data, str) else data
-        stripped = raw.lstrip()
+        """One WebSocket message: a JSON array of candles and alerts, or a control object."""
         with self._lock:
             self.frames += 1
             self._last_message_at = time.time()
-        if stripped[:1] == b"{":
-            control = control_message(stripped)
-            if control is not None:
-                self._on_control(control)
-                return
-        msgs = decode_batch(stripped)
-        self._on_candles([m for m in msgs if isinstance(m, Candle)])
+        frame = decode_frame(data)
+        if not isinstance(frame, list):
+            self._on_control(frame)
+            return
+        candles = [m for m in frame if isinstance(m, Candle)]
+        if len(candles) < len(frame):
+            self._on_alerts([m for m in frame if isinstance(m, AlertEvent)])
+        self._on_candles(candles)
 
-    def _on_control(self, msg: dict[str, Any]) -> None:
-        kind = msg.get("type")
+    def _on_control(self, msg: ControlMessage) -> None:
+        fields = msgspec.structs.asdict(msg)
         with self._lock:
-            self.control.append({"at": time.time(), **msg})
-            if kind == "resync":
+            self.control.append({"at": time.time(), "type": type(msg).__struct_config__.tag, **fields})
+            if isinstance(msg, Resync):
                 self.resyncs += 1
                 limit = self._streams.book_limit
-                self._resync({s: limit for s in self._streams.books}, reason=str(msg.get("reason", "resync")))
-            elif kind == "error":
-                log.warning("relay error %s: %s", msg.get("code"), msg.get("message"))
+                self._resync({s: limit for s in self._streams.books}, reason=msg.reason)
+            elif isinstance(msg, Error):
+                log.warning("relay error %s: %s", msg.code, msg.message)
+
+    def _on_alerts(self, alerts: list[AlertEvent]) -> None:
+        """Fired alerts go to every live session (a toast on whatever page it shows) and to the recent list."""
+        with self._lock:
+            self.alerts.extend(alerts)
+            sessions = self._sessions.all()
+        for q in sessions:
+            q.put_alerts(alerts)
 
     def _resync(self, streams: dict[Stream, int], *, reason: str) -> None:
         """Mark streams for a fresh snapshot of their last ``n`` candles, books and sessions alike (lock held)."""

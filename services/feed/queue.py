@@ -11,10 +11,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from backend.models import Candle
+from backend.models import AlertEvent, Candle
 from services.feed.book import Stream
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 QueueKey = tuple[str, str, int]  # (symbol, interval, open_time)
 
 DEFAULT_QUEUE_SIZE = 2000
+MAX_ALERTS = 20  # alerts a session keeps between two reruns (each becomes a toast)
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Drained:
     resync: frozenset[Stream]
     reconnected: bool = False
     dropped: int = 0
+    alerts: list[AlertEvent] = field(default_factory=list)
 
     @property
     def changed(self) -> set[Stream]:
@@ -69,6 +71,7 @@ class SessionQueue:
         self.page = ""
         self._lock = threading.Lock()
         self._items: dict[QueueKey, Candle] = {}
+        self._alerts: list[AlertEvent] = []
         self._resync: set[Stream] = set()
         self._reconnected = False
         self._closed = False
@@ -112,6 +115,12 @@ class SessionQueue:
                     self._resync.add((oldest[0], oldest[1]))
                 self._items[key] = c
 
+    def put_alerts(self, alerts: Iterable[AlertEvent]) -> None:
+        """Fired alerts for this session's toasts; past ``MAX_ALERTS`` between reruns the oldest go."""
+        with self._lock:
+            if not self._closed:
+                self._alerts = [*self._alerts, *alerts][-MAX_ALERTS:]
+
     def mark_resync(self, streams: Iterable[Stream] | None = None, *, reconnected: bool = False) -> None:
         """Ask for a fresh snapshot of ``streams`` (all the session's streams when None)."""
         with self._lock:
@@ -127,6 +136,7 @@ class SessionQueue:
         with self._lock:
             out = Drained(list(self._items.values()), frozenset(self._resync), self._reconnected)
             out.dropped = self._dropped_since_drain
+            out.alerts, self._alerts = self._alerts, []
             self._items = {}
             self._resync = set()
             self._reconnected = False

@@ -52,6 +52,8 @@ class LivePage:
         @st.fragment(run_every=rt.settings.refresh_s)
         def live() -> None:
             drained = q.drain()
+            for alert in drained.alerts:  # fired while this page was open: whatever page it is
+                st.toast(f"**Alert** · {alert.message}", icon=":material/notifications_active:")
             draw(show_status(rt, drained if page_latency else None, extra=extra))
 
         live()
