@@ -183,13 +183,25 @@ def test_openapi_documents_every_route_with_typed_responses(relay: Server) -> No
     expected = {
         "/api/v1/symbols", "/api/v1/candles/{symbol}", "/api/v1/candles", "/api/v1/history/{symbol}",
         "/api/v1/stats", "/ws/stats", "/health", "/metrics", "/ws/test",
+        "/api/v1/alerts/rules", "/api/v1/alerts/rules/{rule_id}", "/api/v1/alerts/events", "/api/v1/alerts/preview",
     }  # fmt: skip
     assert set(paths) == expected
+    methods = {path: sorted(ops) for path, ops in paths.items() if path.startswith("/api/v1/alerts")}
+    assert methods == {
+        "/api/v1/alerts/rules": ["get", "post"],
+        "/api/v1/alerts/rules/{rule_id}": ["delete", "get", "patch"],
+        "/api/v1/alerts/events": ["get"],
+        "/api/v1/alerts/preview": ["post"],
+    }
     for path, operations in paths.items():
-        for status, response in operations["get"]["responses"].items():
-            content = response["content"]
-            schema_of = next(iter(content.values()))["schema"]
-            assert schema_of.get("$ref") or schema_of.get("type") == "string", (path, status)
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if status == "204":
+                    assert "content" not in response, (path, method)
+                    continue
+                content = response["content"]
+                schema_of = next(iter(content.values()))["schema"]
+                assert schema_of.get("$ref") or schema_of.get("type") == "string", (path, method, status)
     candle = schema["components"]["schemas"]["Candle"]
     assert {"symbol", "interval", "open_time", "seq", "emitted_at"} <= set(candle["properties"])
 
@@ -203,7 +215,11 @@ def test_fuzzed_requests_never_fail_and_match_the_schema(relay: Server, mode: sc
     @given(case=schema.as_strategy(mode))
     @settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     def check(case: schemathesis.Case) -> None:
-        case.call_and_validate()
+        # An alert rule's fields depend on its kind (a channel needs [low, high], pct_move a lookback, …), which
+        # the JSON schema does not express: there a schema-valid body may get a 422; everything else still holds.
+        alert_body = case.path.startswith("/api/v1/alerts") and case.method in {"POST", "PATCH"}
+        excluded = [schemathesis.checks.positive_data_acceptance] if alert_body else []
+        case.call_and_validate(excluded_checks=excluded)
 
     check()
 

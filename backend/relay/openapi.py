@@ -23,6 +23,7 @@ stays behind is closed with code 4008 "slow consumer". With a token configured, 
 """
 
 _REASONS = {
+    400: "The body is not JSON",
     401: "Missing or wrong API token",
     404: "Unknown symbol",
     422: "Invalid parameter",
@@ -30,13 +31,16 @@ _REASONS = {
 }
 
 
-def responses(ok: type | str, *errors: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI responses: ``ok`` (a body struct, or a media type) and ``ErrorBody`` for each error."""
-    if isinstance(ok, str):
-        success: dict[str, Any] = {"content": {ok: {"schema": {"type": "string"}}}}
+def responses(ok: type | str | None, *errors: int, status: int = 200) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses: ``ok`` (a body struct, a media type, or None: no body) with ``status``, and
+    ``ErrorBody`` for each error."""
+    if ok is None:
+        success: dict[str, Any] = {}
+    elif isinstance(ok, str):
+        success = {"content": {ok: {"schema": {"type": "string"}}}}
     else:
         success = {"content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ok.__name__}"}}}}
-    out: dict[int | str, dict[str, Any]] = {200: {"description": "Success", **success}}
+    out: dict[int | str, dict[str, Any]] = {status: {"description": "Success", **success}}
     error_schema = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
     for status in (401, *errors):
         out[status] = {"description": _REASONS[status], **error_schema}

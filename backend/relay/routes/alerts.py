@@ -36,6 +36,7 @@ from backend.relay.openapi import responses
 from backend.relay.state import Relay
 
 MAX_EVENTS = 500
+SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9/_-]{0,18}[A-Za-z0-9]$"  # BTCUSDT, BTC/USDT, btc-usdt: all admitted normalise
 PREVIEW_CANDLES = 1000
 
 
@@ -61,12 +62,12 @@ def router(relay: Relay) -> APIRouter:
         return rule
 
     @api.get("/rules", responses=responses(RulesBody, 422, 503))
-    async def list_rules(symbol: Annotated[str | None, Query(max_length=40)] = None) -> Response:
+    async def list_rules(symbol: Annotated[str | None, Query(pattern=SYMBOL_PATTERN)] = None) -> Response:
         """Every rule (newest last), or those of one symbol."""
         rules = await db.run(store.list_rules, symbol=_symbol(symbol) if symbol else None)
         return encoded_response(RulesBody([shown(r) for r in rules], len(rules)))
 
-    @api.post("/rules", status_code=201, responses=responses(AlertRule, 422, 503))
+    @api.post("/rules", status_code=201, responses=responses(AlertRule, 400, 422, 503, status=201))
     async def create_rule(body: Annotated[RuleIn, Body()]) -> Response:
         """Create a rule; it is armed at once (unless ``enabled`` is false)."""
         rule = rule_from_input(body, settings.intervals, now_ms())
@@ -78,7 +79,7 @@ def router(relay: Relay) -> APIRouter:
     async def get_rule(rule_id: RuleId) -> Response:
         return encoded_response(shown(await rule_or_404(rule_id)))
 
-    @api.patch("/rules/{rule_id}", responses=responses(AlertRule, 404, 422, 503))
+    @api.patch("/rules/{rule_id}", responses=responses(AlertRule, 400, 404, 422, 503))
     async def update_rule(rule_id: RuleId, body: Annotated[RulePatch, Body()]) -> Response:
         """Change some fields (the whole rule is validated again); ``enabled`` re-arms or disarms it."""
         current = await rule_or_404(rule_id)
@@ -98,7 +99,7 @@ def router(relay: Relay) -> APIRouter:
         await announce()
         return encoded_response(shown(updated))
 
-    @api.delete("/rules/{rule_id}", status_code=204, responses=responses("text/plain", 404, 422, 503))
+    @api.delete("/rules/{rule_id}", status_code=204, responses=responses(None, 404, 422, 503, status=204))
     async def delete_rule(rule_id: RuleId) -> Response:
         if not await db.run(store.delete_rule, rule_id):
             raise ApiError(404, "unknown_rule", f"no alert rule {rule_id}")
@@ -108,7 +109,7 @@ def router(relay: Relay) -> APIRouter:
     @api.get("/events", responses=responses(EventsBody, 422, 503))
     async def events(
         rule_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-        symbol: Annotated[str | None, Query(max_length=40)] = None,
+        symbol: Annotated[str | None, Query(pattern=SYMBOL_PATTERN)] = None,
         interval: Annotated[str | None, Query(max_length=4)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_EVENTS)] = 100,
         cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,10}$")] = None,
@@ -125,7 +126,7 @@ def router(relay: Relay) -> APIRouter:
         cursor_out = str(next_cursor) if next_cursor is not None else None
         return encoded_response(EventsBody(items, cursor_out, next_cursor is not None, len(items)))
 
-    @api.post("/preview", responses=responses(PreviewBody, 422, 503))
+    @api.post("/preview", responses=responses(PreviewBody, 400, 422, 503))
     async def preview_rule(body: Annotated[RuleIn, Body()]) -> Response:
         """Where the rule would have fired over the symbol's cached candles (nothing is saved)."""
         rule = rule_from_input(body, settings.intervals, now_ms(), check_targets=False)
