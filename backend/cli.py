@@ -1,4 +1,4 @@
-"""Command line: ingest, api, run (both), aggregate (offline trades → candles).
+"""Command line: ingest, api, run (both), aggregate (offline trades → candles), db (schema migrations).
 
 The settings' flags are derived from :class:`backend.config.Settings` (each field
 tagged with the commands it belongs to); this module only wires the commands.
@@ -26,6 +26,7 @@ COMMANDS = {
     "ingest": "run source → aggregator → Redis + SQL until Ctrl-C",
     "api": "run the relay (WebSocket fan-out + REST)",
     "run": "ingest and relay together (embedded defaults when unconfigured)",
+    "db": "upgrade the database schema to the newest revision (every process also does on start), or show it",
 }
 
 
@@ -35,8 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in COMMANDS.items():
         p = sub.add_parser(name, help=help_text)
         add_flags(p, Settings, name)
-        if name != "api":
+        if name in {"ingest", "run"}:
             p.add_argument("--format", dest="fmt", help="replay file format (default: detected)")
+        if name == "db":
+            p.add_argument("action", choices=("upgrade", "current"), help="upgrade to the newest revision, or show it")
     agg = sub.add_parser("aggregate", help="turn a trade file into candles offline")
     agg.add_argument("path", type=Path)
     agg.add_argument("--intervals", default="1m", help="comma-separated intervals (default 1m)")
@@ -55,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # backend.migrations logs one line per upgrade
     if args.command == "aggregate":
         from backend.offline import aggregate_command
 
@@ -63,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_ingest(settings, fmt=args.fmt)
     if args.command == "api":
         return run_api(settings)
+    if args.command == "db":
+        return run_db(settings, args.action)
     return run_both(settings, fmt=args.fmt)
 
 
@@ -73,6 +79,25 @@ def _stop_on_signals(stop: threading.Event) -> None:
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+
+
+def run_db(settings: Settings, action: str) -> int:
+    """``db upgrade``: migrate and print the revision; ``db current``: print it (none: not made yet)."""
+    from sqlalchemy import create_engine
+
+    from backend.migrations import current_revision, head_revision, migrate
+    from backend.store import make_engine, normalize_url
+
+    url = settings.effective_database_url()
+    if action == "upgrade":
+        engine = make_engine(url)  # migrates
+        print(f"database at revision {migrate(engine)} (newest)")
+    else:
+        engine = create_engine(normalize_url(url))
+        current = current_revision(engine)
+        print(f"database at revision {current or 'none'}; newest is {head_revision()}")
+    engine.dispose()
+    return 0
 
 
 def run_ingest(settings: Settings, *, fmt: str | None = None) -> int:

@@ -31,6 +31,7 @@ DEFAULT_SYMBOLS: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", 
 ALL = ("ingest", "api", "run")  # the commands that take each kind of flag
 INGEST = ("ingest", "run")
 API = ("api", "run")
+DB = (*ALL, "db")  # python -m backend db upgrade|current
 
 
 def parse_intervals(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -64,7 +65,7 @@ class Settings(EnvSettings):
     """The backend's configuration; see README "Settings"."""
 
     redis_url: Annotated[str | None, Flag(ALL)] = Field(None, description="Redis URL (unset: an embedded Valkey)")
-    database_url: Annotated[str | None, Flag(ALL)] = Field(
+    database_url: Annotated[str | None, Flag(DB)] = Field(
         None, description="SQLAlchemy URL (unset: SQLite under ./data/)"
     )
     symbols: Annotated[tuple[str, ...] | None, NoDecode, Flag(ALL)] = Field(
@@ -75,7 +76,7 @@ class Settings(EnvSettings):
     intervals: Annotated[tuple[str, ...], NoDecode, Flag(ALL)] = Field(
         DEFAULT_INTERVALS, description=f"comma-separated intervals, from {', '.join(INTERVALS_MS)}"
     )
-    log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], Flag(ALL)] = Field(
+    log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], Flag(DB)] = Field(
         "INFO", description="log level"
     )
     source: Annotated[str, Flag(INGEST)] = Field("simulator", description="simulator | replay:PATH")

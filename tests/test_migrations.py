@@ -105,3 +105,14 @@ def test_processes_starting_at_once_migrate_once(tmp_path: Path) -> None:
     engine = create_engine(url)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [(HEAD,)]
+
+
+def test_the_db_command_shows_and_upgrades_the_revision(tmp_path: Path) -> None:
+    def db(action: str) -> str:
+        cmd = [sys.executable, "-m", "backend", "db", action, "--database-url", f"sqlite:///{tmp_path / 'c.sqlite3'}"]
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+        return done.stdout.strip()
+
+    assert db("current") == f"database at revision none; newest is {HEAD}"
+    assert db("upgrade") == f"database at revision {HEAD} (newest)"
+    assert db("current") == f"database at revision {HEAD}; newest is {HEAD}"

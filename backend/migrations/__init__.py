@@ -2,8 +2,8 @@
 
 ``migrate(engine)`` brings any database to the newest revision. A database made before migrations
 existed (its tables made by ``create_all``, no ``alembic_version``) is stamped as revision 0001, the
-schema of that version, and upgraded from there. By hand: ``python -m backend db upgrade`` (or
-``alembic -c backend/migrations/alembic.ini upgrade head`` with ``CANDLES_DATABASE_URL`` set).
+schema of that version, and upgraded from there. By hand: ``python -m backend db upgrade`` (``db current``
+shows the revision), or ``alembic -c backend/migrations/alembic.ini upgrade head`` with ``CANDLES_DATABASE_URL`` set.
 """
 
 from __future__ import annotations
@@ -59,8 +59,10 @@ def migrate(engine: Engine) -> str:
 def _migrate(engine: Engine, head: str) -> str:
     for attempt in range(ATTEMPTS):
         try:
-            if current_revision(engine) == head:
+            current = current_revision(engine)
+            if current == head:
                 return head
+            log.info("upgrading the database schema from revision %s to %s", current or "none", head)
             _upgrade(engine)
             return head
         except DBAPIError as exc:
