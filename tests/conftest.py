@@ -81,3 +81,14 @@ def _truncate(engine: Engine) -> None:
     with engine.begin() as conn:
         for table in reversed(metadata.sorted_tables):
             conn.execute(text(f'DELETE FROM "{table.name}"'))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The folder says what a test needs: tests/integration real servers, tests/browser Chromium too."""
+    for item in items:
+        parts = Path(str(item.path)).parts
+        if "integration" in parts:
+            item.add_marker(pytest.mark.integration)
+        elif "browser" in parts:
+            item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.integration)

@@ -29,8 +29,8 @@ from backend.sources.formats import (
 )
 from backend.sources.replay import ReplaySource
 from backend.sources.simulator import Simulator
+from tests.conftest import ROOT, SAMPLES
 
-SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 XRPETH = SAMPLES / "binance_xrpeth_2019" / "XRP_ETH-aggtrades.json.gz"
 KRAKEN = SAMPLES / "kraken_xbtusdt_2025" / "http_trades.json"
 KRAKEN_OHLC = SAMPLES / "kraken_xbtusdt_2025" / "http_ohlc.json"
@@ -452,7 +452,7 @@ def test_missing_file_and_unknown_format_fail_with_one_line(tmp_path: Path) -> N
 
 def test_the_format_registry_feeds_the_help_and_the_readme() -> None:
     """Every registered format is in the --format help and has its row in the README's table."""
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     help_lines = format_help().splitlines()
     assert [line.split(":", 1)[0] for line in help_lines] == list(FORMATS)
     for row in format_table().splitlines():

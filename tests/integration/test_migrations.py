@@ -15,8 +15,8 @@ from sqlalchemy import create_engine, inspect, select, text
 
 from backend.migrations import current_revision, migrate
 from backend.store import alert_rules, make_engine, metadata, normalize_url, query_candles
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 HEAD = "0002"  # pinned: a new migration must update this test on purpose
 
