@@ -56,15 +56,20 @@ def redis_url() -> tuple[str, object | None]:
     return server.url, server
 
 
-def armed_rules(n: int, prices: dict[str, float], targets: list[str]) -> list[AlertRule]:
-    """``n`` rules over every symbol and interval, of every candle kind, armed (levels far from the price)."""
+PRICE_KINDS = ("price_above", "cross", "channel_exit", "cross_down", "price_below", "cross_up")
+EVERY_KIND = ("price_above", "cross", "pct_move", "volume_spike", "channel_exit", "cross_down")
+
+
+def armed_rules(n: int, prices: dict[str, float], kinds: tuple[str, ...], indicators: bool) -> list[AlertRule]:
+    """``n`` armed rules over every symbol and interval (levels away from the price, so they stay armed);
+    with ``indicators`` a tenth of the level rules watch an indicator instead of the close."""
     rng = random.Random(7)
     rules = []
     for i in range(n):
         sym = SYMBOLS[i % len(SYMBOLS)]
         interval = DEFAULT_INTERVALS[(i // len(SYMBOLS)) % len(DEFAULT_INTERVALS)]
         p = prices[sym]
-        kind = ("price_above", "cross", "pct_move", "volume_spike", "channel_exit", "cross_down")[i % 6]
+        kind = kinds[i % len(kinds)]
         threshold: object = {
             "price_above": p * 10,
             "cross": p * rng.uniform(1.5, 3),
@@ -72,8 +77,12 @@ def armed_rules(n: int, prices: dict[str, float], targets: list[str]) -> list[Al
             "volume_spike": None,
             "channel_exit": [p * 0.01, p * 100],
             "cross_down": p * 0.1,
+            "price_below": p * 0.1,
+            "cross_up": p * rng.uniform(1.5, 3),
         }[kind]
-        watch = WATCHES[i % len(WATCHES)] if i % 10 == 0 and kind in {"price_above", "cross"} else "close"
+        watch = (
+            WATCHES[i % len(WATCHES)] if indicators and i % 10 == 0 and kind in {"price_above", "cross"} else "close"
+        )
         if watch == "rsi14":
             threshold = 101.0
         rules.append(
@@ -86,7 +95,6 @@ def armed_rules(n: int, prices: dict[str, float], targets: list[str]) -> list[Al
                 frequency="per_candle",
                 lookback=20,
                 factor=1000.0,
-                targets=targets,
             )
         )
     return rules
@@ -186,10 +194,11 @@ def main() -> None:
         first[batch.symbols[sym_i]] = first[batch.symbols[sym_i]] or price
     prices = {s: float(p or 1.0) for s, p in first.items()}
     hanging = WebhookReceiver(hang_s=5.0)
+    n = args.rules
     variants = {
         "0 rules": [],
-        f"{args.rules} armed rules": armed_rules(args.rules, prices, []),
-        f"{args.rules} rules, 10 firing into a hanging webhook": armed_rules(args.rules - 10, prices, [])
+        f"{n} price rules (levels, crosses, channels)": armed_rules(n, prices, PRICE_KINDS, False),
+        f"{n} price rules, 10 firing into a hanging webhook": armed_rules(n - 10, prices, PRICE_KINDS, False)
         + [
             AlertRule(
                 symbol=s,
@@ -202,6 +211,8 @@ def main() -> None:
             )
             for s in SYMBOLS[:10]
         ],
+        f"{n} rules of every kind (moves, volume spikes)": armed_rules(n, prices, EVERY_KIND, False),
+        f"{n} rules of every kind, 1 in 30 on an indicator": armed_rules(n, prices, EVERY_KIND, True),
     }
     best: dict[str, float] = {}
     fired: dict[str, int] = {}

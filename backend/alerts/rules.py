@@ -26,90 +26,35 @@ Semantics (the README's "Alerts" section says the same for users):
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import msgspec
-import pandas as pd
 
-from backend import indicators
+from backend.alerts.conditions import LEVEL_KINDS, condition, describe
+from backend.alerts.index import CHANNEL_KINDS, LevelIndex, indexable
+from backend.alerts.series import StreamSeries
 from backend.models import AlertEvent, AlertRule, Candle
 
-WINDOW = 300  # closed candles kept per stream: enough for every indicator's warm-up (EMA 50 converges)
-CROSS_KINDS = frozenset({"cross", "cross_up", "cross_down", "channel_enter", "channel_exit"})
-LEVEL_KINDS = frozenset({"price_above", "price_below", "cross", "cross_up", "cross_down"})
-INDICATOR_WATCHES: dict[str, tuple[str, str]] = {
-    # watch name → (indicator key, column of its frame)
-    "sma20": ("sma20", "SMA 20"),
-    "sma50": ("sma50", "SMA 50"),
-    "ema20": ("ema20", "EMA 20"),
-    "ema50": ("ema50", "EMA 50"),
-    "vwap": ("vwap", "VWAP"),
-    "bb20_upper": ("bb20", "upper"),
-    "bb20_mid": ("bb20", "mid"),
-    "bb20_lower": ("bb20", "lower"),
-    "rsi14": ("rsi14", "RSI 14"),
-}
-WATCHES: tuple[str, ...] = ("close", *INDICATOR_WATCHES)
+Stream = tuple[str, str]
+IndexKey = tuple[Stream, bool]  # (stream, closes only)
+EMPTY = StreamSeries()  # indexed kinds never read the series
+
+
+class Watched:
+    """A stream with rules: its two level indexes (every update, closes only), its other rules, what it showed."""
+
+    __slots__ = ("closes", "every", "general", "last_seq", "prev_close", "prev_every")
+
+    def __init__(self, every: LevelIndex | None, closes: LevelIndex | None, general: list[int] | None) -> None:
+        self.every, self.closes, self.general = every, closes, general
+        self.last_seq: int | None = None
+        self.prev_every: float | None = None  # the close the index of every update last saw
+        self.prev_close: float | None = None  # the close the index of closes last saw
+
+
 DEFINITION_FIELDS = ("symbol", "interval", "kind", "threshold", "watch", "frequency", "cooldown_s", "lookback")
 DEFINITION_FIELDS += ("factor", "expires_at", "enabled", "state")
-_VERBS = {
-    "price_above": "is above",
-    "price_below": "is below",
-    "cross_up": "crossed above",
-    "cross_down": "crossed below",
-    "channel_enter": "entered",
-    "channel_exit": "left",
-}
-
-
-@dataclass
-class StreamSeries:
-    """One stream's recent closed candles and its forming candle, as the engine has seen them."""
-
-    closed: deque[Candle] = field(default_factory=lambda: deque(maxlen=WINDOW))
-    forming: Candle | None = None
-    last_seq: int | None = None
-
-    def apply(self, c: Candle) -> bool:
-        """Take one update; True when it follows the previous one without a ``seq`` gap."""
-        continuous = self.last_seq is not None and c.seq == self.last_seq + 1
-        self.last_seq = c.seq
-        if c.closed:
-            if self.closed and self.closed[-1].open_time >= c.open_time:
-                if self.closed[-1].open_time == c.open_time:
-                    self.closed[-1] = c
-            else:
-                self.closed.append(c)
-            if self.forming is not None and self.forming.open_time <= c.open_time:
-                self.forming = None
-        else:
-            self.forming = c
-        return continuous
-
-    def candles(self) -> list[Candle]:
-        """Closed candles oldest first, then the forming one."""
-        return [*self.closed, self.forming] if self.forming is not None else list(self.closed)
-
-    def current(self) -> Candle | None:
-        return self.forming if self.forming is not None else (self.closed[-1] if self.closed else None)
-
-
-def candle_frame(candles: Sequence[Candle]) -> pd.DataFrame:
-    """The columns the indicators read, for a run of candles."""
-    cols = ("open_time", "high", "low", "close", "volume", "quote_volume")
-    return pd.DataFrame({name: [getattr(c, name) for c in candles] for name in cols})
-
-
-def watched_values(watch: str, candles: Sequence[Candle]) -> list[float]:
-    """The watched value at every candle (NaN where an indicator is not ready yet)."""
-    if watch == "close":
-        return [c.close for c in candles]
-    key, column = INDICATOR_WATCHES[watch]
-    if not candles:
-        return []
-    return [float(v) for v in indicators.compute(key, candle_frame(candles))[column]]
 
 
 @dataclass
@@ -136,42 +81,18 @@ def definition(rule: AlertRule) -> tuple[object, ...]:
     return tuple(getattr(rule, name) for name in DEFINITION_FIELDS)
 
 
-def fmt_level(x: float) -> str:
-    return f"{x:.10g}"
-
-
-def describe(rule: AlertRule, value: float, level: float | None, pct: float | None = None) -> str:
-    """The human message of an alert, e.g. ``BTCUSDT crossed above 97000``."""
-    what = rule.symbol if rule.watch == "close" else f"{rule.symbol} {rule.watch.upper().replace('_', ' ')}"
-    target = rule.threshold if isinstance(rule.threshold, str) else None
-    if rule.kind in {"channel_enter", "channel_exit"}:
-        lo, hi = channel(rule)
-        return f"{what} {_VERBS[rule.kind]} {fmt_level(lo)}–{fmt_level(hi)} at {fmt_level(value)}"
-    if rule.kind == "pct_move":
-        direction = "up" if (pct or 0.0) >= 0 else "down"
-        return f"{what} {direction} {abs(pct or 0.0):.2f}% over {rule.lookback} candles ({rule.interval})"
-    if rule.kind == "volume_spike":
-        return f"{rule.symbol} volume {fmt_level(value)} is over {rule.factor:g}× its {rule.lookback}-candle mean"
-    if rule.kind == "feed_silent":
-        return f"{rule.symbol}: no trade for {fmt_level(value)} s"
-    verb = _VERBS.get(rule.kind, "crossed")
-    against = target.upper() if target else fmt_level(level if level is not None else float("nan"))
-    return f"{what} {verb} {against}"
-
-
-def channel(rule: AlertRule) -> tuple[float, float]:
-    lo, hi = rule.threshold  # type: ignore[misc]
-    return (min(lo, hi), max(lo, hi))
-
-
 class AlertEngine:
     """Every rule's state and every watched stream's series; fed candles and the clock."""
 
-    def __init__(self, rules: Iterable[AlertRule] = (), *, started_at: int = 0) -> None:
+    def __init__(self, rules: Iterable[AlertRule] = (), *, started_at: int = 0, indexed: bool = True) -> None:
+        """``indexed=False`` evaluates every rule one by one: the reference the level index is tested against."""
+        self.indexed = indexed
         self.rules: dict[int, AlertRule] = {}
         self.state: dict[int, RuleState] = {}
-        self.by_stream: dict[tuple[str, str], list[int]] = {}
-        self.series: dict[tuple[str, str], StreamSeries] = {}
+        self.general: dict[Stream, list[int]] = {}  # rules evaluated one by one (indicators, moves, volume)
+        self.indexes: dict[IndexKey, LevelIndex] = {}  # close-watching rules with constant levels
+        self.by_stream: dict[Stream, Watched] = {}
+        self.series: dict[Stream, StreamSeries] = {}
         self.last_trade: dict[str, int] = {}
         self.started_at = started_at
         self.set_rules(rules)
@@ -185,11 +106,24 @@ class AlertEngine:
             if i not in self.state and r.last_fired_at is not None:
                 self.state[i] = RuleState(last_fired_at=r.last_fired_at)
         self.rules = rules
-        by_stream: dict[tuple[str, str], list[int]] = {}
+        self.general, self.indexes = {}, {}
         for rule_id, r in rules.items():
-            if r.kind != "feed_silent":
-                by_stream.setdefault((r.symbol, r.interval), []).append(rule_id)
-        self.by_stream = by_stream
+            if r.kind == "feed_silent" or not r.enabled or r.state != "armed":
+                continue
+            stream = (r.symbol, r.interval)
+            if self.indexed and indexable(r.kind, r.watch, r.threshold):
+                index = self.indexes.setdefault((stream, r.frequency == "per_close"), LevelIndex())
+                index.add(rule_id, r.kind, r.threshold, fresh=rule_id not in kept)  # type: ignore[arg-type]
+            else:
+                self.general.setdefault(stream, []).append(rule_id)
+        old = self.by_stream
+        self.by_stream = {}
+        for s in set(self.general) | {stream for stream, _ in self.indexes}:
+            w = self.by_stream[s] = Watched(
+                self.indexes.get((s, False)), self.indexes.get((s, True)), self.general.get(s)
+            )
+            if s in old:  # what the stream has shown so far stays known
+                w.last_seq, w.prev_every, w.prev_close = old[s].last_seq, old[s].prev_every, old[s].prev_close
 
     def armed(self, rule: AlertRule, now: int) -> bool:
         return rule.enabled and rule.state == "armed" and (rule.expires_at is None or now < rule.expires_at)
@@ -198,34 +132,79 @@ class AlertEngine:
         """Evaluate the rules of every updated stream, update by update."""
         events: list[AlertEvent] = []
         states: dict[int, str] = {}
+        by_stream, last_trade = self.by_stream, self.last_trade
         for c in candles:
-            if c.trades > 0:
-                self.last_trade[c.symbol] = max(self.last_trade.get(c.symbol, 0), c.event_time)
-            ids = self.by_stream.get(c.stream)
-            if not ids:
+            if c.trades > 0 and c.event_time > last_trade.get(c.symbol, 0):
+                last_trade[c.symbol] = c.event_time
+            w = by_stream.get((c.symbol, c.interval))
+            if w is None:
                 continue
-            series = self.series.setdefault(c.stream, StreamSeries())
-            continuous = series.apply(c)
-            memo: dict[str, float | None] = {}
-            for rule_id in ids:
-                rule = self.rules[rule_id]
-                if rule_id in states:
-                    continue
-                if not self.armed(rule, now):
-                    self._expire(rule, now, states)
-                    continue
-                st = self.state.setdefault(rule_id, RuleState())
-                if not continuous:
-                    st.prev = st.prev_level = None
-                if rule.frequency == "per_close" and not c.closed:
-                    continue
-                event = self._step(rule, st, series, c, now, memo)
-                if event is not None:
-                    events.append(event)
-                    if rule.frequency == "once":
-                        states[rule_id] = "fired"
+            continuous = w.last_seq is not None and c.seq == w.last_seq + 1
+            w.last_seq = c.seq
+            if not continuous:
+                w.prev_every = w.prev_close = None
+            if w.every is not None:
+                prev, w.prev_every = w.prev_every, c.close
+                self._indexed(w.every, prev, c, now, events, states)
+            if w.closes is not None and c.closed:
+                prev, w.prev_close = w.prev_close, c.close
+                self._indexed(w.closes, prev, c, now, events, states)
+            if w.general:
+                series = self.series.get(c.stream)
+                if series is None:
+                    series = self.series[c.stream] = StreamSeries()
+                series.apply(c)
+                self._general(w.general, series, c, continuous, now, events, states)
         self._settle(states)
         return Evaluation(events, states)
+
+    def _indexed(
+        self,
+        index: LevelIndex,
+        prev: float | None,
+        c: Candle,
+        now: int,
+        events: list[AlertEvent],
+        states: dict[int, str],
+    ) -> None:
+        """The index's candidates for this update, each checked exactly (few: those whose level was reached)."""
+        value = c.close
+        candidates = index.candidates(prev, value)
+        index.fresh.clear()
+        for rule_id in candidates:
+            rule = self.rules[rule_id]
+            if rule_id in states or not self.armed(rule, now):
+                self._expire(rule, now, states)
+                continue
+            level = None if rule.kind in CHANNEL_KINDS else float(rule.threshold)  # type: ignore[arg-type]
+            hit, _ = condition(rule, EMPTY, value, level, prev, level)
+            if hit:
+                st = self.state.setdefault(rule_id, RuleState())
+                self._fire(rule, st, c, now, value, level, None, events, states)
+
+    def _general(
+        self,
+        ids: list[int],
+        series: StreamSeries,
+        c: Candle,
+        continuous: bool,
+        now: int,
+        events: list[AlertEvent],
+        states: dict[int, str],
+    ) -> None:
+        """Rules that need their own evaluation: indicators, moves, volume spikes."""
+        memo: dict[str, float | None] = {}
+        for rule_id in ids:
+            rule = self.rules[rule_id]
+            if rule_id in states or not self.armed(rule, now):
+                self._expire(rule, now, states)
+                continue
+            st = self.state.setdefault(rule_id, RuleState())
+            if not continuous:
+                st.prev = st.prev_level = None
+            if rule.frequency == "per_close" and not c.closed:
+                continue
+            self._step(rule, st, series, c, now, memo, events, states)
 
     def on_clock(self, now: int) -> Evaluation:
         """Wall-clock rules (``feed_silent``) and expiry."""
@@ -256,33 +235,62 @@ class AlertEngine:
             states[rule.id] = "expired"  # type: ignore[index]
 
     def _settle(self, states: dict[int, str]) -> None:
+        """Disarm the rules that fired once or expired (they leave the index and the general lists)."""
+        if not states:
+            return
+        rules = dict(self.rules)
         for rule_id, new in states.items():
-            rule = self.rules[rule_id]
-            self.rules[rule_id] = msgspec.structs.replace(rule, state=new)
+            rules[rule_id] = msgspec.structs.replace(rules[rule_id], state=new)
+        kept = dict(self.state)
+        self.set_rules(rules.values())
+        self.state.update({i: st for i, st in kept.items() if i in rules})
 
     @staticmethod
     def _cooled(rule: AlertRule, st: RuleState, now: int) -> bool:
         return st.last_fired_at is None or now - st.last_fired_at >= rule.cooldown_s * 1000
 
     def _step(
-        self, rule: AlertRule, st: RuleState, series: StreamSeries, c: Candle, now: int, memo: dict[str, float | None]
-    ) -> AlertEvent | None:
+        self,
+        rule: AlertRule,
+        st: RuleState,
+        series: StreamSeries,
+        c: Candle,
+        now: int,
+        memo: dict[str, float | None],
+        events: list[AlertEvent],
+        states: dict[int, str],
+    ) -> None:
         value = self._value(rule.watch, series, memo)
         level = self._level(rule, series, memo)
         prev, prev_level = st.prev, st.prev_level
         st.prev, st.prev_level = value, level
         if value is None:
-            return None
-        hit, pct = self._condition(rule, series, value, level, prev, prev_level)
-        if not hit:
-            return None
+            return
+        hit, pct = condition(rule, series, value, level, prev, prev_level)
+        if hit:
+            self._fire(rule, st, c, now, c.volume if rule.kind == "volume_spike" else value, level, pct, events, states)
+
+    def _fire(
+        self,
+        rule: AlertRule,
+        st: RuleState,
+        c: Candle,
+        now: int,
+        value: float,
+        level: float | None,
+        pct: float | None,
+        events: list[AlertEvent],
+        states: dict[int, str],
+    ) -> None:
+        """The condition holds: fire unless the frequency says not now."""
         if rule.frequency == "per_candle" and st.fired_open_time == c.open_time:
-            return None
+            return
         if rule.frequency == "every" and not self._cooled(rule, st, now):
-            return None
+            return
         st.fired_open_time, st.last_fired_at = c.open_time, now
-        shown = c.volume if rule.kind == "volume_spike" else value
-        return self._event(rule, shown, level, now, c.open_time, pct)
+        events.append(self._event(rule, value, level, now, c.open_time, pct))
+        if rule.frequency == "once":
+            states[rule.id] = "fired"  # type: ignore[index]
 
     def _value(self, watch: str, series: StreamSeries, memo: dict[str, float | None]) -> float | None:
         if watch not in memo:
@@ -290,9 +298,7 @@ class AlertEngine:
                 cur = series.current()
                 memo[watch] = cur.close if cur is not None else None
             else:
-                values = watched_values(watch, series.candles())
-                last = values[-1] if values else math.nan
-                memo[watch] = None if math.isnan(last) else last
+                memo[watch] = series.indicator(watch)
         return memo[watch]
 
     def _level(self, rule: AlertRule, series: StreamSeries, memo: dict[str, float | None]) -> float | None:
@@ -301,38 +307,6 @@ class AlertEngine:
         if isinstance(rule.threshold, str):
             return self._value(rule.threshold, series, memo)
         return float(rule.threshold)  # type: ignore[arg-type]
-
-    @staticmethod
-    def _condition(
-        rule: AlertRule,
-        series: StreamSeries,
-        value: float,
-        level: float | None,
-        prev: float | None,
-        prev_level: float | None,
-    ) -> tuple[bool, float | None]:
-        kind = rule.kind
-        if kind in LEVEL_KINDS and level is None:
-            return False, None
-        if kind == "price_above":
-            return value > level, None  # type: ignore[operator]
-        if kind == "price_below":
-            return value < level, None  # type: ignore[operator]
-        if kind in CROSS_KINDS and (prev is None or (kind in LEVEL_KINDS and prev_level is None)):
-            return False, None
-        if kind in {"cross_up", "cross"} and prev <= prev_level and value > level:  # type: ignore[operator]
-            return True, None
-        if kind in {"cross_down", "cross"} and prev >= prev_level and value < level:  # type: ignore[operator]
-            return True, None
-        if kind in {"channel_enter", "channel_exit"}:
-            lo, hi = channel(rule)
-            was_in, is_in = lo <= prev <= hi, lo <= value <= hi  # type: ignore[operator]
-            return (is_in and not was_in) if kind == "channel_enter" else (was_in and not is_in), None
-        if kind == "pct_move":
-            return _pct_move(rule, series)
-        if kind == "volume_spike":
-            return _volume_spike(rule, series), None
-        return False, None
 
     def _event(
         self,
@@ -354,32 +328,6 @@ class AlertEngine:
             fired_at=now,
             open_time=open_time,
         )
-
-
-def _pct_move(rule: AlertRule, series: StreamSeries) -> tuple[bool, float | None]:
-    n = rule.lookback or 1
-    candles = series.candles()
-    if len(candles) < n + 1:
-        return False, None
-    window = candles[-(n + 1) :] if rule.watch == "close" else candles  # indicators need their warm-up
-    values = watched_values(rule.watch, window)[-(n + 1) :]
-    ref, cur = values[0], values[-1]
-    if math.isnan(ref) or math.isnan(cur) or ref == 0:
-        return False, None
-    pct = round((cur - ref) / abs(ref) * 100.0, 9)  # decimal prices: 98.98 from 101 is -2 %, not -1.99999…
-    return abs(pct) >= float(rule.threshold), pct  # type: ignore[arg-type]
-
-
-def _volume_spike(rule: AlertRule, series: StreamSeries) -> bool:
-    n = rule.lookback or 20
-    cur = series.current()
-    if cur is None:
-        return False
-    before = [c for c in series.closed if c.open_time < cur.open_time][-n:]
-    if len(before) < n:
-        return False
-    mean = sum(c.volume for c in before) / n
-    return mean > 0 and cur.volume > (rule.factor or 1.0) * mean
 
 
 def preview(rule: AlertRule, candles: Sequence[Candle]) -> list[AlertEvent]:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from backend.alerts.rules import INDICATOR_WATCHES, WATCHES
+from backend.alerts.series import INDICATOR_WATCHES, WATCHES
 from backend.alerts.targets import validate_targets
 from backend.config import INTERVALS_MS
 from backend.models import AlertRecord, AlertRule, normalize_symbol

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from backend import indicators
-from backend.alerts.rules import AlertEngine, preview, watched_values
+from backend.alerts.rules import AlertEngine, preview
+from backend.alerts.series import watched_values
 from backend.models import AlertRule, Candle
 
 MIN = 60_000
@@ -302,3 +305,51 @@ def test_preview_shows_every_candle_where_a_once_rule_would_fire() -> None:
 
 def test_preview_of_a_wall_clock_rule_is_empty() -> None:
     assert preview(rule(kind="feed_silent", threshold=5), Stream().closes([1, 2, 3])) == []
+
+
+# ---------------------------------------------------------------- the level index against one-by-one evaluation
+
+LEVELS = st.sampled_from([98.0, 99.0, 100.0, 101.0, 102.0])
+
+
+@st.composite
+def indexable_rules(draw: st.DrawFn) -> list[AlertRule]:
+    out = []
+    for i in range(draw(st.integers(1, 8))):
+        kind = draw(st.sampled_from(["price_above", "price_below", "cross", "cross_up", "cross_down",
+                                     "channel_enter", "channel_exit"]))  # fmt: skip
+        threshold: object = [draw(LEVELS), draw(LEVELS)] if kind.startswith("channel") else draw(LEVELS)
+        frequency = draw(st.sampled_from(["once", "per_candle", "per_close", "every"]))
+        out.append(
+            rule(i + 1, kind=kind, threshold=threshold, frequency=frequency, cooldown_s=draw(st.sampled_from([0, 2])))
+        )
+    return out
+
+
+@given(
+    rules=indexable_rules(),
+    steps=st.lists(
+        st.tuples(st.sampled_from([97.0, 98.0, 99.0, 99.5, 100.0, 101.0, 102.0, 103.0]), st.booleans(), st.booleans()),
+        min_size=1,
+        max_size=40,
+    ),
+)
+@settings(max_examples=300, deadline=None)
+def test_the_level_index_fires_exactly_what_one_by_one_evaluation_fires(
+    rules: list[AlertRule], steps: list[tuple[float, bool, bool]]
+) -> None:
+    """Random closes (touching levels exactly, closing candles, seq gaps) and random rules of every indexed kind."""
+    indexed, reference = AlertEngine(rules), AlertEngine(rules, indexed=False)
+    s, i = Stream(), 0
+    for step, (close, closes, gap) in enumerate(steps):
+        if gap:
+            s.seq += 1  # a lost update
+        c = s.update(i, close, closed=closes)
+        i += closes
+        now = T0 + step * 1_000
+        a, b = indexed.on_candles([c], now), reference.on_candles([c], now)
+        # the same alerts (the index finds them in level order, the reference in rule order)
+        assert sorted((e.rule_id, e.value, e.open_time) for e in a.events) == sorted(
+            (e.rule_id, e.value, e.open_time) for e in b.events
+        )
+        assert a.states == b.states

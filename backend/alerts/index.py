@@ -1,0 +1,102 @@
+"""The level index: the close-watching rules of one stream with constant levels, sorted by level.
+
+An update from ``prev`` to ``value`` triggers exactly the rules whose level lies in a range between the two
+(or beyond ``value`` for the level kinds), so bisection finds them: armed rules far from the price cost nothing
+per update, and a thousand rules cost about what one does. Pure; :class:`backend.alerts.rules.AlertEngine`
+decides what the candidates do (frequency, cooldown) and checks each one exactly.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+
+INDEXED_KINDS = frozenset({"price_above", "price_below", "cross", "cross_up", "cross_down"})
+CHANNEL_KINDS = frozenset({"channel_enter", "channel_exit"})
+
+
+class Ladder:
+    """Levels in ascending order with the rule each belongs to."""
+
+    def __init__(self) -> None:
+        self.levels: list[float] = []
+        self.ids: list[int] = []
+
+    def add(self, level: float, rule_id: int) -> None:
+        i = bisect_right(self.levels, level)
+        self.levels.insert(i, level)
+        self.ids.insert(i, rule_id)
+
+    def below(self, x: float) -> list[int]:
+        """Rules with level < x."""
+        return self.ids[: bisect_left(self.levels, x)]
+
+    def above(self, x: float) -> list[int]:
+        """Rules with level > x."""
+        return self.ids[bisect_right(self.levels, x) :]
+
+    def within(self, lo: float, hi: float, *, lo_open: bool, hi_open: bool) -> list[int]:
+        """Rules with level in the range (each end open or closed)."""
+        start = (bisect_right if lo_open else bisect_left)(self.levels, lo)
+        end = (bisect_left if hi_open else bisect_right)(self.levels, hi)
+        return self.ids[start:end]
+
+
+class LevelIndex:
+    """One stream's indexed rules (for one of its two update sequences: every update, or closes only)."""
+
+    def __init__(self) -> None:
+        self.above = Ladder()  # price_above
+        self.below = Ladder()  # price_below
+        self.up = Ladder()  # cross_up and cross
+        self.down = Ladder()  # cross_down and cross
+        self.edges = Ladder()  # channel bounds, both of each channel
+        self.fresh: set[int] = set()  # rules added since the last update: no previous value for them yet
+        self.size = 0
+
+    def add(self, rule_id: int, kind: str, threshold: float | list[float], *, fresh: bool) -> None:
+        self.size += 1
+        if fresh:
+            self.fresh.add(rule_id)
+        if kind in CHANNEL_KINDS:
+            for bound in threshold:  # type: ignore[union-attr]
+                self.edges.add(float(bound), rule_id)
+            return
+        level = float(threshold)  # type: ignore[arg-type]
+        if kind == "price_above":
+            self.above.add(level, rule_id)
+        elif kind == "price_below":
+            self.below.add(level, rule_id)
+        if kind in {"cross_up", "cross"}:
+            self.up.add(level, rule_id)
+        if kind in {"cross_down", "cross"}:
+            self.down.add(level, rule_id)
+
+    def candidates(self, prev: float | None, value: float) -> list[int]:
+        """The rules this update may trigger (a superset for channels; exact for the rest)."""
+        out: list[int] = []
+        if self.above.levels:
+            out += self.above.below(value)
+        if self.below.levels:
+            out += self.below.above(value)
+        if prev is None or prev == value:
+            return out
+        fresh = self.fresh
+        if value > prev:
+            if self.up.levels:
+                out += [i for i in self.up.within(prev, value, lo_open=False, hi_open=True) if i not in fresh]
+        elif self.down.levels:
+            out += [i for i in self.down.within(value, prev, lo_open=True, hi_open=False) if i not in fresh]
+        if self.edges.levels:
+            lo, hi = min(prev, value), max(prev, value)
+            edges = self.edges.within(lo, hi, lo_open=False, hi_open=False)
+            out += dict.fromkeys(i for i in edges if i not in fresh)
+        return out
+
+
+def indexable(kind: str, watch: str, threshold: object) -> bool:
+    """Whether a rule goes in the index: it watches the close against constant levels."""
+    if watch != "close":
+        return False
+    if kind in INDEXED_KINDS:
+        return isinstance(threshold, int | float) and not isinstance(threshold, bool)
+    return kind in CHANNEL_KINDS and isinstance(threshold, list)
