@@ -116,11 +116,6 @@ def level_inputs(draft: Draft, inputs: frozenset[str], price: float | None) -> N
     fmt = f"%.{price_decimals(price or 1.0)}f"
     if "level" in inputs:
         a, b = st.columns([1, 1])
-        default = round(price, price_decimals(price)) if price else None
-        draft.level = a.number_input(
-            "Level", min_value=0.0, value=default, step=step, format=fmt, key=f"na_level:{sym}",
-            help=f"last price {fmt_price(price)}" if price else None,
-        )  # fmt: skip
         if draft.kind in {"cross", "cross_up", "cross_down"}:
             choices = [None, *(w for w in WATCHES if w != "close")]
             draft.level_indicator = b.selectbox(
@@ -129,6 +124,11 @@ def level_inputs(draft: Draft, inputs: frozenset[str], price: float | None) -> N
             )  # fmt: skip
         elif price:
             b.markdown(f"<div class='cs-hint'>last price <b>{fmt_price(price)}</b></div>", unsafe_allow_html=True)
+        default = round(price, price_decimals(price)) if price else None
+        draft.level = a.number_input(
+            "Level", min_value=0.0, value=default, step=step, format=fmt, key=f"na_level:{sym}",
+            help=f"last price {fmt_price(price)}" if price else None, disabled=bool(draft.level_indicator),
+        )  # fmt: skip
     if "channel" in inputs:
         a, b = st.columns([1, 1])
         d = price_decimals(price or 1.0)

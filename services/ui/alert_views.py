@@ -134,8 +134,8 @@ def _history_table(items: list[AlertRecord]) -> str:
     rows = "".join(
         f"<tr data-testid='alert-event' data-rule-id='{e.rule_id}'><td class='cs-nowrap'>{fmt_time(e.fired_at)}</td>"
         f"<td><b>{pair_label(e.symbol)}</b> <span class='cs-muted'>{e.interval}</span></td>"
-        f"<td>{escape(e.message)}</td><td class='cs-num'>{fmt_price(e.value)}</td>"
-        f"<td class='cs-small'>{escape(deliveries_text(e.deliveries))}</td></tr>"
+        f"<td class='cs-msg'>{escape(e.message)}</td><td class='cs-num'>{fmt_price(e.value)}</td>"
+        f"<td class='cs-small cs-deliv'>{escape(deliveries_text(e.deliveries))}</td></tr>"
         for e in items
     )
     return (

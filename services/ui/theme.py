@@ -47,7 +47,7 @@ a.cs-tile:hover { border-color: rgba(240,185,11,0.75); background: rgba(128,128,
 .cs-badge-armed { color: #26a69a; background: rgba(38,166,154,0.15); }
 .cs-badge-fired { color: #d49f00; background: rgba(240,185,11,0.16); }
 .cs-badge-muted { color: rgba(128,128,128,0.95); background: rgba(128,128,128,0.14); }
-.cs-rule { line-height: 1.5; } .cs-cond { font-size: 1rem; font-weight: 600; }
+.cs-rule { line-height: 1.5; padding: 2px 0 4px; } .cs-cond { font-size: 1rem; font-weight: 600; }
 .cs-fires { font-variant-numeric: tabular-nums; line-height: 1.35; }
 .cs-hint { font-size: .85rem; opacity: .75; padding-bottom: .55rem; }
 .cs-field-error { color: #ef5350; font-size: .82rem; margin: -.4rem 0 .4rem; }
@@ -57,6 +57,8 @@ a.cs-tile:hover { border-color: rgba(240,185,11,0.75); background: rgba(128,128,
 .cs-table td { padding: 7px 8px; border-bottom: 1px solid rgba(128,128,128,0.12); vertical-align: top; }
 .cs-table tr:hover td { background: rgba(128,128,128,0.06); }
 .cs-num { text-align: right; } .cs-nowrap { white-space: nowrap; }
+.cs-table td.cs-msg { min-width: 200px; }
+.cs-table td.cs-deliv { min-width: 230px; max-width: 320px; overflow-wrap: anywhere; }
 </style>
 """
 
