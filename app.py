@@ -22,6 +22,7 @@ def main() -> None:
                 "pages/overview.py", title="Overview", icon=":material/dashboard:", default=True, url_path="overview"
             ),
             st.Page("pages/candles.py", title="Candles", icon=":material/candlestick_chart:", url_path="candles"),
+            st.Page("pages/alerts.py", title="Alerts", icon=":material/notifications:", url_path="alerts"),
             st.Page("pages/system.py", title="System", icon=":material/monitor_heart:", url_path="system"),
         ],
         position="top",

@@ -1,9 +1,12 @@
-"""Candles: one symbol and interval, live candlesticks with volume, overlays and older history.
+"""Candles: one symbol and interval, live candlesticks with volume, overlays, alert markers and older history.
 
 The view lives in the URL (``?symbol=ETHUSDT&interval=5m&ind=ema20,vwap&tz=local&bars=500``).
 """
 
 from __future__ import annotations
+
+import contextlib
+from dataclasses import replace
 
 import streamlit as st
 
@@ -11,8 +14,10 @@ from backend.indicators import INDICATORS
 from backend.models import Candle
 from services.charts.candles import ChartSpec
 from services.charts.fmt import fmt_compact, fmt_pct, fmt_price, pair_label
+from services.charts.marks import AlertMark
 from services.client import RelayError
 from services.feed.status import FeedStatus
+from services.ui.alert_data import stream_marks
 from services.ui.page import live_page
 from services.ui.plot import live_plot
 from services.ui.query import query_choice, set_query
@@ -67,7 +72,8 @@ def main() -> None:
     rt.feed.wait_loaded([stream], timeout=5.0)
 
     def draw(status: FeedStatus) -> None:
-        rendered = rt.charts.figure(spec if not older else _with_extra(spec, pages), bars, older)
+        view = replace(spec, extra=tuple(pages) if older else (), markers=_marks(rt, stream, status.live))
+        rendered = rt.charts.figure(view, bars, older)
         if rendered is None:
             if status.live:
                 book = rt.feed.book(stream)
@@ -100,8 +106,13 @@ def main() -> None:
         right.caption(f"{len(older):,} older candles loaded from history · drag or scroll the chart to see them")
 
 
-def _with_extra(spec: ChartSpec, pages: list[int]) -> ChartSpec:
-    return ChartSpec(spec.symbol, spec.interval, spec.indicators, spec.tz, spec.height, tuple(pages))
+def _marks(rt: Runtime, stream: tuple[str, str], live: bool) -> tuple[AlertMark, ...]:
+    """The stream's fired alerts (cached, fetched again when the listener sees one); kept while the relay is down."""
+    key = f"marks:{stream[0]}:{stream[1]}"
+    if live:
+        with contextlib.suppress(RelayError):
+            st.session_state[key] = stream_marks(rt.feed, stream)
+    return st.session_state.get(key, ())
 
 
 def _older_rows(symbol: str, interval: str, pages: list[int]) -> list[Candle]:

@@ -1,4 +1,9 @@
-"""REST client for the relay: timeouts, and errors a person can read."""
+"""REST client for the relay: timeouts, and errors a person can read.
+
+Candles come back through the one wire decoder; alert rules and fired alerts as the backend's
+``AlertRule`` and ``AlertRecord`` structs. A 422 keeps the relay's ``"<field>: <reason>"`` message,
+so a form can show it next to the field it names.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import msgspec
 
-from backend.models import Candle, decode_batch
+from backend.models import AlertRecord, AlertRule, Candle, decode_batch
 
 DEFAULT_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
 
@@ -16,9 +21,16 @@ DEFAULT_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
 class RelayError(Exception):
     """The relay could not answer; ``str(err)`` is a sentence for the page."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, detail: str = "") -> None:
         super().__init__(message)
         self.status = status
+        self.detail = detail  # the relay's own message, e.g. "threshold: channel_exit needs [low, high]"
+
+    @property
+    def field(self) -> str | None:
+        """The request field a 422 names (``"threshold"`` in ``"threshold: …"``), else None."""
+        name, sep, _ = self.detail.partition(": ")
+        return name if self.status == 422 and sep and name.isidentifier() else None
 
 
 class RelayDown(RelayError):
@@ -74,15 +86,30 @@ class RelayClient:
             raise RelayError(f"the relay at {self.base_url} sent an unexpected body for {path}") from exc
 
     def _get_bytes(self, path: str, params: dict[str, Any] | None = None) -> bytes:
+        return self._request("GET", path, params=params)
+
+    def _request(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, body: dict[str, Any] | None = None
+    ) -> bytes:
+        """One request; the body of a 2xx answer, else a :class:`RelayError` a person can read."""
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        content = msgspec.json.encode(body) if body is not None else None
+        headers = {"Content-Type": "application/json"} if content is not None else None
         try:
-            resp = self._http.get(path, params={k: v for k, v in (params or {}).items() if v is not None})
+            resp = self._http.request(method, path, params=query, content=content, headers=headers)
         except httpx.TimeoutException as exc:
             raise RelayDown(f"the relay at {self.base_url} did not answer in time ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
             raise RelayDown(f"no relay answers at {self.base_url} ({_reason(exc)})") from exc
         if resp.status_code >= 400:
-            raise RelayError(_http_message(resp), status=resp.status_code)
+            raise _http_error(resp)
         return resp.content
+
+    def _decode(self, data: bytes, path: str, type_: Any = Any) -> Any:
+        try:
+            return msgspec.json.decode(data, type=type_)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise RelayError(f"the relay at {self.base_url} sent an unexpected body for {path}") from exc
 
     # --- endpoints
 
@@ -148,6 +175,76 @@ class RelayClient:
     def ws_stats(self) -> dict[str, Any]:
         return self._get("/ws/stats")
 
+    # --- alerts
+
+    def alert_rules(self, symbol: str | None = None) -> list[AlertRule]:
+        """Every alert rule (oldest first), or those of one symbol; targets come back masked."""
+        path = f"{ALERTS}/rules"
+        body = self._decode(self._request("GET", path, params={"symbol": symbol}), path, RulesPage)
+        return body.items
+
+    def create_rule(self, rule: dict[str, Any]) -> AlertRule:
+        """Save a rule body (see DESIGN "Alert rules"); a 422 names the field in ``err.field``."""
+        path = f"{ALERTS}/rules"
+        return self._decode(self._request("POST", path, body=rule), path, AlertRule)
+
+    def update_rule(self, rule_id: int, changes: dict[str, Any]) -> AlertRule:
+        """Change some fields of a rule, e.g. ``{"enabled": False}``."""
+        path = f"{ALERTS}/rules/{rule_id}"
+        return self._decode(self._request("PATCH", path, body=changes), path, AlertRule)
+
+    def delete_rule(self, rule_id: int) -> None:
+        self._request("DELETE", f"{ALERTS}/rules/{rule_id}")
+
+    def alert_events(
+        self,
+        *,
+        rule_id: int | None = None,
+        symbol: str | None = None,
+        interval: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> EventsPage:
+        """One page of fired alerts, newest first, with their deliveries."""
+        path = f"{ALERTS}/events"
+        params = {"rule_id": rule_id, "symbol": symbol, "interval": interval, "limit": limit, "cursor": cursor}
+        return self._decode(self._request("GET", path, params=params), path, EventsPage)
+
+    def preview_rule(self, rule: dict[str, Any]) -> Preview:
+        """Where a rule body would have fired over the symbol's cached closed candles (nothing is saved)."""
+        path = f"{ALERTS}/preview"
+        return self._decode(self._request("POST", path, body=rule), path, Preview)
+
+
+ALERTS = "/api/v1/alerts"
+
+
+class RulesPage(msgspec.Struct):
+    items: list[AlertRule]
+
+
+class EventsPage(msgspec.Struct):
+    """Fired alerts, newest first; ``next_cursor`` asks for the older ones."""
+
+    items: list[AlertRecord]
+    next_cursor: str | None = None
+    has_more: bool = False
+
+
+class PreviewFire(msgspec.Struct):
+    open_time: int
+    value: float
+    message: str
+
+
+class Preview(msgspec.Struct):
+    """Where a rule would have fired: over ``candles`` closed candles opening from ``first`` to ``last``."""
+
+    candles: int
+    first: int | None
+    last: int | None
+    fires: list[PreviewFire]
+
 
 def _reason(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
@@ -156,15 +253,20 @@ def _reason(exc: Exception) -> str:
     return text
 
 
-def _http_message(resp: httpx.Response) -> str:
-    detail = ""
+def _http_error(resp: httpx.Response) -> RelayError:
+    """An HTTP error answer as a sentence; the relay's own ``message`` (``"<field>: <reason>"``) is its ``detail``."""
+    detail: Any = ""
+    own = ""
     try:
         body = resp.json()
-        detail = (body.get("detail") or body.get("message") or "") if isinstance(body, dict) else ""
+        if isinstance(body, dict):
+            own = body.get("message") if isinstance(body.get("message"), str) else ""
+            detail = body.get("detail") or own or ""
     except ValueError:
         detail = resp.text[:200]
     if isinstance(detail, list):  # FastAPI validation errors
         detail = "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail)
     what = {401: "refused the token", 403: "refused the token", 404: "does not know that", 422: "rejected the request"}
     suffix = f": {detail}" if detail else ""
-    return f"the relay {what.get(resp.status_code, 'failed')} (HTTP {resp.status_code}){suffix}"
+    message = f"the relay {what.get(resp.status_code, 'failed')} (HTTP {resp.status_code}){suffix}"
+    return RelayError(message, status=resp.status_code, detail=own or str(detail))

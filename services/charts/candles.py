@@ -1,4 +1,4 @@
-"""The candles page's figure: candlesticks, volume beneath, indicator overlays, last price line.
+"""The candles page's figure: candlesticks, volume beneath, indicator overlays, alert markers, last price line.
 
 ``candles_figure_spec`` builds the figure as a plain Plotly JSON dict with
 numeric arrays already in Plotly's compact typed-array form (``bdata``), so a
@@ -21,6 +21,7 @@ from backend.config import INTERVALS_MS
 from services.charts.arrays import typed, wall_clock_ms
 from services.charts.fmt import fmt_price, pair_label, plotly_price_format
 from services.charts.frame import direction
+from services.charts.marks import AlertMark, marker_trace
 from services.charts.palette import DOWN, DOWN_VOLUME, FONT, GRID, SPIKE, UP, UP_VOLUME
 
 
@@ -34,6 +35,7 @@ class ChartSpec:
     tz: str = "UTC"
     height: int = 560
     extra: tuple[Any, ...] = field(default=())  # caller's cache discriminator (e.g. older history loaded)
+    markers: tuple[AlertMark, ...] = ()  # alerts fired on this stream, drawn above their candles
 
     @property
     def uirevision(self) -> str:
@@ -99,6 +101,9 @@ def candles_figure_spec(df: pd.DataFrame, spec: ChartSpec) -> dict[str, Any]:
     price_fmt = plotly_price_format(last_close if math.isfinite(last_close) else 1.0)
     for key in keys:
         data.extend(_indicator_traces(key, df, x, axis, price_fmt))
+    marks = marker_trace(df, spec.markers, spec.tz)
+    if marks is not None:
+        data.append(marks)
     max_volume = float(df["volume"].max()) if len(df) else 0.0
     layout = _layout(spec, panels, domains, axis, price_fmt, volume_fmt="~s" if max_volume >= 1000 else ",.3~f")
     if len(df):

@@ -7,3 +7,5 @@ DOWN_VOLUME = "rgba(239,83,80,0.55)"
 GRID = "rgba(128,128,128,0.16)"
 SPIKE = "rgba(128,128,128,0.7)"
 FONT = "Inter, 'Source Sans Pro', system-ui, sans-serif"
+ALERT = "#F0B90B"  # the app's accent: alert markers and thresholds
+ALERT_EDGE = "rgba(15,17,21,0.65)"

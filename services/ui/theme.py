@@ -1,4 +1,4 @@
-"""The page styles the app adds to Streamlit's theme: tiles, status line, chart legend.
+"""The page styles the app adds to Streamlit's theme: tiles, status line, chart legend, alert badges and tables.
 
 Colours come from ``.streamlit/config.toml`` (a dark and a light theme);
 these rules use colours that read on both.
@@ -41,6 +41,24 @@ a.cs-tile:hover { border-color: rgba(240,185,11,0.75); background: rgba(128,128,
   align-items: baseline; }
 .cs-legend .cs-big { font-size: 1.7rem; font-weight: 700; }
 .cs-legend em { font-style: normal; opacity: .55; margin-right: 3px; }
+.cs-small { font-size: .8rem; }
+.cs-badge { display: inline-block; font-size: .72rem; font-weight: 700; padding: 1px 8px; border-radius: 999px;
+  letter-spacing: .02em; vertical-align: 1px; margin-left: 4px; }
+.cs-badge-armed { color: #26a69a; background: rgba(38,166,154,0.15); }
+.cs-badge-fired { color: #d49f00; background: rgba(240,185,11,0.16); }
+.cs-badge-muted { color: rgba(128,128,128,0.95); background: rgba(128,128,128,0.14); }
+.cs-rule { line-height: 1.5; padding: 2px 0 4px; } .cs-cond { font-size: 1rem; font-weight: 600; }
+.cs-fires { font-variant-numeric: tabular-nums; line-height: 1.35; }
+.cs-hint { font-size: .85rem; opacity: .75; padding-bottom: .55rem; }
+.cs-field-error { color: #ef5350; font-size: .82rem; margin: -.4rem 0 .4rem; }
+.cs-table { width: 100%; border-collapse: collapse; font-size: .85rem; font-variant-numeric: tabular-nums; }
+.cs-table th { text-align: left; font-weight: 600; opacity: .6; font-size: .75rem; text-transform: uppercase;
+  letter-spacing: .04em; padding: 6px 8px; border-bottom: 1px solid rgba(128,128,128,0.25); }
+.cs-table td { padding: 7px 8px; border-bottom: 1px solid rgba(128,128,128,0.12); vertical-align: top; }
+.cs-table tr:hover td { background: rgba(128,128,128,0.06); }
+.cs-num { text-align: right; } .cs-nowrap { white-space: nowrap; }
+.cs-table td.cs-msg { min-width: 200px; }
+.cs-table td.cs-deliv { min-width: 230px; max-width: 320px; overflow-wrap: anywhere; }
 </style>
 """
 
