@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 import streamlit as st
 
-from backend.alerts.rules import WATCHES
+from backend.alerts.series import WATCHES
 from backend.models import AlertRule, Candle, now_ms
 from services.alert_draft import FREQUENCIES, KINDS, TARGET_HINT, Draft, draft_body, kind_inputs
 from services.charts.alert_text import watch_label

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from html import escape
 from zoneinfo import ZoneInfo
 
-from backend.alerts.rules import INDICATOR_WATCHES
+from backend.alerts.series import INDICATOR_WATCHES
 from backend.models import AlertRule, Delivery
 from services.charts.fmt import fmt_price
 

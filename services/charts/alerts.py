@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from backend.alerts.rules import INDICATOR_WATCHES
+from backend.alerts.series import INDICATOR_WATCHES
 from backend.config import INTERVALS_MS
 from backend.models import AlertRule
 from services.charts.alert_text import fmt_duration, fmt_level

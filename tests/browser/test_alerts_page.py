@@ -11,11 +11,9 @@ from typing import Any
 
 import pytest
 
+from tests.browser.chromium import CHART, shot, wait_chart
 from tests.dashboard_fixtures import CHROMIUM, StreamlitApp
 from tests.stack import Server
-from tests.test_browser import CHART, app, browser, page, shot, stack, wait_chart
-
-__all__ = ["app", "browser", "page", "stack"]  # the fixtures this module uses, imported
 
 pytestmark = [
     pytest.mark.browser,

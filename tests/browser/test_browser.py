@@ -6,18 +6,15 @@ README's ``docs/screenshots`` are made).
 
 from __future__ import annotations
 
-import os
-import shutil
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.dashboard_fixtures import CHROME_FLAGS, CHROMIUM, StreamlitApp, seed_history
+from tests.browser.chromium import CHART, shot, wait_chart
+from tests.dashboard_fixtures import CHROMIUM, StreamlitApp
 from tests.proxy import TcpProxy
-from tests.stack import ROOT, Server, start_stack
+from tests.stack import Server
 
 pytestmark = [
     pytest.mark.browser,
@@ -25,86 +22,6 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: apt-get install -y chromium"),
 ]
-
-ARTIFACTS = ROOT / "test-artifacts"
-CHART = ".cs-plot.js-plotly-plot"
-
-
-SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT")
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The real stack on its own Valkey, with some recent history so the charts look like a day's work."""
-    from backend.embedded import EmbeddedValkey
-
-    valkey = EmbeddedValkey()
-    seed_history(valkey.url, SYMBOLS, {"1s": 300, "1m": 240, "1h": 30})
-    server = start_stack(
-        {"CANDLES_REDIS_URL": valkey.url}, symbols=SYMBOLS, data_dir=tmp_path_factory.mktemp("browser-stack")
-    )
-    yield server
-    server.stop()
-    valkey.stop()
-
-
-@pytest.fixture(scope="module")
-def app(stack: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StreamlitApp]:
-    streamlit = StreamlitApp(stack.url, log_dir=tmp_path_factory.mktemp("streamlit"))
-    yield streamlit
-    streamlit.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROME_FLAGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1440, "height": 900}, color_scheme="dark")
-    pg = context.new_page()
-    yield pg
-    context.close()
-
-
-def shot(page: Any, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path))
-    extra = os.environ.get("CANDLES_SCREENSHOTS_DIR")
-    if extra:
-        Path(extra).mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, Path(extra) / path.name)
-    return path
-
-
-def traces(page: Any) -> list[dict[str, Any]]:
-    return page.evaluate(
-        f"""() => {{
-          const g = document.querySelector('{CHART}');
-          return g && g._fullData ? g._fullData.map(t => ({{
-            type: t.type, n: (t.x || []).length,
-            up: t.increasing && t.increasing.line.color, down: t.decreasing && t.decreasing.line.color,
-            xaxis: t.xaxis, yaxis: t.yaxis }})) : [];
-        }}"""
-    )
-
-
-def wait_chart(page: Any, timeout_s: float = 30) -> list[dict[str, Any]]:
-    page.wait_for_selector(CHART, timeout=timeout_s * 1000)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        t = traces(page)
-        if len(t) >= 2 and t[0]["n"] > 0:
-            return t
-        page.wait_for_timeout(200)
-    raise AssertionError("the chart never got candles")
 
 
 def test_overview_prices_change_live_without_a_reload(app: StreamlitApp, page: Any) -> None:
@@ -216,7 +133,7 @@ def test_the_page_says_when_the_relay_goes_down_and_recovers_by_itself(
         page.goto(streamlit.url + "/candles?symbol=BTCUSDT&interval=1s")  # a deep link as the server's first visit
         wait_chart(page)
         nav = page.locator("[data-testid=stTopNavLink]").all_inner_texts()
-        assert [n.split()[-1] for n in nav] == ["Overview", "Candles", "System"], nav
+        assert [n.split()[-1] for n in nav] == ["Overview", "Candles", "Alerts", "System"], nav
         proxy.cut()
         page.wait_for_function("() => document.body.innerText.includes('is not answering')", timeout=30_000)
         assert "Relay down" in page.locator("[data-testid=feed-status]").first.inner_text()
