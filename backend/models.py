@@ -133,19 +133,10 @@ class Delivery(msgspec.Struct, kw_only=True):
     delivered_at: int | None = None
 
 
-class AlertRecord(msgspec.Struct, kw_only=True):
-    """A stored alert event: the ``alert`` wire fields, its id and its deliveries (``GET …/alerts/events``)."""
+class AlertRecord(AlertEvent, kw_only=True):
+    """A stored alert event (``GET …/alerts/events``): the ``alert`` wire object plus its id and deliveries."""
 
-    id: int
-    rule_id: int
-    symbol: str
-    interval: str
-    kind: str
-    threshold: float | list[float] | str | None
-    value: float
-    message: str
-    fired_at: int
-    open_time: int | None = None
+    id: int = 0
     deliveries: list[Delivery] = msgspec.field(default_factory=list)
 
 

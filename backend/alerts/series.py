@@ -10,11 +10,12 @@ import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from backend import indicators
 from backend.models import Candle
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 WINDOW = 300  # closed candles kept per stream: enough for every indicator's warm-up (EMA 50 converges)
 INDICATOR_EVERY_MS = 1000  # a forming candle's indicator is recomputed at most this often (event time)
@@ -93,6 +94,8 @@ class StreamSeries:
 
 def candle_frame(candles: Sequence[Candle]) -> pd.DataFrame:
     """The columns the indicators read, for a run of candles."""
+    import pandas as pd  # here: the relay imports this module for its names and must stay light (no pandas)
+
     cols = ("open_time", "high", "low", "close", "volume", "quote_volume")
     return pd.DataFrame({name: [getattr(c, name) for c in candles] for name in cols})
 
@@ -101,6 +104,8 @@ def watched_values(watch: str, candles: Sequence[Candle]) -> list[float]:
     """The watched value at every candle (NaN where an indicator is not ready yet)."""
     if watch == "close":
         return [c.close for c in candles]
+    from backend import indicators
+
     key, column = INDICATOR_WATCHES[watch]
     if not candles:
         return []

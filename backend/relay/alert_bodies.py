@@ -10,7 +10,7 @@ import math
 from typing import Any, Literal
 
 import msgspec
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from backend.alerts.series import INDICATOR_WATCHES, WATCHES
 from backend.alerts.targets import validate_targets
@@ -91,24 +91,12 @@ class RuleIn(BaseModel):
         return self
 
 
-class RulePatch(BaseModel):
-    """Any subset of a rule's fields; the merged rule is validated as a whole."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    symbol: str | None = None
-    interval: str | None = None
-    kind: str | None = None
-    threshold: float | list[float] | str | None = None
-    watch: str | None = None
-    frequency: str | None = None
-    cooldown_s: int | None = None
-    lookback: int | None = None
-    factor: float | None = None
-    expires_at: int | None = None
-    targets: list[str] | None = None
-    enabled: bool | None = None
-    note: str | None = None
+# Any subset of a rule's fields (``PATCH``); the merged rule is validated as a whole, as a new one would be.
+RulePatch = create_model(
+    "RulePatch",
+    __config__=ConfigDict(extra="forbid"),
+    **{name: (field.annotation | None, None) for name, field in RuleIn.model_fields.items()},  # type: ignore[call-overload]
+)
 
 
 def _finite(x: object) -> bool:
