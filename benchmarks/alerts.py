@@ -6,8 +6,9 @@
    the aggregator into the Redis sink and the alert sink, with 0 and with ``--rules`` armed rules (every kind,
    a tenth watching an indicator), alternated three times; best of each. A third column adds a webhook receiver
    that hangs: its slow deliveries must not slow the ingest.
-2. Trade → webhook latency, live: trades stamped with the wall clock at ``--rate`` per second, a rule that fires
-   on every update, a local webhook receiver; latency = arrival at the receiver − the trade's timestamp.
+2. Trade → webhook latency, live: trades stamped with the wall clock at ``--rate`` per second, fed the way a live
+   source does (a batch every 25 ms tick), a rule that fires on every update, a local webhook receiver; latency =
+   arrival at the receiver − the trade's timestamp (so it includes the 100 ms forming-candle coalescing).
 
 Uses the machine's Redis when CANDLES_BENCH_REDIS_URL is set, else an embedded Valkey; SQLite in a temp dir.
 """
@@ -40,6 +41,7 @@ from tests.webhook_receiver import WebhookReceiver
 
 START_MS = 1_732_665_600_000
 CHUNK = 1_000
+TICK_S = 0.025  # the live sources' batch period
 SYMBOLS = [f"SYM{i:02d}USDT" for i in range(20)]
 WATCHES = ("ema20", "rsi14", "sma50", "vwap", "bb20_upper")
 
@@ -152,24 +154,28 @@ def latency(url: str, seconds: float, rate: float) -> list[float]:
     agg = Aggregator(("1s",), emit_ms=100, live=True)
     sent: dict[float, int] = {}  # price → the trade's timestamp (ms): every trade has its own price
     deadline = time.monotonic() + seconds
-    i = 0
-    while time.monotonic() < deadline:
-        i += 1
-        ts = now_ms()
-        price = 100.0 + i / 1000
-        sent[round(price, 6)] = ts
-        agg.add(TradeBatch.from_columns(["LATUSDT"], [0], [ts], [price], [1.0], [i], [True], [1]))
+    next_trade, i = time.monotonic(), 0
+    while time.monotonic() < deadline:  # like a live source: a batch every tick (25 ms), a trade when one is due
+        trades: list[tuple[float, int]] = []
+        if time.monotonic() >= next_trade:
+            i += 1
+            trades.append((100.0 + i / 1000, now_ms()))
+            next_trade += 1 / rate
+        for price, ts in trades:
+            sent[round(price, 6)] = ts
+            agg.add(TradeBatch.from_columns(["LATUSDT"], [0], [ts], [price], [1.0], [i], [True], [1]))
         candles = agg.drain(now_ms())
         for sink in sinks:
             sink.put(candles)
-        time.sleep(max(0.0, 1 / rate - 0.0002))
+        time.sleep(TICK_S)
     time.sleep(1.0)
     sinks[1].close(5)
-    out = []
+    first: dict[float, float] = {}  # a trade's first alert (a candle's close repeats its last trade's price)
     for body, arrived in zip(receiver.bodies, receiver.arrivals, strict=True):
         value = round(msgspec.json.decode(body)["value"], 6)
-        if value in sent:
-            out.append(arrived * 1000 - sent[value])
+        if value in sent and value not in first:
+            first[value] = arrived * 1000 - sent[value]
+    out = list(first.values())
     receiver.close()
     client.close()
     return out

@@ -8,7 +8,7 @@ decides what the candidates do (frequency, cooldown) and checks each one exactly
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left, bisect_right, insort
 
 INDEXED_KINDS = frozenset({"price_above", "price_below", "cross", "cross_up", "cross_down"})
 CHANNEL_KINDS = frozenset({"channel_enter", "channel_exit"})
@@ -51,6 +51,7 @@ class LevelIndex:
         self.down = Ladder()  # cross_down and cross
         self.edges = Ladder()  # channel bounds, both of each channel
         self.fresh: set[int] = set()  # rules added since the last update: no previous value for them yet
+        self.crossings: list[float] = []  # every level a move can cross (up, down, edges), sorted
         self.size = 0
 
     def add(self, rule_id: int, kind: str, threshold: float | list[float], *, fresh: bool) -> None:
@@ -60,8 +61,11 @@ class LevelIndex:
         if kind in CHANNEL_KINDS:
             for bound in threshold:  # type: ignore[union-attr]
                 self.edges.add(float(bound), rule_id)
+                insort(self.crossings, float(bound))
             return
         level = float(threshold)  # type: ignore[arg-type]
+        if kind not in {"price_above", "price_below"}:
+            insort(self.crossings, level)
         if kind == "price_above":
             self.above.add(level, rule_id)
         elif kind == "price_below":
@@ -74,12 +78,16 @@ class LevelIndex:
     def candidates(self, prev: float | None, value: float) -> list[int]:
         """The rules this update may trigger (a superset for channels; exact for the rest)."""
         out: list[int] = []
-        if self.above.levels:
+        if self.above.levels and self.above.levels[0] < value:
             out += self.above.below(value)
-        if self.below.levels:
+        if self.below.levels and self.below.levels[-1] > value:
             out += self.below.above(value)
         if prev is None or prev == value:
             return out
+        lo, hi = (prev, value) if prev < value else (value, prev)
+        i = bisect_left(self.crossings, lo)
+        if i == len(self.crossings) or self.crossings[i] > hi:
+            return out  # no level between the two closes: the common case, one bisection
         fresh = self.fresh
         if value > prev:
             if self.up.levels:
@@ -87,7 +95,6 @@ class LevelIndex:
         elif self.down.levels:
             out += [i for i in self.down.within(value, prev, lo_open=True, hi_open=False) if i not in fresh]
         if self.edges.levels:
-            lo, hi = min(prev, value), max(prev, value)
             edges = self.edges.within(lo, hi, lo_open=False, hi_open=False)
             out += dict.fromkeys(i for i in edges if i not in fresh)
         return out

@@ -61,7 +61,7 @@ class AlertSink:
         self.store_errors = 0
         self.reloads = 0
         self._reload.set()
-        self._load_rules()
+        self._load_rules()  # clears the flag; it stays set if the database is down, and the clock retries
         self._threads = [
             threading.Thread(target=self._work, name="alerts-worker", daemon=True),
             threading.Thread(target=self._tick, name="alerts-clock", daemon=True),
@@ -162,13 +162,14 @@ class AlertSink:
 
     def _listen(self) -> None:
         """Reload the rules on every notice on the rules channel (and after each reconnect)."""
-        delay = 0.2
+        delay, subscribed_before = 0.2, False
         while not self._stop.is_set():
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(self.rules_channel)
-                self._reload.set()  # a notice may have been missed while disconnected
-                delay = 0.2
+                if subscribed_before:
+                    self._reload.set()  # a notice may have been missed while disconnected
+                subscribed_before, delay = True, 0.2
                 while not self._stop.is_set():
                     if pubsub.get_message(timeout=0.5) is not None:
                         self._load_rules()
