@@ -21,6 +21,7 @@ class WebhookReceiver:
 
         class Handler(BaseHTTPRequestHandler):
             disable_nagle_algorithm = True  # answer at once, like a production server
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with receiver.received:

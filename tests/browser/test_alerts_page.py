@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from backend.models import now_ms
 from tests.browser.chromium import CHART, shot, wait_chart
 from tests.dashboard_fixtures import CHROMIUM, StreamlitApp
 from tests.stack import Server
@@ -35,6 +36,13 @@ def choose(page: Any, label: str, option: str) -> None:
     expect(box).to_have_value(option, timeout=10_000)
 
 
+def live_candle(stack: Server, out: dict[str, Any]) -> bool:
+    """Whether BTCUSDT's newest 1s candle is from the last few seconds (then it is put in ``out``)."""
+    candle = stack.get("/api/v1/candles/BTCUSDT", params={"interval": "1s", "limit": 1}).json()["candles"][-1]
+    out.update(candle)
+    return candle["open_time"] >= now_ms() - 5_000
+
+
 def marker_points(page: Any) -> int:
     """How many alert markers the candles chart shows."""
     return page.evaluate(
@@ -47,8 +55,10 @@ def marker_points(page: Any) -> int:
 def test_a_rule_made_in_the_form_fires_toasts_and_lands_in_history_and_on_the_chart(
     stack: Server, app: StreamlitApp, page: Any, browser: Any
 ) -> None:
-    body = stack.get("/api/v1/candles/BTCUSDT", params={"interval": "1s", "limit": 1}).json()
-    level = body["candles"][-1]["close"] * 0.995
+    # the live price, not the seeded history's: the simulator's walk starts elsewhere
+    latest: dict[str, Any] = {}
+    stack.wait_until(lambda: live_candle(stack, latest), timeout=60, what="a live BTCUSDT 1s candle")
+    level = latest["close"] * 0.995
     page.goto(app.url + "/alerts")
     page.wait_for_selector(f"{FORM} [data-testid=stNumberInput]", timeout=30_000)
     choose(page, "Symbol", "BTC/USDT")
