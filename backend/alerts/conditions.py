@@ -84,13 +84,23 @@ def condition(
     return False, None
 
 
+def lookback_of(rule: AlertRule) -> int:
+    """The candles a move or a volume mean is measured over (1 and 20 when unset)."""
+    return rule.lookback or (1 if rule.kind == "pct_move" else 20)
+
+
 def _pct_move(rule: AlertRule, series: StreamSeries) -> tuple[bool, float | None]:
-    n = rule.lookback or 1
-    window = series.tail(n + 1) if rule.watch == "close" else series.candles()  # indicators need their warm-up
-    if len(window) < n + 1:
-        return False, None
-    values = watched_values(rule.watch, window)[-(n + 1) :]
-    ref, cur = values[0], values[-1]
+    n = lookback_of(rule)
+    if rule.watch == "close":
+        then, now = series.back(n), series.current()
+        if then is None or now is None:
+            return False, None
+        ref, cur = then.close, now.close
+    else:  # an indicator needs its warm-up: the whole window
+        values = watched_values(rule.watch, series.candles())
+        if len(values) < n + 1:
+            return False, None
+        ref, cur = values[-(n + 1)], values[-1]
     if math.isnan(ref) or math.isnan(cur) or ref == 0:
         return False, None
     pct = round((cur - ref) / abs(ref) * 100.0, 9)  # decimal prices: 98.98 from 101 is -2 %, not -1.99999…
@@ -98,13 +108,6 @@ def _pct_move(rule: AlertRule, series: StreamSeries) -> tuple[bool, float | None
 
 
 def _volume_spike(rule: AlertRule, series: StreamSeries) -> bool:
-    n = rule.lookback or 20
     cur = series.current()
-    if cur is None:
-        return False
-    window = series.tail(n + 1)
-    before = [c for c in window if c.open_time < cur.open_time][-n:]
-    if len(before) < n:
-        return False
-    mean = sum(c.volume for c in before) / n
-    return mean > 0 and cur.volume > (rule.factor or 1.0) * mean
+    mean = series.mean_volume_before(lookback_of(rule))
+    return cur is not None and mean is not None and mean > 0 and cur.volume > (rule.factor or 1.0) * mean

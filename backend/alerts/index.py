@@ -12,6 +12,7 @@ from bisect import bisect_left, bisect_right, insort
 
 INDEXED_KINDS = frozenset({"price_above", "price_below", "cross", "cross_up", "cross_down"})
 CHANNEL_KINDS = frozenset({"channel_enter", "channel_exit"})
+MEASURED_KINDS = frozenset({"pct_move", "volume_spike"})
 
 
 class Ladder:
@@ -29,6 +30,10 @@ class Ladder:
     def below(self, x: float) -> list[int]:
         """Rules with level < x."""
         return self.ids[: bisect_left(self.levels, x)]
+
+    def upto(self, x: float) -> list[int]:
+        """Rules with level <= x."""
+        return self.ids[: bisect_right(self.levels, x)]
 
     def above(self, x: float) -> list[int]:
         """Rules with level > x."""
@@ -98,6 +103,24 @@ class LevelIndex:
             edges = self.edges.within(lo, hi, lo_open=False, hi_open=False)
             out += dict.fromkeys(i for i in edges if i not in fresh)
         return out
+
+
+class MeasureIndex:
+    """One stream's ``pct_move`` and ``volume_spike`` rules on the close, grouped by lookback, sorted by threshold.
+
+    The move (or the volume's ratio to its mean) is computed once per group and update; the rules it reaches
+    are those with a threshold (or factor) up to it: found by bisection, then each checked exactly.
+    """
+
+    def __init__(self) -> None:
+        self.groups: dict[tuple[str, int], Ladder] = {}
+
+    def add(self, rule_id: int, kind: str, lookback: int, threshold: float) -> None:
+        self.groups.setdefault((kind, lookback), Ladder()).add(threshold, rule_id)
+
+
+def measurable(kind: str, watch: str) -> bool:
+    return kind in MEASURED_KINDS and watch == "close"
 
 
 def indexable(kind: str, watch: str, threshold: object) -> bool:

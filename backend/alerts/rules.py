@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 import msgspec
 
-from backend.alerts.conditions import LEVEL_KINDS, condition, describe
-from backend.alerts.index import CHANNEL_KINDS, LevelIndex, indexable
+from backend.alerts.conditions import LEVEL_KINDS, condition, describe, lookback_of
+from backend.alerts.index import CHANNEL_KINDS, LevelIndex, MeasureIndex, indexable, measurable
 from backend.alerts.series import StreamSeries
 from backend.models import AlertEvent, AlertRule, Candle
 
@@ -44,10 +44,21 @@ EMPTY = StreamSeries()  # indexed kinds never read the series
 class Watched:
     """A stream with rules: its two level indexes (every update, closes only), its other rules, what it showed."""
 
-    __slots__ = ("closes", "every", "general", "last_seq", "prev_close", "prev_every")
+    __slots__ = (
+        "closes",
+        "every",
+        "general",
+        "last_seq",
+        "measure_closes",
+        "measure_every",
+        "prev_close",
+        "prev_every",
+    )
 
     def __init__(self, every: LevelIndex | None, closes: LevelIndex | None, general: list[int] | None) -> None:
         self.every, self.closes, self.general = every, closes, general
+        self.measure_every: MeasureIndex | None = None  # moves and volume spikes, on every update
+        self.measure_closes: MeasureIndex | None = None  # the same, on closed candles only
         self.last_seq: int | None = None
         self.prev_every: float | None = None  # the close the index of every update last saw
         self.prev_close: float | None = None  # the close the index of closes last saw
@@ -91,6 +102,7 @@ class AlertEngine:
         self.state: dict[int, RuleState] = {}
         self.general: dict[Stream, list[int]] = {}  # rules evaluated one by one (indicators, moves, volume)
         self.indexes: dict[IndexKey, LevelIndex] = {}  # close-watching rules with constant levels
+        self.measures: dict[IndexKey, MeasureIndex] = {}  # moves and volume spikes on the close
         self.by_stream: dict[Stream, Watched] = {}
         self.series: dict[Stream, StreamSeries] = {}
         self.last_trade: dict[str, int] = {}
@@ -106,22 +118,27 @@ class AlertEngine:
             if i not in self.state and r.last_fired_at is not None:
                 self.state[i] = RuleState(last_fired_at=r.last_fired_at)
         self.rules = rules
-        self.general, self.indexes = {}, {}
+        self.general, self.indexes, self.measures = {}, {}, {}
         for rule_id, r in rules.items():
             if r.kind == "feed_silent" or not r.enabled or r.state != "armed":
                 continue
-            stream = (r.symbol, r.interval)
+            stream, closes_only = (r.symbol, r.interval), r.frequency == "per_close"
             if self.indexed and indexable(r.kind, r.watch, r.threshold):
-                index = self.indexes.setdefault((stream, r.frequency == "per_close"), LevelIndex())
+                index = self.indexes.setdefault((stream, closes_only), LevelIndex())
                 index.add(rule_id, r.kind, r.threshold, fresh=rule_id not in kept)  # type: ignore[arg-type]
+            elif self.indexed and measurable(r.kind, r.watch):
+                limit = r.threshold if r.kind == "pct_move" else r.factor
+                group = self.measures.setdefault((stream, closes_only), MeasureIndex())
+                group.add(rule_id, r.kind, lookback_of(r), float(limit or 0.0))  # type: ignore[arg-type]
             else:
                 self.general.setdefault(stream, []).append(rule_id)
         old = self.by_stream
         self.by_stream = {}
-        for s in set(self.general) | {stream for stream, _ in self.indexes}:
+        for s in set(self.general) | {stream for stream, _ in (*self.indexes, *self.measures)}:
             w = self.by_stream[s] = Watched(
                 self.indexes.get((s, False)), self.indexes.get((s, True)), self.general.get(s)
             )
+            w.measure_every, w.measure_closes = self.measures.get((s, False)), self.measures.get((s, True))
             if s in old:  # what the stream has shown so far stays known
                 w.last_seq, w.prev_every, w.prev_close = old[s].last_seq, old[s].prev_every, old[s].prev_close
 
@@ -149,12 +166,17 @@ class AlertEngine:
             if w.closes is not None and c.closed:
                 prev, w.prev_close = w.prev_close, c.close
                 self._indexed(w.closes, prev, c, now, events, states)
-            if w.general:
+            if w.general or w.measure_every or w.measure_closes:
                 series = self.series.get(c.stream)
                 if series is None:
                     series = self.series[c.stream] = StreamSeries()
                 series.apply(c)
-                self._general(w.general, series, c, continuous, now, events, states)
+                if w.measure_every is not None:
+                    self._measured(w.measure_every, series, c, now, events, states)
+                if w.measure_closes is not None and c.closed:
+                    self._measured(w.measure_closes, series, c, now, events, states)
+                if w.general:
+                    self._general(w.general, series, c, continuous, now, events, states)
         self._settle(states)
         return Evaluation(events, states)
 
@@ -181,6 +203,41 @@ class AlertEngine:
             if hit:
                 st = self.state.setdefault(rule_id, RuleState())
                 self._fire(rule, st, c, now, value, level, None, events, states)
+
+    def _measured(
+        self,
+        index: MeasureIndex,
+        series: StreamSeries,
+        c: Candle,
+        now: int,
+        events: list[AlertEvent],
+        states: dict[int, str],
+    ) -> None:
+        """Moves and volume spikes: one measure per lookback, the rules it reaches found by bisection."""
+        cur = series.current()
+        if cur is None:
+            return
+        for (kind, n), ladder in index.groups.items():
+            if kind == "pct_move":
+                then = series.back(n)
+                if then is None or then.close == 0:
+                    continue
+                candidates = ladder.upto(abs(cur.close - then.close) / abs(then.close) * 100.0 + 1e-6)
+            else:
+                mean = series.mean_volume_before(n)
+                if mean is None or mean <= 0:
+                    continue
+                candidates = ladder.upto(cur.volume / mean * (1 + 1e-9))
+            for rule_id in candidates:  # a superset by a hair: each is checked exactly
+                rule = self.rules[rule_id]
+                if rule_id in states or not self.armed(rule, now):
+                    self._expire(rule, now, states)
+                    continue
+                hit, pct = condition(rule, series, cur.close, None, None, None)
+                if hit:
+                    st = self.state.setdefault(rule_id, RuleState())
+                    value = cur.volume if kind == "volume_spike" else cur.close
+                    self._fire(rule, st, c, now, value, None, pct, events, states)
 
     def _general(
         self,

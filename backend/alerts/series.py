@@ -43,6 +43,8 @@ class StreamSeries:
     last_seq: int | None = None
     # watch → (open_time, event_time, value) of its last computation: pandas costs about a millisecond
     computed: dict[str, tuple[int, int, float | None]] = field(default_factory=dict)
+    # lookback → (open_time of the newest closed candle before the current one, their mean volume)
+    means: dict[int, tuple[int, float]] = field(default_factory=dict)
 
     def apply(self, c: Candle) -> bool:
         """Take one update; True when it follows the previous one without a ``seq`` gap."""
@@ -67,11 +69,21 @@ class StreamSeries:
     def current(self) -> Candle | None:
         return self.forming if self.forming is not None else (self.closed[-1] if self.closed else None)
 
-    def tail(self, n: int) -> list[Candle]:
-        """The last ``n`` candles (closed, then the forming one), oldest first; fewer when there are fewer."""
-        forming = [self.forming] if self.forming is not None else []
-        k = min(len(self.closed), n - len(forming))
-        return [self.closed[i] for i in range(len(self.closed) - k, len(self.closed))] + forming
+    def back(self, n: int) -> Candle | None:
+        """The candle ``n`` before the current one (None when the series is shorter)."""
+        k = len(self.closed) - (n if self.forming is not None else n + 1)
+        return self.closed[k] if k >= 0 else None
+
+    def mean_volume_before(self, n: int) -> float | None:
+        """Mean volume of the ``n`` closed candles before the current one; computed once per close."""
+        end = len(self.closed) - (0 if self.forming is not None else 1)
+        if end < n or n < 1:
+            return None
+        newest = self.closed[end - 1].open_time
+        cached = self.means.get(n)
+        if cached is None or cached[0] != newest:
+            cached = self.means[n] = (newest, sum(self.closed[i].volume for i in range(end - n, end)) / n)
+        return cached[1]
 
     def indicator(self, watch: str) -> float | None:
         """The watched indicator's value now (None while it warms up).

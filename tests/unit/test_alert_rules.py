@@ -316,35 +316,52 @@ LEVELS = st.sampled_from([98.0, 99.0, 100.0, 101.0, 102.0])
 def indexable_rules(draw: st.DrawFn) -> list[AlertRule]:
     out = []
     for i in range(draw(st.integers(1, 8))):
-        kind = draw(st.sampled_from(["price_above", "price_below", "cross", "cross_up", "cross_down",
-                                     "channel_enter", "channel_exit"]))  # fmt: skip
-        threshold: object = [draw(LEVELS), draw(LEVELS)] if kind.startswith("channel") else draw(LEVELS)
+        kind = draw(
+            st.sampled_from(
+                ["price_above", "price_below", "cross", "cross_up", "cross_down", "channel_enter", "channel_exit",
+                 "pct_move", "volume_spike"]
+            )
+        )  # fmt: skip
+        fields: dict[str, object] = {"lookback": draw(st.integers(1, 3))}
+        if kind.startswith("channel"):
+            fields["threshold"] = [draw(LEVELS), draw(LEVELS)]
+        elif kind == "pct_move":
+            fields["threshold"] = draw(st.sampled_from([0.5, 1.0, 2.0, 3.0]))
+        elif kind == "volume_spike":
+            fields["factor"] = draw(st.sampled_from([1.0, 1.5, 2.0, 3.0]))
+        else:
+            fields["threshold"] = draw(LEVELS)
         frequency = draw(st.sampled_from(["once", "per_candle", "per_close", "every"]))
-        out.append(
-            rule(i + 1, kind=kind, threshold=threshold, frequency=frequency, cooldown_s=draw(st.sampled_from([0, 2])))
-        )
+        cooldown = draw(st.sampled_from([0, 2]))
+        out.append(rule(i + 1, kind=kind, frequency=frequency, cooldown_s=cooldown, **fields))
     return out
 
 
 @given(
     rules=indexable_rules(),
     steps=st.lists(
-        st.tuples(st.sampled_from([97.0, 98.0, 99.0, 99.5, 100.0, 101.0, 102.0, 103.0]), st.booleans(), st.booleans()),
+        st.tuples(
+            st.sampled_from([97.0, 98.0, 99.0, 99.5, 100.0, 101.0, 102.0, 103.0]),
+            st.booleans(),
+            st.booleans(),
+            st.sampled_from([0.0, 1.0, 2.0, 3.0, 6.0]),
+        ),
         min_size=1,
         max_size=40,
     ),
 )
 @settings(max_examples=300, deadline=None)
-def test_the_level_index_fires_exactly_what_one_by_one_evaluation_fires(
-    rules: list[AlertRule], steps: list[tuple[float, bool, bool]]
+def test_the_indexes_fire_exactly_what_one_by_one_evaluation_fires(
+    rules: list[AlertRule], steps: list[tuple[float, bool, bool, float]]
 ) -> None:
-    """Random closes (touching levels exactly, closing candles, seq gaps) and random rules of every indexed kind."""
+    """Random closes (touching levels exactly, closing candles, seq gaps, volumes) and random rules of every
+    indexed kind: levels, crossings, channels, moves and volume spikes."""
     indexed, reference = AlertEngine(rules), AlertEngine(rules, indexed=False)
     s, i = Stream(), 0
-    for step, (close, closes, gap) in enumerate(steps):
+    for step, (close, closes, gap, volume) in enumerate(steps):
         if gap:
             s.seq += 1  # a lost update
-        c = s.update(i, close, closed=closes)
+        c = s.update(i, close, closed=closes, volume=volume)
         i += closes
         now = T0 + step * 1_000
         a, b = indexed.on_candles([c], now), reference.on_candles([c], now)
