@@ -6,14 +6,14 @@ plus one ``include_router`` line here.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.routing import WebSocketRoute
 
 from backend.config import Settings
 from backend.relay.auth import TokenAuth
 from backend.relay.endpoint import WebSocketEndpoint
-from backend.relay.errors import install_error_handlers
+from backend.relay.errors import install_error_handlers, reject_unknown_query
 from backend.relay.middleware import RequestContext
 from backend.relay.openapi import DESCRIPTION, openapi_schema
 from backend.relay.routes import alerts, candles, status
@@ -33,9 +33,10 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     app.state.relay = relay
-    app.include_router(candles.router(relay))
-    app.include_router(status.router(relay))
-    app.include_router(alerts.router(relay))
+    strict = [Depends(reject_unknown_query)]
+    app.include_router(candles.router(relay), dependencies=strict)
+    app.include_router(status.router(relay), dependencies=strict)
+    app.include_router(alerts.router(relay), dependencies=strict)
     app.router.routes.append(WebSocketRoute("/ws", WebSocketEndpoint(settings, relay.hub, relay.redis)))
     install_error_handlers(app)
     if settings.cors_origins:

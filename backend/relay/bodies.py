@@ -54,6 +54,9 @@ class HistoryBody(msgspec.Struct):
     next_cursor: str | None
     count: int
     has_more: bool
+    limit: int  # what was asked: the page size and the range
+    start: int | None
+    end: int | None
 
 
 class RedisState(msgspec.Struct):

@@ -33,6 +33,19 @@ class DatabaseUnavailable(ApiError):
         super().__init__(503, "database_unavailable", f"the database is unreachable: {reason}")
 
 
+async def reject_unknown_query(request: Request) -> None:
+    """A query parameter the route does not take is a 422 naming it (``?page=2`` is not silently page 1)."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    known = {p.alias for p in dependant.query_params} | {"token"}
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        takes = ", ".join(sorted(known - {"token"})) or "no query parameters"
+        raise ApiError(422, "invalid_request", f"{unknown[0]}: unknown query parameter; this route takes {takes}")
+
+
 def _error(request: Request, status: int, code: str, message: str, detail: Any = None) -> Response:
     rid = request.scope.get("state", {}).get("request_id")
     return encoded_response(ErrorBody(code, message, detail, rid), status)

@@ -63,14 +63,16 @@ def test_symbols_lists_what_was_seen_and_the_intervals(relay: Server) -> None:
 def test_candles_are_the_cache_topped_up_from_sql_then_the_forming_one(relay: Server) -> None:
     body = relay.get("/api/v1/candles/HISTUSDT", params={"interval": "1m", "limit": 10}).json()
     assert body["symbol"] == "HISTUSDT" and body["interval"] == "1m"
-    candles = body["candles"]
-    assert [c["open_time"] for c in candles] == [T0 + i * MINUTE for i in range(N_SQL - 10, N_SQL + 1)]
-    assert [c["closed"] for c in candles] == [True] * 10 + [False]
+    candles = body["candles"]  # ``limit`` is the most items: 9 closed, then the forming one
+    assert [c["open_time"] for c in candles] == [T0 + i * MINUTE for i in range(N_SQL - 9, N_SQL + 1)]
+    assert [c["closed"] for c in candles] == [True] * 9 + [False]
     assert [c["seq"] for c in candles[-N_CACHED - 1 :]] == list(range(N_SQL - N_CACHED, N_SQL + 1))  # from Redis
     everything = relay.get("/api/v1/candles/btcusdt".replace("btc", "hist")).json()["candles"]  # default 1m, 500
     assert len(everything) == N_SQL + 1
     only_cache = relay.get("/api/v1/candles/HISTUSDT", params={"limit": 3}).json()["candles"]
-    assert [c["seq"] for c in only_cache] == [N_SQL - 3, N_SQL - 2, N_SQL - 1, N_SQL]
+    assert [c["seq"] for c in only_cache] == [N_SQL - 2, N_SQL - 1, N_SQL]
+    just_forming = relay.get("/api/v1/candles/HISTUSDT", params={"limit": 1}).json()["candles"]
+    assert [(c["seq"], c["closed"]) for c in just_forming] == [(N_SQL, False)]
     assert relay.get("/api/v1/candles/HISTUSDT", params={"interval": "1h"}).json()["candles"] == []
 
 
@@ -102,7 +104,8 @@ def test_history_pages_through_everything_with_keyset_cursors(relay: Server) -> 
         if cursor:
             params["cursor"] = cursor
         page = relay.get("/api/v1/history/HISTUSDT", params=params).json()
-        assert set(page) == {"symbol", "interval", "items", "next_cursor", "count", "has_more"}
+        assert set(page) == {"symbol", "interval", "items", "next_cursor", "count", "has_more", "limit", "start", "end"}
+        assert (page["limit"], page["start"], page["end"]) == (7, None, None)
         assert page["count"] == len(page["items"]) and page["has_more"] == (page["next_cursor"] is not None)
         assert all(c["closed"] for c in page["items"])
         seen += [c["open_time"] for c in page["items"]]
@@ -113,9 +116,9 @@ def test_history_pages_through_everything_with_keyset_cursors(relay: Server) -> 
     assert seen == [T0 + i * MINUTE for i in range(N_SQL)] and pages == 5
     window = relay.get("/api/v1/history/HISTUSDT", params={"start": T0 + MINUTE, "end": T0 + 4 * MINUTE}).json()
     assert [c["open_time"] for c in window["items"]] == [T0 + MINUTE, T0 + 2 * MINUTE, T0 + 3 * MINUTE]
-    for start, end in ((T0, T0), (T0 + MINUTE, T0)):  # an empty range, a reversed one
-        empty = relay.get("/api/v1/history/HISTUSDT", params={"start": start, "end": end}).json()
-        assert empty["items"] == [] and empty["has_more"] is False
+    assert (window["limit"], window["start"], window["end"]) == (500, T0 + MINUTE, T0 + 4 * MINUTE)
+    empty = relay.get("/api/v1/history/HISTUSDT", params={"start": T0, "end": T0}).json()
+    assert empty["items"] == [] and empty["has_more"] is False
     assert relay.get("/api/v1/history/LATEUSDT").json()["items"] == []  # seen, but nothing closed yet
 
 
@@ -126,6 +129,24 @@ def test_history_errors(relay: Server) -> None:
     assert error_of(relay.get(history, params={"start": -1}), 422) == "invalid_request"
     assert error_of(relay.get(history, params={"end": 10**20}), 422) == "invalid_request"
     assert error_of(relay.get(history, params={"interval": "3d"}), 422) == "invalid_request"
+    reversed_range = relay.get(history, params={"start": T0 + MINUTE, "end": T0})
+    assert error_of(reversed_range, 422) == "invalid_request"
+    assert reversed_range.json()["message"] == f"start: {T0 + MINUTE} is after end ({T0}); the range is [start, end)"
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "message"),
+    [
+        ("/api/v1/history/HISTUSDT", {"offset": 10}, "offset: unknown query parameter; this route takes cursor, end, interval, limit, start"),  # noqa: E501
+        ("/api/v1/history/HISTUSDT", {"page": 2, "limit": 5}, "page: unknown query parameter; this route takes cursor, end, interval, limit, start"),  # noqa: E501
+        ("/api/v1/candles/HISTUSDT", {"bars": 5}, "bars: unknown query parameter; this route takes interval, limit"),
+        ("/health", {"verbose": 1}, "verbose: unknown query parameter; this route takes no query parameters"),
+    ],
+)  # fmt: skip
+def test_unknown_query_parameters_are_named_in_a_422(relay: Server, path: str, params: dict, message: str) -> None:
+    response = relay.get(path, params=params)
+    assert error_of(response, 422) == "invalid_request"
+    assert response.json()["message"] == message
 
 
 def test_stats_combine_the_ingest_hash_and_the_relay(relay: Server, relay_settings: Settings) -> None:

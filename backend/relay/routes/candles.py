@@ -55,7 +55,7 @@ def router(relay: Relay) -> APIRouter:
         Literal[interval_names],  # type: ignore[valid-type]
         Query(description="candle interval"),
     ]
-    Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="closed candles to return")]
+    Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="the most candles to return")]
     SymbolPath = Annotated[str, Path(max_length=40, description="symbol, like BTCUSDT")]
     api = APIRouter(tags=["candles"])
 
@@ -91,7 +91,7 @@ def router(relay: Relay) -> APIRouter:
             raise ApiError(404, "unknown_symbol", f"no candles were ever seen for {sym}")
         parts = closed
         if latest_head is not None and (not closed or latest_head.open_time > read_head(closed[-1]).open_time):
-            parts = [*closed, latest]
+            parts = [*closed[len(closed) - limit + 1 :], latest]  # ``limit`` counts the forming candle too
         return encoded_response(CandlesBody(sym, interval, raw_candles(parts)))
 
     @api.get("/api/v1/candles", responses=responses(LatestBody, 422, 503))
@@ -123,6 +123,8 @@ def router(relay: Relay) -> APIRouter:
         ] = None,
     ) -> Response:
         """Closed candles from SQL, oldest first, in keyset-paginated pages."""
+        if start is not None and end is not None and start > end:
+            raise ApiError(422, "invalid_request", f"start: {start} is after end ({end}); the range is [start, end)")
         sym = symbol_or_404(symbol)
         bounds = [v for v in (start, int(cursor) + 1 if cursor is not None else None) if v is not None]
         lower = max(bounds) if bounds else None
@@ -132,6 +134,7 @@ def router(relay: Relay) -> APIRouter:
         items = rows[:limit]
         has_more = len(rows) > limit
         next_cursor = encode_cursor(items[-1].open_time) if has_more else None
-        return encoded_response(HistoryBody(sym, interval, items, next_cursor, len(items), has_more))
+        body = HistoryBody(sym, interval, items, next_cursor, len(items), has_more, limit, start, end)
+        return encoded_response(body)
 
     return api
