@@ -66,7 +66,7 @@ class Settings(EnvSettings):
     """The backend's configuration; see README "Settings"."""
 
     redis_url: Annotated[str | None, Flag(ALL)] = Field(None, description="Redis URL (unset: an embedded Valkey)")
-    embedded: Annotated[EmbeddedKind, Flag(ALL)] = Field(
+    embedded: EmbeddedKind = Field(
         "auto",
         description="the embedded server when no Redis URL is set: valkey, python (the pure-Python "
         "single-machine fallback) or auto (Valkey where installed, else python)",

@@ -81,7 +81,7 @@ def _embedded_name() -> str:
     from backend.config import Settings
 
     try:
-        kind = resolve(Settings().embedded)
+        kind = resolve(Settings.from_env().embedded)
     except ValueError:  # the child reports a bad setting itself
         return "embedded Redis server"
     return VALKEY_LABEL if kind == "valkey" else FALLBACK_LABEL

@@ -36,7 +36,7 @@ def redis_url() -> Iterator[str]:
         return
     from backend.embedded import start_embedded
 
-    server = start_embedded(Settings().embedded)
+    server = start_embedded(Settings.from_env().embedded)
     yield server.url
     server.stop()
 
@@ -45,7 +45,7 @@ def fallback_forced() -> bool:
     """True when this run's embedded servers are the pure-Python fallback (no external Redis named)."""
     from backend.embedded import resolve
 
-    return resolve(Settings().embedded) == "python" and not os.environ.get("CANDLES_TEST_REDIS_URL")
+    return resolve(Settings.from_env().embedded) == "python" and not os.environ.get("CANDLES_TEST_REDIS_URL")
 
 
 # test (file::name) → why it cannot run on the pure-Python fallback (the Valkey feature it needs)
