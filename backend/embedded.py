@@ -59,7 +59,7 @@ class EmbeddedPython:
 
     label = FALLBACK_LABEL
 
-    def __init__(self, timeout: float = 30.0) -> None:
+    def __init__(self) -> None:
         cmd = [sys.executable, "-m", "backend.fallback_redis"]
         # its stdin is our pipe: when this process ends, however it ends, the server sees EOF and exits
         self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from backend import processes
 from backend.embedded import EmbeddedPython, resolve, valkey_installed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,3 +80,15 @@ def test_fallback_server_serves_pubsub_and_stops_with_its_parent() -> None:
     finally:
         server.stop()
     assert server.process.returncode == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_group_leader_and_its_children_are_stopped() -> None:
+    """``backend.processes``: a child in a group of its own stops on request; its group's leftovers end too."""
+    code = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); " \
+        "print('up', flush=True); time.sleep(60)"  # fmt: skip
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, **processes.group_options(True))
+    assert child.stdout is not None and child.stdout.readline().strip() == b"up"
+    processes.stop(child, 10, own_group=True)
+    assert child.returncode is not None
+    processes.kill_group(child)  # the grandchild; nothing left to end is no error
