@@ -1,37 +1,30 @@
-# Two commands for a newcomer: `make run` and `make test`.
+# Two commands for a newcomer: `make run` and `make test` (without make: `python dev.py run`, `python dev.py test`).
+# dev.py creates .venv and installs the requirements when they changed; these targets only call it.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench bench-dashboard clean
+.PHONY: run test lint format setup bench bench-dashboard clean
 
-$(STAMP): requirements.txt requirements-dev.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
-	touch $(STAMP)
+run:
+	$(PYTHON) dev.py run
 
-run: $(STAMP)
-	$(VENV)/bin/streamlit run app.py
+test:
+	$(PYTHON) dev.py test $(PYTEST_ARGS)
 
-test: $(STAMP)
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest $(PYTEST_ARGS)
+lint:
+	$(PYTHON) dev.py lint
 
-lint: $(STAMP)
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+format:
+	$(PYTHON) dev.py format
 
-format: $(STAMP)
-	$(VENV)/bin/ruff check --fix .
-	$(VENV)/bin/ruff format .
+setup:
+	$(PYTHON) dev.py setup
 
-bench: $(STAMP)
+bench: setup
 	$(PY) benchmarks/aggregate.py
 
-bench-dashboard: $(STAMP)
+bench-dashboard: setup
 	$(PY) benchmarks/dashboard.py
 
 clean:

@@ -7,6 +7,7 @@ tagged with the commands it belongs to); this module only wires the commands.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -16,8 +17,9 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from backend import processes
 from backend.config import Settings
-from backend.embedded import redis_url_or_embedded
+from backend.embedded import RedisTarget, redis_url_or_embedded
 from backend.envsettings import add_flags, as_flags, flag_values
 
 log = logging.getLogger("backend")
@@ -77,8 +79,23 @@ def _stop_on_signals(stop: threading.Event) -> None:
         log.info("signal %d: shutting down", signum)
         stop.set()
 
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+    for signum in processes.STOP_SIGNALS:
+        signal.signal(signum, handler)
+
+
+def _announce_embedded(settings: Settings, target: RedisTarget) -> None:
+    """Tell the System page (through the ingest's stats) which embedded server this stack runs on."""
+    if target.embedded is None:
+        return
+    import redis
+
+    from backend.cache import CacheKeys
+
+    client = redis.Redis.from_url(target.url, socket_timeout=5, socket_connect_timeout=2)
+    try:
+        client.hset(CacheKeys(settings.redis_prefix).stats("ingest"), "redis_server", json.dumps(target.embedded))
+    finally:
+        client.close()
 
 
 def run_db(settings: Settings, action: str) -> int:
@@ -120,7 +137,9 @@ def run_ingest(settings: Settings, *, fmt: str | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    with redis_url_or_embedded(settings.redis_url) as url:
+    with redis_url_or_embedded(settings.redis_url, settings.embedded) as target:
+        url = target.url
+        _announce_embedded(settings, target)
         # a hung Redis must not hang ingest
         client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
         engine = make_engine(settings.effective_database_url())
@@ -138,17 +157,19 @@ def run_ingest(settings: Settings, *, fmt: str | None = None) -> int:
 def run_api(settings: Settings) -> int:
     from backend.relay.server import serve
 
-    with redis_url_or_embedded(settings.redis_url) as url:
-        # keeps the flags (--port, --host) with an embedded Valkey too
-        serve(settings.model_copy(update={"redis_url": url}))
+    with redis_url_or_embedded(settings.redis_url, settings.embedded) as target:
+        # keeps the flags (--port, --host) with an embedded server too
+        serve(settings.model_copy(update={"redis_url": target.url}))
     return 0
 
 
 def run_both(settings: Settings, *, fmt: str | None = None) -> int:
-    """One machine: embedded Valkey when unconfigured, ingest as a child process, relay here."""
+    """One machine: an embedded server when unconfigured, ingest as a child process, relay here."""
     from backend.relay.server import serve
 
-    with redis_url_or_embedded(settings.redis_url) as url:
+    with redis_url_or_embedded(settings.redis_url, settings.embedded) as target:
+        url = target.url
+        _announce_embedded(settings, target)
         env = dict(os.environ, CANDLES_REDIS_URL=url)  # in the environment, not on the command line (ps)
         child_settings = settings.model_copy(
             update={"redis_url": None, "database_url": settings.effective_database_url()}
@@ -156,13 +177,10 @@ def run_both(settings: Settings, *, fmt: str | None = None) -> int:
         cmd = [sys.executable, "-m", "backend", "ingest", *as_flags(child_settings, "ingest")]
         if fmt:
             cmd += ["--format", fmt]
-        child = subprocess.Popen(cmd, env=env)
+        # a group of its own on Windows, so that Ctrl-Break reaches the child alone (no SIGTERM there)
+        child = subprocess.Popen(cmd, env=env, **processes.group_options(processes.WINDOWS))
         try:
             serve(settings.model_copy(update={"redis_url": url}))
         finally:
-            child.send_signal(signal.SIGTERM)
-            try:
-                child.wait(15)
-            except subprocess.TimeoutExpired:
-                child.kill()
+            processes.stop(child, 15, own_group=processes.WINDOWS)
     return 0

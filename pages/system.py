@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from backend.embedded import FALLBACK_LABEL
 from services.charts.fmt import fmt_compact, fmt_int, fmt_ms, fmt_rate
 from services.charts.rates import rates_figure_spec
 from services.feed.feed import Feed
@@ -69,6 +70,7 @@ def pipeline(sample: StatsSample, feed: Feed) -> None:
     if not ingest:
         st.info("No ingest process reports to this relay's Redis (is `python -m backend ingest` running?).")
         return
+    embedded_server(ingest.get("redis_server"))
     late = ingest.get("late_trades") or {}
     rejected = ingest.get("rejected_trades") or {}
     cols = st.columns(6)
@@ -97,6 +99,19 @@ def pipeline(sample: StatsSample, feed: Feed) -> None:
     with right:
         st.markdown("**Rejected trades by reason**")
         _table({"reason": list(rejected), "trades": list(rejected.values())}, "No rejected trades.")
+
+
+def embedded_server(label: str | None) -> None:
+    """Which embedded Redis the stack runs on, when it runs on one (``python -m backend run`` with no Redis URL)."""
+    if not label:
+        return
+    if label == FALLBACK_LABEL:
+        st.caption(
+            f"Redis: {label}. It keeps everything in this machine's memory; for more, set `CANDLES_REDIS_URL` "
+            "to a Redis, Valkey or Memurai server."
+        )
+    else:
+        st.caption(f"Redis: {label}.")
 
 
 def _rates(feed: Feed) -> Any:

