@@ -236,10 +236,13 @@ def test_fuzzed_requests_never_fail_and_match_the_schema(relay: Server, mode: sc
     @given(case=schema.as_strategy(mode))
     @settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     def check(case: schemathesis.Case) -> None:
-        # An alert rule's fields depend on its kind (a channel needs [low, high], pct_move a lookback, …), which
-        # the JSON schema does not express: there a schema-valid body may get a 422; everything else still holds.
+        # Rules across fields that the JSON schema cannot express answer 422 to schema-valid data: an alert
+        # rule's fields depend on its kind (a channel needs [low, high], pct_move a lookback, …), and a history
+        # range needs start <= end. There only that check is skipped; no 500 and documented bodies still hold.
         alert_body = case.path.startswith("/api/v1/alerts") and case.method in {"POST", "PATCH"}
-        excluded = [schemathesis.checks.positive_data_acceptance] if alert_body else []
+        start, end = (str((case.query or {}).get(k, "")) for k in ("start", "end"))
+        reversed_range = start.isdigit() and end.isdigit() and int(start) > int(end)
+        excluded = [schemathesis.checks.positive_data_acceptance] if alert_body or reversed_range else []
         case.call_and_validate(excluded_checks=excluded)
 
     check()
