@@ -7,7 +7,7 @@ names the field and the reason: ``threshold: channel_exit needs [low, high]``.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 from backend.alerts.series import INDICATOR_WATCHES, WATCHES
 from backend.alerts.targets import validate_targets
 from backend.config import INTERVALS_MS
-from backend.models import AlertRecord, AlertRule, normalize_symbol
+from backend.models import AlertFrequency, AlertKind, AlertRecord, AlertRule, normalize_symbol
 from backend.relay.errors import ApiError
 
 MAX_LOOKBACK = 1000
@@ -31,23 +31,12 @@ class RuleIn(BaseModel):
 
     symbol: str = Field(max_length=40, description="BTCUSDT, BTC/USDT or btc-usdt")
     interval: str = Field("1m", description="candle interval the rule watches")
-    kind: Literal[
-        "price_above",
-        "price_below",
-        "cross",
-        "cross_up",
-        "cross_down",
-        "pct_move",
-        "volume_spike",
-        "channel_enter",
-        "channel_exit",
-        "feed_silent",
-    ] = "price_above"
+    kind: AlertKind = "price_above"
     threshold: float | list[float] | str | None = Field(
         None, description="a level, an indicator to cross (ema50), [low, high] for channels, % or seconds"
     )
     watch: str = Field("close", description="the close, or an indicator: " + ", ".join(INDICATOR_WATCHES))
-    frequency: Literal["once", "per_candle", "per_close", "every"] = "once"
+    frequency: AlertFrequency = "once"
     cooldown_s: int = Field(0, ge=0, le=MAX_COOLDOWN_S)
     lookback: int | None = Field(None, ge=1, le=MAX_LOOKBACK)
     factor: float | None = Field(None, gt=0, le=1_000_000)
