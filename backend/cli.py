@@ -21,6 +21,7 @@ from backend import processes
 from backend.config import Settings
 from backend.embedded import RedisTarget, redis_url_or_embedded
 from backend.envsettings import add_flags, as_flags, flag_values
+from backend.logs import configure_logging
 
 log = logging.getLogger("backend")
 
@@ -59,8 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # backend.migrations logs one line per upgrade
+    configure_logging(settings.log_level)
     if args.command == "aggregate":
         from backend.offline import aggregate_command
 

@@ -108,6 +108,16 @@ class Settings(EnvSettings):
     api_token: str | None = Field(None, description="when set, every route but /health needs it")
     cors_origins: Annotated[tuple[str, ...], NoDecode] = Field((), description="comma-separated CORS origins")
     ws_max_streams: int = Field(200, ge=1, description="streams one WebSocket connection may subscribe to")
+    ws_max_message_chars: int = Field(
+        16_384, ge=256, description="longest client message; a longer one is an error (too_large)"
+    )
+    ws_max_json_depth: int = Field(
+        8, ge=2, description="deepest nesting of a client message; a deeper one is an error (too_large)"
+    )
+    ws_max_connections: int = Field(10_000, ge=1, description="WebSocket connections the relay holds in total")
+    ws_max_connections_per_address: int = Field(
+        256, ge=1, description="WebSocket connections one client address may hold"
+    )
     ws_slow_timeout_s: float = Field(
         5.0, gt=0, description='a client behind for longer is closed (4008 "slow consumer"), s'
     )

@@ -31,6 +31,7 @@ import msgspec
 from backend.models import AlertEvent, Candle, Message, decode_batch, normalize_symbol
 
 MAX_CLIENT_MESSAGE_CHARS = 16_384  # a 200-stream subscribe is about 5 KB
+MAX_CLIENT_JSON_DEPTH = 8  # a client op nests 2 deep; deep nesting exhausts the decoder's recursion
 SLOW_CLOSE_CODE = 4008  # a client that stays behind is closed with this code
 SLOW_CLOSE_REASON = "slow consumer"
 
@@ -117,10 +118,44 @@ def encode_stream_ops(op: OpName, streams: Iterable[tuple[str, str]]) -> list[st
     return [encode_op(op, symbols, [interval]) for interval, symbols in by_interval.items()]
 
 
-def decode_op(text: str) -> ClientOp:
-    """A client's message, checked for size, JSON, shape and a known op; else :class:`ProtocolError`."""
-    if len(text) > MAX_CLIENT_MESSAGE_CHARS:
-        raise ProtocolError(TOO_LARGE, f"messages are limited to {MAX_CLIENT_MESSAGE_CHARS} characters")
+def json_depth_exceeds(text: str, limit: int) -> bool:
+    """True when ``text`` nests arrays or objects more than ``limit`` deep (brackets inside strings ignored).
+
+    Checked before decoding: msgspec (like ``json``) recurses per level and raises ``RecursionError``
+    at about a thousand, which would end the connection. Few brackets means shallow, so most
+    messages cost two ``count`` calls; only the rest are scanned.
+    """
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False
+
+
+def decode_op(
+    text: str, *, max_chars: int = MAX_CLIENT_MESSAGE_CHARS, max_depth: int = MAX_CLIENT_JSON_DEPTH
+) -> ClientOp:
+    """A client's message, checked for size, nesting, JSON, shape and a known op; else :class:`ProtocolError`."""
+    if len(text) > max_chars:
+        raise ProtocolError(TOO_LARGE, f"messages are limited to {max_chars} characters")
+    if json_depth_exceeds(text, max_depth):
+        raise ProtocolError(TOO_LARGE, f"messages are limited to {max_depth} levels of nesting")
     try:
         op = _op_decoder.decode(text)
     except msgspec.ValidationError as exc:
@@ -166,8 +201,10 @@ def unsubscribe_selection(op: ClientOp, subscribed: Iterable[str]) -> list[str]:
     return selected
 
 
-def op_id_of(text: str) -> OpId:
+def op_id_of(text: str, max_depth: int = MAX_CLIENT_JSON_DEPTH) -> OpId:
     """The ``id`` of a message that failed validation, when it has a readable one."""
+    if json_depth_exceeds(text, max_depth):
+        return None
     try:
         value = msgspec.json.decode(text)
     except msgspec.DecodeError:

@@ -331,7 +331,14 @@ def main() -> int:
 
         valkey = EmbeddedValkey()
         url = valkey.url
-    base = Settings(redis_url=url, data_dir=Path("/tmp/candles-bench"), log_level="WARNING")
+    most = max(n for n, _ in scenarios)  # every client connects from 127.0.0.1: lift the per-address limit
+    base = Settings(
+        redis_url=url,
+        data_dir=Path("/tmp/candles-bench"),
+        log_level="WARNING",
+        ws_max_connections=max(most, 10_000),
+        ws_max_connections_per_address=most,
+    )
     base.data_dir.mkdir(parents=True, exist_ok=True)
     print(
         f"fan-out benchmark on {os.cpu_count()} cores, Redis {url}, {args.seconds:.0f} s per scenario, "

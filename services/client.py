@@ -37,12 +37,19 @@ class RelayDown(RelayError):
     """Nothing answers at the relay's address (refused, timed out, DNS)."""
 
 
-def ws_url(relay_url: str, token: str | None = None) -> str:
-    """``http://host:port`` → ``ws://host:port/ws`` (``wss`` for https), with ``?token=`` when set."""
+def ws_url(relay_url: str) -> str:
+    """``http://host:port`` → ``ws://host:port/ws`` (``wss`` for https).
+
+    The token goes in a header (:func:`auth_headers`), never the URL: servers and proxies log URLs.
+    """
     parts = urlsplit(relay_url.rstrip("/"))
     scheme = "wss" if parts.scheme == "https" else "ws"
-    query = f"token={token}" if token else ""
-    return urlunsplit((scheme, parts.netloc, parts.path + "/ws", query, ""))
+    return urlunsplit((scheme, parts.netloc, parts.path + "/ws", "", ""))
+
+
+def auth_headers(token: str | None) -> dict[str, str]:
+    """The ``Authorization`` header that carries ``token`` (none without one)."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 _body_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -64,7 +71,7 @@ class RelayClient:
 
     def __init__(self, base_url: str, token: str | None = None, *, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> None:
         self.base_url = base_url.rstrip("/")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = auth_headers(token)
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
 
     def close(self) -> None:

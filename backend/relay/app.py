@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.routing import WebSocketRoute
 
 from backend.config import Settings
+from backend.relay.admission import WebSocketAdmission
 from backend.relay.auth import TokenAuth
 from backend.relay.endpoint import WebSocketEndpoint
 from backend.relay.errors import install_error_handlers, reject_unknown_query
@@ -47,6 +48,12 @@ def create_app(settings: Settings) -> FastAPI:
             allow_headers=["Authorization", "X-Request-ID", "Content-Type"],
             expose_headers=["X-Request-ID", "X-Response-Time"],
         )
+    app.add_middleware(
+        WebSocketAdmission,
+        origins=settings.cors_origins,
+        max_connections=settings.ws_max_connections,
+        max_per_address=settings.ws_max_connections_per_address,
+    )
     if settings.api_token:
         app.add_middleware(TokenAuth, token=settings.api_token)
     app.add_middleware(RequestContext, metrics=relay.metrics)  # outermost: ids and timings for every response

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend.relay.bodies import ErrorBody, encoded_response
+from backend.relay.errors import refuse_websocket
 from backend.relay.middleware import header, request_id
 
 log = logging.getLogger(__name__)
@@ -69,13 +70,5 @@ def unauthorized(rid: str) -> Response:
 
 async def deny_websocket(scope: Scope, receive: Receive, send: Send, rid: str) -> None:
     """Refuse a WebSocket handshake with HTTP 401 (or close 1008 where the server cannot)."""
-    if (await receive())["type"] != "websocket.connect":
-        return
     log.info("WebSocket %s refused: no valid token rid=%s", scope["path"], rid)
-    if "websocket.http.response" in scope.get("extensions", {}):
-        response = unauthorized(rid)
-        headers = [*response.raw_headers, (b"x-request-id", rid.encode())]
-        await send({"type": "websocket.http.response.start", "status": 401, "headers": headers})
-        await send({"type": "websocket.http.response.body", "body": response.body})
-    else:
-        await send({"type": "websocket.close", "code": 1008, "reason": "unauthorized"})
+    await refuse_websocket(scope, receive, send, unauthorized(rid), close_code=1008, reason="unauthorized")

@@ -50,6 +50,8 @@ class WebSocketEndpoint:
         self.keys = CacheKeys(settings.redis_prefix)
         self.intervals = tuple(settings.intervals)
         self.max_streams = settings.ws_max_streams
+        self.max_chars = settings.ws_max_message_chars
+        self.max_depth = settings.ws_max_json_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (await receive())["type"] != "websocket.connect":
@@ -85,7 +87,7 @@ class WebSocketEndpoint:
                 try:
                     await self.handle(client, text)
                 except ProtocolError as exc:
-                    client.push_control(encode_control(Error(exc.code, exc.message, op_id_of(text))))
+                    client.push_control(encode_control(Error(exc.code, exc.message, op_id_of(text, self.max_depth))))
         finally:
             client.closed = True
             hub.remove(client)
@@ -94,7 +96,7 @@ class WebSocketEndpoint:
 
     async def handle(self, client: Client, text: str) -> None:
         """Answer one client message (subscribe, unsubscribe, ping)."""
-        op = decode_op(text)
+        op = decode_op(text, max_chars=self.max_chars, max_depth=self.max_depth)
         if op.op == "ping":
             client.push_control(encode_control(Pong(op.id)))
         elif op.op == "subscribe":

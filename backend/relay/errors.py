@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from backend.relay.bodies import ErrorBody, encoded_response
 
@@ -46,9 +47,26 @@ async def reject_unknown_query(request: Request) -> None:
         raise ApiError(422, "invalid_request", f"{unknown[0]}: unknown query parameter; this route takes {takes}")
 
 
-def _error(request: Request, status: int, code: str, message: str, detail: Any = None) -> Response:
+def _error(
+    request: Request, status: int, code: str, message: str, detail: Any = None, headers: dict[str, str] | None = None
+) -> Response:
     rid = request.scope.get("state", {}).get("request_id")
-    return encoded_response(ErrorBody(code, message, detail, rid), status)
+    return encoded_response(ErrorBody(code, message, detail, rid), status, headers)
+
+
+async def refuse_websocket(
+    scope: Scope, receive: Receive, send: Send, response: Response, *, close_code: int, reason: str
+) -> None:
+    """Refuse a WebSocket handshake with ``response`` (HTTP), or close with ``close_code`` where the server cannot."""
+    if (await receive())["type"] != "websocket.connect":
+        return
+    if "websocket.http.response" in scope.get("extensions", {}):
+        rid = scope.get("state", {}).get("request_id", "")
+        headers = [*response.raw_headers, (b"x-request-id", rid.encode())]
+        await send({"type": "websocket.http.response.start", "status": response.status_code, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": response.body})
+    else:
+        await send({"type": "websocket.close", "code": close_code, "reason": reason})
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -61,7 +79,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         code = {400: "bad_json", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _error(request, exc.status_code, code, str(exc.detail))
+        return _error(request, exc.status_code, code, str(exc.detail), headers=exc.headers)
 
     async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

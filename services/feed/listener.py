@@ -21,7 +21,7 @@ import websocket
 
 from backend.models import AlertEvent, Candle, now_ms
 from backend.protocol import ControlMessage, Error, Resync, decode_frame, encode_op, encode_stream_ops
-from services.client import ws_url
+from services.client import auth_headers, ws_url
 from services.feed.backoff import Backoff
 from services.feed.book import Stream
 from services.feed.latency import Latency
@@ -124,12 +124,13 @@ class Listener:
     # ------------------------------------------------------------ the thread
 
     def run(self) -> None:
-        url = ws_url(self.relay_url, self.token)
+        url = ws_url(self.relay_url)
+        header = [f"{name}: {value}" for name, value in auth_headers(self.token).items()]
         while not self._stop.is_set():
             with self._lock:
                 self._conn.attempts += 1
             try:
-                ws = websocket.create_connection(url, timeout=3.0, enable_multithread=True)
+                ws = websocket.create_connection(url, header=header, timeout=3.0, enable_multithread=True)
             except Exception as exc:
                 self._went_down(_describe(exc, self.relay_url))
                 continue

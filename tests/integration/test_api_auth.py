@@ -91,6 +91,35 @@ def test_websocket_needs_the_token(relay: Server) -> None:
         assert client.recv(5) == {"type": "pong"}
 
 
+def test_websocket_origin_must_be_the_relays_own_or_configured(relay: Server) -> None:
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        WsClient(relay.ws_url, token=TOKEN, origin="http://evil.example")
+    assert refused.value.status_code == 403
+    assert b'"error":"forbidden_origin"' in refused.value.resp_body
+    own = relay.url  # /ws/test's page: same scheme, host and port as the relay
+    for origin in (own, DASHBOARD, DASHBOARD + "/"):
+        with WsClient(relay.ws_url, token=TOKEN, origin=origin) as client:
+            client.send({"op": "ping"})
+            assert client.recv(5) == {"type": "pong"}, origin
+    with WsClient(relay.ws_url, token=TOKEN, suppress_origin=True) as client:  # not a browser: no Origin
+        client.send({"op": "ping"})
+        assert client.recv(5) == {"type": "pong"}
+
+
+def test_the_token_never_reaches_the_log(relay: Server) -> None:
+    """The query-string token a browser must use (``/ws?token=``) and the header the listener uses: both redacted."""
+    with WsClient(relay.ws_url, token=TOKEN) as client:
+        client.send({"op": "ping", "id": "logged"})
+        assert client.recv(5) == {"type": "pong", "id": "logged"}
+    with WsClient(relay.ws_url, header=[f"Authorization: Bearer {TOKEN}"]):
+        pass
+    assert relay.get("/ws/test", params={"token": TOKEN}).status_code == 200
+    relay.wait_until(lambda: relay.log_path.read_text().count("WebSocket") >= 4, 5, "the handshakes in the log")
+    text = relay.log_path.read_text()
+    assert "token=***" in text  # uvicorn's handshake line, redacted
+    assert TOKEN not in text
+
+
 def test_server_pings_keep_a_reading_client_and_drop_a_dead_one(relay: Server) -> None:
     def connections() -> int:
         return relay.stats(headers=BEARER)["connections"]

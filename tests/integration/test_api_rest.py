@@ -194,7 +194,9 @@ def test_every_response_has_a_request_id_and_a_response_time(relay: Server) -> N
     generated = relay.get("/nowhere", headers={"X-Request-ID": "bad id\twith spaces"})
     assert re.fullmatch(r"[0-9a-f]{32}", generated.headers["x-request-id"])
     assert error_of(generated, 404) == "not_found"
-    assert error_of(relay.client.post("/api/v1/symbols"), 405) == "method_not_allowed"
+    not_allowed = relay.client.post("/api/v1/symbols")
+    assert error_of(not_allowed, 405) == "method_not_allowed"
+    assert not_allowed.headers["allow"] == "GET"
     relay.wait_until(lambda: "rid=trace-abc.123" in relay.log_path.read_text(), 5, "the request id in the log")
 
 

@@ -113,6 +113,10 @@ def test_unsubscribe_stops_the_stream(relay: Server, publisher: Publisher) -> No
         ({"op": "subscribe", "symbols": ["BTCUSDT"], "intervals": []}, "bad_message"),
         ({"op": "subscribe", "symbols": [f"S{i:03d}" for i in range(41)], "intervals": FIVE}, "too_many_streams"),
         ({"op": "subscribe", "symbols": ["BTCUSDT"] * 3000}, "too_large"),
+        # 2 KB nested 1,000 deep: decoding it would exhaust the decoder's recursion and drop the connection
+        ('{"op": "ping", "id": ' + "[" * 1000 + "]" * 1000 + "}", "too_large"),
+        ('{"op": "ping", "pad": ' + '{"a": ' * 1000 + "1" + "}" * 1000 + "}", "too_large"),
+        ({"op": "ping", "id": [[[[[[[[["nine"]]]]]]]]]}, "too_large"),  # 10 levels: over the default 8
     ],
 )
 def test_malformed_messages_get_an_error_and_the_connection_stays(
@@ -269,7 +273,7 @@ def private_redis(tmp_path: Path) -> Iterator[str]:
 @pytest.mark.slow
 def test_redis_cost_of_fanout_is_flat(private_redis: str, tmp_path: Path) -> None:
     """Redis commands per published update are the same with 1 and with 500 connected clients."""
-    relay_settings = isolated_settings(private_redis, tmp_path)
+    relay_settings = isolated_settings(private_redis, tmp_path, ws_max_connections_per_address=500)
     with start_relay(relay_settings, log_dir=tmp_path) as relay:
         _measure_fanout_cost(relay, relay_settings)
 
