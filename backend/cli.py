@@ -63,8 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level)
     if args.command == "aggregate":
         from backend.offline import aggregate_command
+        from backend.sources.formats import ReadLimits
 
-        return aggregate_command(args.path, args.intervals, args.out, fmt=args.fmt, symbol=args.symbol)
+        limits = ReadLimits(settings.read_max_ratio, settings.read_max_bytes)
+        return aggregate_command(args.path, args.intervals, args.out, fmt=args.fmt, symbol=args.symbol, limits=limits)
     if args.command == "ingest":
         return run_ingest(settings, fmt=args.fmt)
     if args.command == "api":
@@ -123,6 +125,7 @@ def run_ingest(settings: Settings, *, fmt: str | None = None) -> int:
     from backend.ingest import IngestService
     from backend.sinks import default_sinks
     from backend.sources import open_source
+    from backend.sources.formats import ReadLimits, TradeFileError
     from backend.store import make_engine
 
     try:
@@ -133,6 +136,7 @@ def run_ingest(settings: Settings, *, fmt: str | None = None) -> int:
             seed=settings.seed,
             fmt=fmt,
             history_s=settings.sim_history_s,
+            limits=ReadLimits(settings.read_max_ratio, settings.read_max_bytes),
         )
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -149,6 +153,9 @@ def run_ingest(settings: Settings, *, fmt: str | None = None) -> int:
         log.info("ingest: %s → Redis %s, SQL %s", settings.source, url, engine.url.render_as_string())
         try:
             service.run(stop)
+        except TradeFileError as exc:  # everything read before the broken part is published and stored
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         finally:
             service.close()
     return 0

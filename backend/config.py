@@ -127,6 +127,12 @@ class Settings(EnvSettings):
     ws_ping_timeout_s: float = Field(
         20.0, ge=0, description="a peer that does not answer a ping in time is dropped, s (0: never)"
     )
+    read_max_ratio: float = Field(
+        100.0, gt=1, description="a compressed trade file may expand to this many times its size (bombs stop)"
+    )
+    read_max_bytes: int = Field(
+        1 << 40, ge=1 << 20, description="a compressed trade file may expand to this many bytes"
+    )
     relay_url: str = Field("http://127.0.0.1:8000", description="where the dashboard finds the relay")
     data_dir: Path = Field(Path("data"), description="where the default SQLite database lives")
 

@@ -62,15 +62,17 @@ class IngestService:
 
     def run(self, stop: threading.Event) -> None:
         agg = self.aggregator
-        for batch in self.source.batches(stop):
-            agg.live = self.source.live  # a source may replay its recent past before it goes live
-            agg.add(batch)
-            now = now_ms()
-            self.emit(agg.drain(now))
-            if now - self._last_stats >= STATS_EVERY_MS:
-                self.report_stats(now)
-        self.emit(agg.drain(now_ms(), force=True))
-        self.report_stats(now_ms())
+        try:
+            for batch in self.source.batches(stop):
+                agg.live = self.source.live  # a source may replay its recent past before it goes live
+                agg.add(batch)
+                now = now_ms()
+                self.emit(agg.drain(now))
+                if now - self._last_stats >= STATS_EVERY_MS:
+                    self.report_stats(now)
+        finally:  # a source that fails mid-way (a corrupt file) still gets what it read so far published
+            self.emit(agg.drain(now_ms(), force=True))
+            self.report_stats(now_ms())
         log.info(
             "ingest finished: %d trades, %d candles published, rejected %s, late %d",
             agg.trades_in,

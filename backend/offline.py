@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -12,19 +13,27 @@ from backend.aggregate import Aggregator
 from backend.config import INTERVALS_MS, parse_intervals
 from backend.models import Candle, Rejects
 
+if TYPE_CHECKING:
+    from backend.sources.formats import ReadLimits
+
 OUTPUT_FIELDS = tuple(f for f in ("type", *Candle.__struct_fields__) if f != "emitted_at")
 
 
 def aggregate_file(
-    path: Path, intervals: tuple[str, ...], *, fmt: str | None = None, symbol: str | None = None
+    path: Path,
+    intervals: tuple[str, ...],
+    *,
+    fmt: str | None = None,
+    symbol: str | None = None,
+    limits: ReadLimits | None = None,
 ) -> tuple[list[Candle], Rejects, Aggregator]:
     """Every candle of the file, closed ones and the one still open at the end, in stream order."""
-    from backend.sources.formats import read_trades
+    from backend.sources.formats import ReadLimits, read_trades
 
     rejects = Rejects()
     agg = Aggregator(intervals)
     closed: list[Candle] = []
-    for batch in read_trades(path, fmt, rejects=rejects, symbol=symbol):
+    for batch in read_trades(path, fmt, rejects=rejects, symbol=symbol, limits=limits or ReadLimits()):
         agg.add(batch)
         closed.extend(agg.take_closed())
     closed.extend(agg.take_closed())
@@ -58,11 +67,17 @@ def _cell(v: object) -> object:
 
 
 def aggregate_command(
-    path: Path, intervals_text: str, out: Path, *, fmt: str | None = None, symbol: str | None = None
+    path: Path,
+    intervals_text: str,
+    out: Path,
+    *,
+    fmt: str | None = None,
+    symbol: str | None = None,
+    limits: ReadLimits | None = None,
 ) -> int:
     try:
         intervals = parse_intervals(intervals_text)
-        candles, rejects, agg = aggregate_file(path, intervals, fmt=fmt, symbol=symbol)
+        candles, rejects, agg = aggregate_file(path, intervals, fmt=fmt, symbol=symbol, limits=limits)
     except FileNotFoundError:
         print(f"error: no such file: {path}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from backend.models import Rejects, TradeBatch
+from backend.sources.formats.files import DEFAULT_LIMITS, ReadLimits
 
 
 class Source(Protocol):
@@ -41,6 +42,7 @@ class SourceOptions:
     seed: int | None = None
     fmt: str | None = None
     history_s: float = 0.0
+    limits: ReadLimits = DEFAULT_LIMITS
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ def open_source(
     seed: int | None = None,
     fmt: str | None = None,
     history_s: float = 0.0,
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> Source:
     """The source named by ``spec``: ``simulator`` or ``replay:PATH``.
 
@@ -82,12 +85,13 @@ def open_source(
     replay the symbols to keep (default: every symbol in the file). ``speed`` paces a replay
     (1 = recorded timing, 0 = as fast as possible), ``seed`` makes the simulator
     reproducible, ``fmt`` names a replay file's format (default: detected),
-    ``history_s`` makes the simulator start with that much recent past.
+    ``history_s`` makes the simulator start with that much recent past, ``limits`` bound how far a
+    replay's compressed file may expand.
     A bad spec raises ValueError, a missing replay file FileNotFoundError.
     """
     name, _, arg = spec.strip().partition(":")
     kind = next((k for k in SOURCES if k.name == name), None)
     if kind is None or (arg and ":" not in kind.usage):
         raise ValueError(f"unknown source {spec!r}: {SPEC_HELP}")
-    options = SourceOptions(symbols=symbols, speed=speed, seed=seed, fmt=fmt, history_s=history_s)
+    options = SourceOptions(symbols=symbols, speed=speed, seed=seed, fmt=fmt, history_s=history_s, limits=limits)
     return importlib.import_module(kind.module).open_spec(arg, options)

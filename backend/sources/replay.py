@@ -18,7 +18,8 @@ import numpy as np
 
 from backend.models import Rejects, TradeBatch, normalize_symbol
 from backend.sources import SPEC_HELP, SourceOptions
-from backend.sources.formats import DEFAULT_CHUNK, check_file, read_timed
+from backend.sources.formats import DEFAULT_CHUNK, ReadLimits, check_file, read_timed
+from backend.sources.formats.files import DEFAULT_LIMITS
 
 IDLE_S = 0.05  # while waiting for the next trade, an empty batch at least this often
 
@@ -41,11 +42,13 @@ class ReplaySource:
         symbols: Sequence[str] | None = None,
         symbol: str | None = None,
         chunk: int = DEFAULT_CHUNK,
+        limits: ReadLimits = DEFAULT_LIMITS,
     ) -> None:
         if not (math.isfinite(speed) and speed >= 0):
             raise ValueError(f"replay speed must be 0 (as fast as possible) or a positive factor, got {speed!r}")
         self.path = Path(path)
-        self.fmt, self.symbol = check_file(self.path, fmt, symbol)  # fail now, with one line, not mid-replay
+        self.limits = limits
+        self.fmt, self.symbol = check_file(self.path, fmt, symbol, limits)  # fail now, with one line, not mid-replay
         self.speed = speed
         self.chunk = chunk
         self.symbols = None if symbols is None else {s for s in map(normalize_symbol, symbols) if s}
@@ -55,7 +58,13 @@ class ReplaySource:
     def batches(self, stop: threading.Event) -> Iterator[TradeBatch]:
         """Validated batches in file order, paced by the replay clock; ends at the end of the file or on ``stop``."""
         timed = read_timed(
-            self.path, self.fmt, rejects=self.rejects, skipped=self.skipped, chunk=self.chunk, symbol=self.symbol
+            self.path,
+            self.fmt,
+            rejects=self.rejects,
+            skipped=self.skipped,
+            chunk=self.chunk,
+            symbol=self.symbol,
+            limits=self.limits,
         )
         pacer = _Pacer(self.speed) if self.speed > 0 else None
         for batch, clock in timed:
@@ -86,7 +95,9 @@ def open_spec(arg: str, options: SourceOptions) -> ReplaySource:
     """``replay:PATH``: the file at its recorded pace times ``speed``, keeping ``symbols`` when given."""
     if not arg.strip():
         raise ValueError(f"replay needs a file: {SPEC_HELP}")
-    return ReplaySource(arg.strip(), speed=options.speed, fmt=options.fmt, symbols=options.symbols)
+    return ReplaySource(
+        arg.strip(), speed=options.speed, fmt=options.fmt, symbols=options.symbols, limits=options.limits
+    )
 
 
 class _Pacer:

@@ -114,3 +114,85 @@ def test_ingest_replays_only_the_symbols_asked_for(redis_url, settings, tmp_path
     client = redis.Redis.from_url(redis_url)
     assert client.smembers(CacheKeys(settings.redis_prefix).symbols) == {b"CTKUSDT", b"SUSHIUSDT"}
     client.close()
+
+
+def _truncated_capture(tmp_path: Path) -> Path:
+    """The Binance capture, gzipped and cut at two thirds: the first part replays, then the file breaks."""
+    import gzip
+
+    whole = gzip.compress((SAMPLES / "ws_recordings" / "BINANCE_FUTURES.ws.1.0").read_bytes())
+    path = tmp_path / "capture.ws.gz"
+    path.write_bytes(whole[: len(whole) * 2 // 3])
+    return path
+
+
+@pytest.mark.resilience
+def test_a_file_that_breaks_mid_way_is_one_line_and_what_was_read_is_kept(redis_url, settings, tmp_path):
+    import redis
+
+    from backend.cache import CacheKeys
+
+    broken = _truncated_capture(tmp_path)
+    res = run("aggregate", broken, "--out", tmp_path / "x.csv", cwd=tmp_path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines() == [
+        f"error: {broken}: the compressed data ends early (a truncated download?) "
+        + res.stderr.split("download?) ", 1)[1].strip()
+    ]
+    assert "(near byte " in res.stderr
+
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        CANDLES_REDIS_URL=redis_url,
+        CANDLES_DATABASE_URL=f"sqlite:///{tmp_path / 'replay.sqlite3'}",
+        CANDLES_REDIS_PREFIX=settings.redis_prefix,
+        CANDLES_UPDATES_CHANNEL=settings.updates_channel,
+    )
+    res = subprocess.run(
+        [sys.executable, "-m", "backend", "ingest", "--source", f"replay:{broken}", "--speed", "0"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    errors = [line for line in res.stderr.splitlines() if "error" in line.lower()]
+    assert errors == [f"error: {broken}: " + res.stderr.split(f"error: {broken}: ", 1)[1].strip()], res.stderr
+    client = redis.Redis.from_url(redis_url)
+    assert client.smembers(CacheKeys(settings.redis_prefix).symbols)  # the part before the break was published
+    client.close()
+
+
+@pytest.mark.resilience
+def test_a_gzip_bomb_is_refused_within_bounded_memory(tmp_path):
+    """1 MB of gzip that expands to 1 GB: refused with one line, the process peaking far under 500 MB."""
+    import zlib
+
+    bomb = tmp_path / "bomb.json.gz"
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    with bomb.open("wb") as out:
+        out.write(packer.compress(b"["))
+        for _ in range(1024):
+            out.write(packer.compress(b" " * (1 << 20)))
+        out.write(packer.compress(b"]") + packer.flush())
+    assert bomb.stat().st_size < 1100 << 10
+    probe = (
+        "import resource, subprocess, sys\n"
+        f"res = subprocess.run([sys.executable, '-m', 'backend', 'aggregate', {str(bomb)!r}, '--format', 'ccxt_json',"
+        f" '--out', {str(tmp_path / 'x.csv')!r}], capture_output=True, text=True)\n"
+        "print(res.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+        "sys.stderr.write(res.stderr)\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    code, peak_kb = map(int, res.stdout.split())
+    assert code == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines() == [
+        f"error: {bomb}: expands past {bomb.stat().st_size * 100:,} bytes (100× its size or 1,099,511,627,776 bytes): "
+        "a decompression bomb? Raise CANDLES_READ_MAX_RATIO or CANDLES_READ_MAX_BYTES if the file is genuine"
+    ]
+    assert peak_kb < 500 * 1024, f"peak {peak_kb / 1024:.0f} MB"

@@ -15,6 +15,9 @@ line here.
 
 from __future__ import annotations
 
+import contextlib
+import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -29,14 +32,24 @@ from backend.sources.formats import (
     ws_capture,
 )
 from backend.sources.formats.emitter import Emitter, TimedBatch
-from backend.sources.formats.files import head, open_trades, symbol_from_name
+from backend.sources.formats.files import (
+    DEFAULT_LIMITS,
+    ReadLimits,
+    TradeFileError,
+    describe_read_error,
+    head,
+    open_trades,
+    symbol_from_name,
+)
 from backend.sources.formats.spec import Format, Sniff
 
 __all__ = [
     "DEFAULT_CHUNK",
     "FORMATS",
     "REGISTRY",
+    "ReadLimits",
     "TimedBatch",
+    "TradeFileError",
     "check_file",
     "detect_format",
     "format_help",
@@ -72,10 +85,10 @@ def format_table() -> str:
     return "\n".join(["| `--format` | what |", "|---|---|", *rows])
 
 
-def detect_format(path: str | Path) -> str:
+def detect_format(path: str | Path, limits: ReadLimits = DEFAULT_LIMITS) -> str:
     """The format name of a trade file, from its first bytes (and its name for Binance dumps)."""
     path = Path(path)
-    sniff = Sniff(path, head(path), _KNOWN_HEADERS)
+    sniff = Sniff(path, head(path, limits), _KNOWN_HEADERS)
     if not sniff.stripped:
         raise ValueError(f"{path} is empty: cannot detect its format")
     for fmt in REGISTRY:
@@ -84,10 +97,12 @@ def detect_format(path: str | Path) -> str:
     raise ValueError(f"cannot tell the format of {path}; pass one of: {', '.join(FORMATS)}")
 
 
-def check_file(path: str | Path, fmt: str | None = None, symbol: str | None = None) -> tuple[str, str | None]:
+def check_file(
+    path: str | Path, fmt: str | None = None, symbol: str | None = None, limits: ReadLimits = DEFAULT_LIMITS
+) -> tuple[str, str | None]:
     """``(format, default symbol)`` of a trade file, or a one-line error before any reading starts."""
     path = Path(path)
-    fmt = fmt or detect_format(path)
+    fmt = fmt or detect_format(path, limits)
     if fmt not in _BY_NAME:
         raise ValueError(f"unknown trade format {fmt!r}; choose from: {', '.join(FORMATS)}")
     if not path.is_file():
@@ -108,16 +123,31 @@ def read_timed(
     skipped: Rejects | None = None,
     chunk: int = DEFAULT_CHUNK,
     symbol: str | None = None,
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> Iterator[TimedBatch]:
     """Like :func:`read_trades`, with each batch's replay clock (ms per row) for paced replays."""
-    fmt, symbol = check_file(path, fmt, symbol)
-    stream = open_trades(Path(path))  # raises before the generator starts, so a missing file fails at once
-    return _generate(stream, _BY_NAME[fmt], Emitter(chunk, rejects, skipped or Rejects(), now_ms()), symbol)
+    fmt, symbol = check_file(path, fmt, symbol, limits)
+    stream = open_trades(Path(path), limits)  # raises before the generator starts: a missing file fails at once
+    em = Emitter(chunk, rejects, skipped or Rejects(), now_ms())
+    return _generate(Path(path), stream, _BY_NAME[fmt], em, symbol)
 
 
-def _generate(stream: IO[bytes], fmt: Format, em: Emitter, symbol: str | None) -> Iterator[TimedBatch]:
+def _generate(path: Path, stream: IO[bytes], fmt: Format, em: Emitter, symbol: str | None) -> Iterator[TimedBatch]:
+    """The reader's batches; a file that breaks mid-way ends them with one :class:`TradeFileError` line."""
     with stream:
-        yield from fmt.read(stream, em, symbol)
+        try:
+            yield from fmt.read(stream, em, symbol)
+        except TradeFileError as exc:  # says where already (past the decompression limits)
+            error = exc
+        except (ValueError, OSError, EOFError, zlib.error, zipfile.BadZipFile, RecursionError) as exc:
+            where = ""
+            with contextlib.suppress(OSError, ValueError):
+                where = f" (near byte {stream.tell():,})"
+            error = TradeFileError(f"{path}: {describe_read_error(exc)}{where}")
+        else:
+            return
+    yield from em.drain(final=True)  # the valid rows read before the break are not lost
+    raise error
 
 
 def read_trades(
@@ -128,6 +158,7 @@ def read_trades(
     skipped: Rejects | None = None,
     chunk: int = DEFAULT_CHUNK,
     symbol: str | None = None,
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> Iterator[TradeBatch]:
     """Validated trades of a file, streamed in batches of at most ``chunk`` rows.
 
@@ -135,7 +166,9 @@ def read_trades(
     ``symbol`` names the symbol of Binance CSV dumps when the file name does not
     (``BTCUSDT-trades-2024-01-01.csv``). Bad rows are counted in ``rejects``
     with their line (record) numbers; non-trade messages in ``skipped``.
-    A missing file raises FileNotFoundError, an unknown format ValueError.
+    A missing file raises FileNotFoundError, an unknown format ValueError; a file that cannot be
+    read on (corrupt or truncated compression, JSON that is not trades, past ``limits``) raises
+    :class:`TradeFileError` (a ValueError) with one line naming the file and where.
     """
-    timed = read_timed(path, fmt, rejects=rejects, skipped=skipped, chunk=chunk, symbol=symbol)
+    timed = read_timed(path, fmt, rejects=rejects, skipped=skipped, chunk=chunk, symbol=symbol, limits=limits)
     return (batch for batch, _ in timed)

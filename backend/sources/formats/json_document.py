@@ -13,3 +13,5 @@ def decode_document(data: bytes, decoder: msgspec.json.Decoder) -> Any:
         return decoder.decode(data)
     except msgspec.DecodeError as e:
         raise ValueError(f"not valid JSON: {e}") from None
+    except RecursionError:
+        raise ValueError("not valid trade JSON: nested deeper than the decoder allows") from None
