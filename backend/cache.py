@@ -11,13 +11,14 @@ asyncio client); stream keys there are ``SYMBOL:INTERVAL`` (``backend.protocol.s
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from backend.models import Candle
+from backend.models import Candle, normalize_symbol
 from backend.protocol import split_stream_key
 
 if TYPE_CHECKING:
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 
 MGET_CHUNK = 500  # keys per MGET of a snapshot
 _stats_value = msgspec.json.Decoder()
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -103,8 +106,19 @@ async def read_stream(
 
 
 async def read_symbols(redis: aioredis.Redis, keys: CacheKeys) -> list[str]:
-    """The symbols seen, sorted."""
-    return sorted(s.decode() for s in await redis.smembers(keys.symbols))
+    """The symbols seen, sorted: only well-formed ones (whoever else wrote to Redis, markup is never served)."""
+    return valid_symbols(await redis.smembers(keys.symbols))
+
+
+def valid_symbols(members: Iterable[bytes]) -> list[str]:
+    """The members that are symbols in our form (``BTCUSDT``), sorted; anything else is logged and dropped."""
+    good, bad = [], []
+    for raw in members:
+        name = raw.decode("utf-8", "replace")
+        (good if normalize_symbol(name) == name else bad).append(name)
+    if bad:
+        log.warning("ignored %d malformed symbol(s) in the Redis symbol set, e.g. %r", len(bad), bad[0][:40])
+    return sorted(good)
 
 
 async def symbol_seen(redis: aioredis.Redis, keys: CacheKeys, symbol: str, intervals: Iterable[str]) -> bool:

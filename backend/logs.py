@@ -11,13 +11,18 @@ import logging
 import re
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-SECRET_RE = re.compile(r"((?:[?&\s\"']|^)(?:token|password|api_key|apikey|secret)=)[^&\s\"']+|(Bearer )\S+", re.I)
+SECRET_RE = re.compile(
+    r"((?:[?&\s\"']|^)(?:token|password|api_key|apikey|secret)=)[^&\s\"']+"  # query and key=value
+    r"|(Bearer )\S+"  # Authorization headers
+    r"|([a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@/\s]+(?=@)",  # the password of redis://user:pw@host
+    re.I,
+)
 REDACTED = "***"
 
 
 def redact(text: str) -> str:
-    """``text`` with the values of ``token=``, ``password=``, … and ``Bearer`` credentials replaced by ``***``."""
-    return SECRET_RE.sub(lambda m: (m.group(1) or m.group(2)) + REDACTED, text)
+    """``text`` with the values of ``token=``, ``password=``, …, ``Bearer`` credentials and URL passwords as ``***``."""
+    return SECRET_RE.sub(lambda m: (m.group(1) or m.group(2) or m.group(3)) + REDACTED, text)
 
 
 class RedactSecrets(logging.Filter):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import replace
+from html import escape
 
 import streamlit as st
 
@@ -148,7 +149,7 @@ def legend(symbol: str, interval: str, last_two: list[Candle], *, resyncing: boo
     tag = " · resyncing…" if resyncing else ""
     st.markdown(
         f'<div class="cs-legend" data-testid="chart-legend">'
-        f"<span><b>{pair_label(symbol)}</b> <span class='cs-muted'>{interval}{tag}</span></span>"
+        f"<span><b>{escape(pair_label(symbol))}</b> <span class='cs-muted'>{escape(interval)}{tag}</span></span>"
         f'<span class="cs-big {"cs-tick-up" if c.close >= c.open else "cs-tick-down"}" data-testid="last-price">'
         f"{fmt_price(c.close)}</span>"
         f'<span class="cs-pill {cls}">{fmt_pct(chg)}</span>'

@@ -79,13 +79,22 @@ def decode(value: Any) -> np.ndarray:
 class StreamlitApp:
     """``streamlit run app.py`` on a free port, pointed at a relay; stopped by :meth:`stop`."""
 
-    def __init__(self, relay_url: str, *, log_dir: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        relay_url: str,
+        *,
+        log_dir: Path,
+        extra_env: dict[str, str] | None = None,
+        address: str | None = "127.0.0.1",  # None: what .streamlit/config.toml says
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / "streamlit.log"
         env = clean_environ({"CANDLES_RELAY_URL": relay_url, "CANDLES_AUTOSTART": "0", **(extra_env or {})})
         cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(self.port),
-               "--server.address", "127.0.0.1", "--server.headless", "true"]  # fmt: skip
+               "--server.headless", "true"]  # fmt: skip
+        if address is not None:
+            cmd += ["--server.address", address]
         with self.log_path.open("wb") as out:
             self.process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         self.wait_ready()

@@ -189,6 +189,8 @@ def start_stack(
     }
     process, log_path = _spawn(["run"], clean_environ(base | (env or {})), log_dir or data_dir, "stack", group=True)
     server = Server(f"http://127.0.0.1:{port}", process, log_path, group=True)
+    if (env or {}).get("CANDLES_API_TOKEN"):
+        server.client.headers["Authorization"] = f"Bearer {(env or {})['CANDLES_API_TOKEN']}"
     try:
         server.wait_healthy(timeout)
         server.wait_until(lambda: bool(server.get("/api/v1/symbols").json()["symbols"]), timeout, "symbols")

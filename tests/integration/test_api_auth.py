@@ -120,6 +120,28 @@ def test_the_token_never_reaches_the_log(relay: Server) -> None:
     assert TOKEN not in text
 
 
+def test_the_dashboards_listener_sends_the_token_in_a_header(relay: Server, relay_settings: Settings) -> None:
+    from services.feed.feed import Feed
+    from tests.stack import Publisher, make_candle
+
+    publisher = Publisher(relay_settings)
+    log_before = len(relay.log_path.read_text())
+    feed = Feed(relay.url, TOKEN, backoff_initial=0.1, backoff_max=0.5).start()
+    try:
+        publisher.publish(make_candle("TOKUSDT", "1m", 1_732_665_600_000, seq=1))
+        queue = feed.register("s")
+        feed.want(queue, {("TOKUSDT", "1m")})
+        assert feed.wait_loaded([("TOKUSDT", "1m")], timeout=10)
+        assert feed.book(("TOKUSDT", "1m")).last.seq == 1
+    finally:
+        feed.stop(timeout=3)
+        publisher.close()
+    relay.wait_until(lambda: "[accepted]" in relay.log_path.read_text()[log_before:], 5, "the handshake line")
+    handshakes = [line for line in relay.log_path.read_text()[log_before:].splitlines() if "[accepted]" in line]
+    assert handshakes and all('"WebSocket /ws" [accepted]' in line for line in handshakes), handshakes  # no query
+    assert TOKEN not in relay.log_path.read_text()
+
+
 def test_server_pings_keep_a_reading_client_and_drop_a_dead_one(relay: Server) -> None:
     def connections() -> int:
         return relay.stats(headers=BEARER)["connections"]

