@@ -9,6 +9,8 @@ import zlib
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from backend.models import Rejects
 from backend.sources.formats import FORMATS, ReadLimits, TradeFileError, read_trades
@@ -152,3 +154,38 @@ def test_the_ratio_floor_lets_small_repetitive_files_through(tmp_path: Path) -> 
     assert ReadLimits(max_ratio=10).allowed(100 << 20) == 1000 << 20
     assert ReadLimits(max_ratio=10, max_bytes=5 << 20).allowed(100) == 5 << 20
     assert ReadLimits(max_ratio=10).allowed(100) == 64 << 20
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    fmt=st.sampled_from(sorted(VALID)),
+    cut=st.floats(0, 1),
+    noise=st.binary(max_size=300),
+    container=st.sampled_from(["plain", "gzip", "zip"]),
+)
+def test_fuzzed_files_read_or_fail_with_one_line(
+    tmp_path: Path, fmt: str, cut: float, noise: bytes, container: str
+) -> None:
+    """A valid file cut anywhere, with random bytes spliced in, in any container: trades or one TradeFileError."""
+    name, _ = VALID[fmt]
+    plain = _plain(fmt)[:20_000]
+    at = int(len(plain) * cut)
+    data = plain[:at] + noise + plain[at:]
+    path = tmp_path / f"{name}.{container}"
+    if container == "gzip":
+        packed = gzip.compress(data)
+        path.write_bytes(packed[: max(10, int(len(packed) * (0.5 + cut / 2)))])
+    elif container == "zip":
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(name, data)
+        packed = bytearray(buffer.getvalue())
+        for i, b in enumerate(noise[:50]):
+            packed[(40 + i * 7) % len(packed)] ^= b
+        path.write_bytes(bytes(packed))
+    else:
+        path.write_bytes(data)
+    try:
+        _read(path, fmt)
+    except TradeFileError as exc:
+        assert str(exc).startswith(f"{path}: ") and "\n" not in str(exc)

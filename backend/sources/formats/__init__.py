@@ -139,7 +139,15 @@ def _generate(path: Path, stream: IO[bytes], fmt: Format, em: Emitter, symbol: s
             yield from fmt.read(stream, em, symbol)
         except TradeFileError as exc:  # says where already (past the decompression limits)
             error = exc
-        except (ValueError, OSError, EOFError, zlib.error, zipfile.BadZipFile, RecursionError) as exc:
+        except (
+            ValueError,
+            OSError,
+            EOFError,
+            zlib.error,
+            zipfile.BadZipFile,
+            RecursionError,
+            NotImplementedError,
+        ) as exc:
             where = ""
             with contextlib.suppress(OSError, ValueError):
                 where = f" (near byte {stream.tell():,})"

@@ -91,12 +91,14 @@ def open_trades(path: Path, limits: ReadLimits = DEFAULT_LIMITS) -> IO[bytes]:
     elif magic == b"PK\x03\x04":
         try:
             archive = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError) as exc:
+            names = [n for n in archive.namelist() if not n.endswith("/")]
+            if not names:
+                raise TradeFileError(f"{path}: the zip archive is empty")
+            inner = archive.open(names[0])
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error, NotImplementedError) as exc:
+            if isinstance(exc, TradeFileError):
+                raise
             raise TradeFileError(f"{path}: not a readable zip archive: {exc}") from None
-        names = [n for n in archive.namelist() if not n.endswith("/")]
-        if not names:
-            raise TradeFileError(f"{path}: the zip archive is empty")
-        inner = archive.open(names[0])
     else:
         return path.open("rb")
     return io.BufferedReader(_Bounded(inner, path, limit, limits), buffer_size=1 << 16)  # type: ignore[return-value]
