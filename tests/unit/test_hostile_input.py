@@ -50,7 +50,9 @@ def test_deep_nesting_is_a_protocol_error_not_a_recursion_error() -> None:
         ('127.0.0.1:5 - "WebSocket /ws?token=s3cret" [accepted]', '127.0.0.1:5 - "WebSocket /ws?token=***" [accepted]'),
         ("GET /ws/test?a=1&token=s3cret&b=2", "GET /ws/test?a=1&token=***&b=2"),
         ("Authorization: Bearer s3cret", "Authorization: Bearer ***"),
-        ("redis://:pw@host password=hunter2", "redis://:pw@host password=***"),
+        ("redis://:pw@host password=hunter2", "redis://:***@host password=***"),
+        ("postgresql://user:s3cret@db:5432/x", "postgresql://user:***@db:5432/x"),
+        ("http://example.com:8000/path", "http://example.com:8000/path"),
         ("no secrets here, tokens=3", "no secrets here, tokens=3"),
     ],
 )
