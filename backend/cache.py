@@ -105,6 +105,12 @@ async def read_stream(
     return bool(known), list(closed), latest
 
 
+async def known_symbols(redis: aioredis.Redis, keys: CacheKeys, symbols: Sequence[str]) -> set[str]:
+    """Which of ``symbols`` are in the symbol set (one round trip)."""
+    flags = await redis.smismember(keys.symbols, list(symbols)) if symbols else []
+    return {s for s, flag in zip(symbols, flags, strict=True) if flag}
+
+
 async def read_symbols(redis: aioredis.Redis, keys: CacheKeys) -> list[str]:
     """The symbols seen, sorted: only well-formed ones (whoever else wrote to Redis, markup is never served)."""
     return valid_symbols(await redis.smembers(keys.symbols))

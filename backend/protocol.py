@@ -48,6 +48,7 @@ BAD_INTERVAL = "bad_interval"
 TOO_MANY_STREAMS = "too_many_streams"
 TOO_LARGE = "too_large"
 REDIS_UNAVAILABLE = "redis_unavailable"
+UNKNOWN_SYMBOL = "unknown_symbol"  # a notice, not an error: the subscription stays for a symbol that may appear
 ERROR_CODES = frozenset(
     {BAD_JSON, BAD_MESSAGE, UNKNOWN_OP, BAD_SYMBOL, BAD_INTERVAL, TOO_MANY_STREAMS, TOO_LARGE, REDIS_UNAVAILABLE}
 )
@@ -248,7 +249,16 @@ class Error(Control, tag="error"):
     id: OpId = None
 
 
-ControlMessage = Subscribed | Unsubscribed | Pong | Resync | Error
+class Notice(Control, tag="notice"):
+    """Something the client should know that is not an error: ``unknown_symbol`` (still subscribed)."""
+
+    code: str
+    message: str
+    symbols: list[str] = []
+    id: OpId = None
+
+
+ControlMessage = Subscribed | Unsubscribed | Pong | Resync | Error | Notice
 ServerFrame = ControlMessage | list[Message]
 
 _object_decoder = msgspec.json.Decoder(ControlMessage | Candle | AlertEvent)

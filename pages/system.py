@@ -88,7 +88,9 @@ def pipeline(sample: StatsSample, feed: Feed) -> None:
     _metric(cols[2], "DB pending", fmt_int(ingest.get("db_pending")))
     _metric(cols[3], "DB written", fmt_compact(ingest.get("db_written")))
     _metric(cols[4], "DB dropped", fmt_int(ingest.get("db_dropped")))
-    _metric(cols[5], "Candles published", fmt_compact(ingest.get("candles_published")))
+    receivers = ingest.get("publish_receivers")
+    heard = "no PUBLISH yet" if receivers is None else f"{fmt_int(receivers)} listening (PUBLISH receivers)"
+    _metric(cols[5], "Candles published", fmt_compact(ingest.get("candles_published")), heard)
     rates = _rates(feed)
     if rates is not None:
         live_plot(rates.value, key="rates")

@@ -13,6 +13,7 @@ from starlette.routing import WebSocketRoute
 from backend.config import Settings
 from backend.relay.admission import WebSocketAdmission
 from backend.relay.auth import TokenAuth
+from backend.relay.docs import install_docs
 from backend.relay.endpoint import WebSocketEndpoint
 from backend.relay.errors import install_error_handlers, reject_unknown_query
 from backend.relay.middleware import RequestContext
@@ -31,6 +32,7 @@ def create_app(settings: Settings) -> FastAPI:
         version=API_VERSION,
         description=DESCRIPTION,
         lifespan=relay.lifespan,
+        docs_url=None,  # served by backend.relay.docs, offline
         redoc_url=None,
     )
     app.state.relay = relay
@@ -39,6 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(status.router(relay), dependencies=strict)
     app.include_router(alerts.router(relay), dependencies=strict)
     app.router.routes.append(WebSocketRoute("/ws", WebSocketEndpoint(settings, relay.hub, relay.redis)))
+    install_docs(app)
     install_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(

@@ -16,12 +16,13 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend.relay.bodies import ErrorBody, encoded_response
+from backend.relay.docs import ASSET_PATHS
 from backend.relay.errors import refuse_websocket
 from backend.relay.middleware import header, request_id
 
 log = logging.getLogger(__name__)
 
-PUBLIC_PATHS = frozenset({"/health"})
+PUBLIC_PATHS = frozenset({"/health"}) | ASSET_PATHS  # the docs' static files are the same for everyone
 QUERY_TOKEN_PATHS = frozenset({"/ws", "/ws/test"})  # a browser cannot set a header on these
 
 

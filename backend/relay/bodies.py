@@ -39,10 +39,11 @@ class CandlesBody(msgspec.Struct):
 
 
 class LatestBody(msgspec.Struct):
-    """The latest candle of each symbol that has one."""
+    """The latest candle of each symbol that has one; ``missing``: the asked symbols that have none."""
 
     interval: str
     candles: list[Candle]
+    missing: list[str] = []
 
 
 class HistoryBody(msgspec.Struct):

@@ -15,13 +15,15 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from starlette.types import Receive, Scope, Send
 
-from backend.cache import CacheKeys, fetch_latest
+from backend.cache import CacheKeys, fetch_latest, known_symbols
 from backend.config import Settings
 from backend.protocol import (
     REDIS_UNAVAILABLE,
     TOO_MANY_STREAMS,
+    UNKNOWN_SYMBOL,
     ClientOp,
     Error,
+    Notice,
     OpId,
     Pong,
     ProtocolError,
@@ -31,6 +33,7 @@ from backend.protocol import (
     encode_control,
     op_id_of,
     op_streams,
+    split_stream_key,
     unsubscribe_selection,
 )
 from backend.relay.client import Client
@@ -147,6 +150,24 @@ class WebSocketEndpoint:
                 if best is not None:
                     snapshot[key] = best
         client.push_control(self.hub.frame(tuple(snapshot[k] for k in streams if k in snapshot)))
+        await self.tell_unknown(client, streams, snapshot, op_id)
+
+    async def tell_unknown(self, client: Client, streams: list[str], snapshot: dict[str, bytes], op_id: OpId) -> None:
+        """A ``notice`` naming the asked symbols the relay has never seen (their subscriptions stay)."""
+        seen = {split_stream_key(k)[0] for k in snapshot}
+        unseen = [s for s in dict.fromkeys(split_stream_key(k)[0] for k in streams) if s not in seen]
+        if not unseen:
+            return
+        try:
+            known = await known_symbols(self.redis, self.keys, unseen)
+        except RedisError:
+            return  # cannot tell: say nothing rather than something wrong
+        unknown = [s for s in unseen if s not in known]
+        if unknown:
+            message = (
+                f"no candles were ever seen for {', '.join(unknown)}; still subscribed, updates follow if they appear"
+            )
+            client.push_control(encode_control(Notice(UNKNOWN_SYMBOL, message, unknown, op_id)))
 
     def unsubscribe(self, client: Client, op: ClientOp) -> None:
         """Remove the named streams (symbols and intervals default to all subscribed ones)."""

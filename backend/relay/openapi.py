@@ -17,7 +17,8 @@ Live candles over **WebSocket `/ws`** (not listed below: OpenAPI has no WebSocke
 Send `{"op": "subscribe", "symbols": ["BTCUSDT"], "intervals": ["1m"]}` (and `unsubscribe`, `ping`).
 The server answers `{"type": "subscribed", "streams": [...]}`, then one array frame with the latest
 candle of each stream, then array frames of updates. Control messages are single objects:
-`subscribed`, `unsubscribed`, `resync` (a fresh snapshot follows), `error`, `pong`. A client that
+`subscribed`, `unsubscribed`, `resync` (a fresh snapshot follows), `error`, `pong`, `notice` (`unknown_symbol`: \
+no candles of it yet, still subscribed). A client that
 stays behind is closed with code 4008 "slow consumer". With a token configured, pass it as
 `?token=` or `Authorization: Bearer`.
 """

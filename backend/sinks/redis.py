@@ -50,6 +50,9 @@ class RedisSink:
         self.published = 0
         self.errors = 0
         self.healthy = True
+        # PUBLISH answers how many subscribers got the message: the relays listening (monitoring)
+        self.receivers: int | None = None
+        self.unheard = 0  # messages published while no relay listened
 
     @classmethod
     def from_settings(cls, settings: Settings, client: redis.Redis) -> RedisSink:
@@ -76,10 +79,12 @@ class RedisSink:
         new_symbols = {c.symbol for c in candles} - self._known_symbols
         if new_symbols:
             pipe.sadd(self.keys.symbols, *sorted(new_symbols))
+        messages = 0
         for i in range(0, len(encoded), MAX_PER_MESSAGE):
             pipe.publish(self.channel, join_encoded(encoded[i : i + MAX_PER_MESSAGE]))
+            messages += 1
         try:
-            pipe.execute()
+            results = pipe.execute()
         except redis.RedisError as exc:
             self.errors += 1
             if self.healthy:
@@ -95,11 +100,19 @@ class RedisSink:
         self._known_symbols |= new_symbols
         self.flushes += 1
         self.published += len(candles)
+        receivers = results[-messages:]
+        self.receivers = receivers[-1]
+        self.unheard += sum(1 for n in receivers if n == 0)
         return True
 
     def close(self, timeout: float = 10.0) -> None:
         """Nothing to flush: each ``put`` goes out at once (what an outage holds back waits for a later put)."""
 
     def stats(self) -> dict[str, Any]:
-        """Redis health for the System page: ``redis_ok``, ``redis_errors``."""
-        return {"redis_ok": self.healthy, "redis_errors": self.errors}
+        """Redis health for the System page: ``redis_ok``, ``redis_errors``, and who hears the PUBLISHes."""
+        return {
+            "redis_ok": self.healthy,
+            "redis_errors": self.errors,
+            "publish_receivers": self.receivers,
+            "publish_unheard": self.unheard,
+        }

@@ -20,7 +20,7 @@ import msgspec
 import websocket
 
 from backend.models import AlertEvent, Candle, now_ms
-from backend.protocol import ControlMessage, Error, Resync, decode_frame, encode_op, encode_stream_ops
+from backend.protocol import ControlMessage, Error, Notice, Resync, decode_frame, encode_op, encode_stream_ops
 from services.client import auth_headers, ws_url
 from services.feed.backoff import Backoff
 from services.feed.book import Stream
@@ -237,6 +237,8 @@ class Listener:
                 self._resync({s: limit for s in self._streams.books}, reason=msg.reason)
             elif isinstance(msg, Error):
                 log.warning("relay error %s: %s", msg.code, msg.message)
+            elif isinstance(msg, Notice):
+                log.info("relay notice %s: %s", msg.code, msg.message)
 
     def _on_alerts(self, alerts: list[AlertEvent]) -> None:
         """Fired alerts go to every live session (a toast on whatever page it shows) and to the recent list."""

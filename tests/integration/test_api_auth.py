@@ -60,6 +60,7 @@ def test_every_route_but_health_needs_the_token(relay: Server, path: str) -> Non
 
 def test_health_is_open_and_query_tokens_only_work_where_headers_cannot_be_set(relay: Server) -> None:
     assert relay.get("/health").status_code == 200
+    assert relay.get("/docs/swagger-ui.css").status_code == 200  # static files of the docs page: public
     assert relay.get("/api/v1/symbols", params={"token": TOKEN}).status_code == 401
     assert relay.get("/ws/test", params={"token": TOKEN}).status_code == 200  # the page passes it on to /ws
 

@@ -85,11 +85,34 @@ def test_candles_errors(relay: Server) -> None:
     assert error_of(relay.get("/api/v1/candles/" + "X" * 41), 422) == "invalid_request"
 
 
+def test_docs_work_offline_from_packaged_assets(relay: Server) -> None:
+    page = relay.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "cdn." not in page.text and "https://" not in page.text  # nothing fetched from the internet
+    for asset, media, marker in (
+        ("/docs/swagger-ui-bundle.js", "text/javascript", b"SwaggerUIBundle"),
+        ("/docs/swagger-ui.css", "text/css", b".swagger-ui"),
+        ("/docs/favicon-32x32.png", "image/png", b"\x89PNG"),
+    ):
+        assert f'"{asset}"' in page.text or f"'{asset}'" in page.text
+        got = relay.get(asset)
+        assert got.status_code == 200 and got.headers["content-type"].startswith(media) and marker in got.content
+    assert relay.get("/openapi.json").json()["openapi"].startswith("3.1")
+
+
 def test_bulk_latest(relay: Server) -> None:
     body = relay.get("/api/v1/candles", params={"symbols": "HISTUSDT,latEUSDT,NOPEUSDT", "interval": "1m"}).json()
     assert body["interval"] == "1m"
     assert [(c["symbol"], c["seq"]) for c in body["candles"]] == [("HISTUSDT", N_SQL), ("LATEUSDT", 1)]
-    assert len(relay.get("/api/v1/candles").json()["candles"]) == 2  # all known symbols
+    assert body["missing"] == ["NOPEUSDT"]
+    every = relay.get("/api/v1/candles").json()
+    assert len(every["candles"]) == 2 and every["missing"] == []  # all known symbols
+    # one normalisation everywhere: the exchange spellings mean the same symbol, in bulk and in a path
+    spelled = relay.get("/api/v1/candles", params={"symbols": "hist/usdt,Late-USDT,late_usdt,NOPE/USDT"}).json()
+    assert [c["symbol"] for c in spelled["candles"]] == ["HISTUSDT", "LATEUSDT"]
+    assert spelled["missing"] == ["NOPE/USDT"]
+    assert relay.get("/api/v1/candles/hist-usdt", params={"limit": 1}).json()["symbol"] == "HISTUSDT"
+    assert relay.get("/api/v1/candles/HIST_usdt", params={"limit": 1}).json()["symbol"] == "HISTUSDT"
     assert error_of(relay.get("/api/v1/candles", params={"symbols": "OK1,b@d"}), 422) == "invalid_request"
     assert error_of(relay.get("/api/v1/candles", params={"symbols": ""}), 422) == "invalid_request"
     assert error_of(relay.get("/api/v1/candles", params={"interval": "2h"}), 422) == "invalid_request"

@@ -131,6 +131,22 @@ def test_malformed_messages_get_an_error_and_the_connection_stays(
         assert client.recv(5) == {"type": "pong", "id": 9}
 
 
+def test_an_unknown_symbol_gets_a_notice_and_stays_subscribed(relay: Server, publisher: Publisher) -> None:
+    publisher.publish(make_candle("KNOWNUSDT", "1m", T0, seq=1))
+    with WsClient(relay.ws_url) as client:
+        ack, snapshot = client.subscribe(["known-usdt", "NEWCOIN/USDT"], ["1m"])
+        assert ack["streams"] == ["KNOWNUSDT:1m", "NEWCOINUSDT:1m"]
+        assert [c["symbol"] for c in snapshot] == ["KNOWNUSDT"]
+        assert client.recv_control("notice") == {
+            "type": "notice",
+            "code": "unknown_symbol",
+            "message": "no candles were ever seen for NEWCOINUSDT; still subscribed, updates follow if they appear",
+            "symbols": ["NEWCOINUSDT"],
+        }
+        publisher.publish(make_candle("NEWCOINUSDT", "1m", T0, seq=1))  # it appears: the subscription delivers
+        assert [(c["symbol"], c["seq"]) for c in client.candles(1)] == [("NEWCOINUSDT", 1)]
+
+
 def test_the_stream_cap_counts_what_is_already_subscribed(relay: Server) -> None:
     with WsClient(relay.ws_url) as client:
         ack, _ = client.subscribe([f"CAP{i:03d}" for i in range(200)], ["1m"])
@@ -152,11 +168,15 @@ def test_alerts_reach_every_subscriber_of_their_symbol_and_of_all_alerts(
         WsClient(relay.ws_url) as everything,
         WsClient(relay.ws_url) as other,
     ):
-        minute.subscribe(["ALRTUSDT"], ["1m"])
-        second.subscribe(["ALRTUSDT"], ["1s"])
+        for client, symbol, interval in (
+            (minute, "ALRTUSDT", "1m"),
+            (second, "ALRTUSDT", "1s"),
+            (other, "OTHERUSDT", "1m"),
+        ):
+            client.subscribe([symbol], [interval])
+            assert client.recv_control("notice")["symbols"] == [symbol]  # no candles of it yet
         everything.send({"op": "subscribe", "alerts": True, "id": 3})
         assert everything.recv(5) == {"type": "subscribed", "streams": [], "id": 3, "alerts": True}
-        other.subscribe(["OTHERUSDT"], ["1m"])
         r.publish(relay_settings.alerts_channel, encode_batch([alert, alert]))
         for client in (minute, second, everything):
             frame = client.recv(5)

@@ -80,6 +80,26 @@ def test_subscribers_receive_exactly_what_the_aggregator_emitted(redis_client, s
     assert pub.flushes == 30
 
 
+def test_stats_count_the_publish_receivers(redis_client, settings):
+    """PUBLISH answers how many subscribers heard it: the relays listening, kept for the System page."""
+    pub = publisher(redis_client, settings)
+    agg = Aggregator(["1s"], emit_ms=0)
+    batches = iter(trades(3))
+    assert pub.stats()["publish_receivers"] is None and pub.stats()["publish_unheard"] == 0
+    agg.add(next(batches))
+    assert pub.put(agg.drain(1))
+    assert (pub.stats()["publish_receivers"], pub.stats()["publish_unheard"]) == (0, 1)
+    first, second = (
+        Subscriber(redis_client, settings.updates_channel),
+        Subscriber(redis_client, settings.updates_channel),
+    )
+    agg.add(next(batches))
+    assert pub.put(agg.drain(2))
+    assert (pub.stats()["publish_receivers"], pub.stats()["publish_unheard"]) == (2, 1)
+    first.candles(0, timeout=0)
+    second.candles(0, timeout=0)
+
+
 def test_cache_holds_latest_and_capped_recent_closed_candles(redis_client, settings):
     pub = publisher(redis_client, settings, cap=5)
     keys = CacheKeys(settings.redis_prefix)

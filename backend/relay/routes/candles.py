@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 
 from backend import cache
 from backend.models import encode_message, normalize_symbol
-from backend.protocol import stream_key
+from backend.protocol import split_stream_key, stream_key
 from backend.relay.bodies import CandlesBody, HistoryBody, LatestBody, SymbolsBody, encoded_response, raw_candles
 from backend.relay.errors import ApiError, DatabaseUnavailable
 from backend.relay.heads import read_head
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 MAX_LIMIT = 5000
 MAX_TS_MS = 9_999_999_999_999  # year 2286: keeps every bound inside a 64-bit column
 MAX_BULK_SYMBOLS = 500  # of 20 characters; more of shorter ones
-SYMBOL_LIST_PATTERN = r"^[A-Za-z0-9]{2,20}(,[A-Za-z0-9]{2,20})*$"
+SYMBOL_LIST_PATTERN = r"^[A-Za-z0-9/:_-]{2,30}(,[A-Za-z0-9/:_-]{2,30})*$"  # normalized one by one
 CURSOR_PATTERN = r"^[0-9]{1,13}$"  # every value the pattern admits is a position: nothing schema-valid fails
 
 
@@ -100,16 +100,22 @@ def router(relay: Relay) -> APIRouter:
         symbols: Annotated[
             str | None,
             Query(
-                max_length=MAX_BULK_SYMBOLS * 21 - 1,
+                max_length=MAX_BULK_SYMBOLS * 31 - 1,
                 pattern=SYMBOL_LIST_PATTERN,
                 description="comma-separated symbols, like BTCUSDT,ETHUSDT (default: every known symbol)",
             ),
         ] = None,
     ) -> Response:
         """The latest candle of each symbol (bulk), for overview tables."""
-        names = list(dict.fromkeys(symbols.upper().split(","))) if symbols else await cache.read_symbols(redis, keys)
+        if symbols:
+            asked = list(dict.fromkeys(symbols.split(",")))
+            names = list(dict.fromkeys(s for s in map(normalize_symbol, asked) if s))
+        else:
+            asked, names = [], await cache.read_symbols(redis, keys)
         found = await cache.fetch_latest(redis, keys, [stream_key(s, interval) for s in names])
-        return encoded_response(LatestBody(interval, raw_candles(list(found.values()))))
+        have = {split_stream_key(k)[0] for k in found}
+        missing = [a for a in asked if normalize_symbol(a) not in have]
+        return encoded_response(LatestBody(interval, raw_candles(list(found.values())), missing))
 
     @api.get("/api/v1/history/{symbol}", responses=responses(HistoryBody, 404, 422, 503))
     async def history(
