@@ -4,13 +4,17 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint format setup bench bench-dashboard clean
+.PHONY: run test lint format setup demo bench bench-dashboard clean
 
 run:
 	$(PYTHON) dev.py run
 
 test:
 	$(PYTHON) dev.py test $(PYTEST_ARGS)
+
+# screenshots of every page (both themes) and a GIF + MP4 of live candles, into demo/ (DEMO_ARGS: see --help)
+demo:
+	$(PYTHON) dev.py demo $(DEMO_ARGS)
 
 lint:
 	$(PYTHON) dev.py lint

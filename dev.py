@@ -53,8 +53,10 @@ def run(python: Path, args: Sequence[str]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python dev.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("run", "test", "lint", "format", "setup"))
-    parser.add_argument("args", nargs=argparse.REMAINDER, help="test: passed on to pytest")
+    parser.add_argument("command", choices=("run", "test", "lint", "format", "setup", "demo"))
+    parser.add_argument(
+        "args", nargs=argparse.REMAINDER, help="test: passed on to pytest; demo: to python -m services.capture"
+    )
     ns = parser.parse_args(argv)
     python = ensure_environment()
     if ns.command == "run":  # the whole stack and the dashboard (the app starts the backend)
@@ -64,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run(python, step)
         if ns.command == "test":
             run(python, ["-m", "pytest", *ns.args])
+    elif ns.command == "demo":  # screenshots and a recording of the dashboard, into demo/
+        run(python, ["-m", "services.capture", *ns.args])
     elif ns.command == "format":
         for step in FORMAT:
             run(python, step)
