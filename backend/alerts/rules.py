@@ -5,8 +5,9 @@ The engine sees every candle update of the streams its rules watch, in order, an
 changed; storing, publishing and delivering them is the caller's job.
 
 Semantics (the README's "Alerts" section says the same for users):
-- The watched value is the candle's close, or an indicator of the chart (``INDICATOR_WATCHES``)
-  computed by :mod:`backend.indicators` over the stream's recent closed candles plus the forming one.
+- The watched value is the candle's close, or an indicator of the chart (``INDICATOR_WATCHES``) on
+  every update: :mod:`backend.indicators`' running form, carried over the stream's closed candles and
+  applied to the forming one (the chart's numbers over the same candles).
 - ``price_above`` fires while value > threshold, ``price_below`` while value < threshold (equal is
   neither). ``cross_up`` fires when the previous value was <= the level and this one is > it;
   ``cross_down`` when it was >= and is <; ``cross`` either (Pine Script's ``ta.crossover``). The level
