@@ -1,4 +1,5 @@
-"""The level index: the close-watching rules of one stream with constant levels, sorted by level.
+"""The level index: the rules of one stream and watched value (the close or an indicator) with constant levels,
+sorted by level.
 
 An update from ``prev`` to ``value`` triggers exactly the rules whose level lies in a range between the two
 (or beyond ``value`` for the level kinds), so bisection finds them: armed rules far from the price cost nothing
@@ -8,6 +9,7 @@ decides what the candidates do (frequency, cooldown) and checks each one exactly
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right, insort
 
 INDEXED_KINDS = frozenset({"price_above", "price_below", "cross", "cross_up", "cross_down"})
@@ -47,9 +49,11 @@ class Ladder:
 
 
 class LevelIndex:
-    """One stream's indexed rules (for one of its two update sequences: every update, or closes only)."""
+    """One stream's indexed rules on one watched value (for one of its two update sequences: every update, or
+    closes only)."""
 
     def __init__(self) -> None:
+        self.prev: float | None = None  # the value the last update showed (None: none yet, warming up, or a gap)
         self.above = Ladder()  # price_above
         self.below = Ladder()  # price_below
         self.up = Ladder()  # cross_up and cross
@@ -114,6 +118,11 @@ class MeasureIndex:
 
     def __init__(self) -> None:
         self.groups: dict[tuple[str, int], Ladder] = {}
+        # Where no rule can fire for the current candle: closes strictly between the two, volumes strictly below
+        # the third. Moves are measured from closed candles and volumes against closed ones, so the bounds hold
+        # until the next close: most updates cost two comparisons (see AlertEngine._calm).
+        self.calm_for: tuple[object, bool] | None = None  # (the newest closed candle, forming or not)
+        self.calm: tuple[float, float, float] = (math.inf, -math.inf, -math.inf)
 
     def add(self, rule_id: int, kind: str, lookback: int, threshold: float) -> None:
         self.groups.setdefault((kind, lookback), Ladder()).add(threshold, rule_id)
@@ -123,10 +132,9 @@ def measurable(kind: str, watch: str) -> bool:
     return kind in MEASURED_KINDS and watch == "close"
 
 
-def indexable(kind: str, watch: str, threshold: object) -> bool:
-    """Whether a rule goes in the index: it watches the close against constant levels."""
-    if watch != "close":
-        return False
+def indexable(kind: str, threshold: object) -> bool:
+    """Whether a rule goes in the level index: it watches a value (the close or an indicator) against constant
+    levels."""
     if kind in INDEXED_KINDS:
         return isinstance(threshold, int | float) and not isinstance(threshold, bool)
     return kind in CHANNEL_KINDS and isinstance(threshold, list)
