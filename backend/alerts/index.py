@@ -61,6 +61,9 @@ class LevelIndex:
         self.edges = Ladder()  # channel bounds, both of each channel
         self.fresh: set[int] = set()  # rules added since the last update: no previous value for them yet
         self.crossings: list[float] = []  # every level a move can cross (up, down, edges), sorted
+        # Around the last value, the open range with no level in it and no price_above/below reached: a move
+        # within it triggers nothing, so most updates cost two comparisons (empty until the first update).
+        self.quiet: tuple[float, float] = (math.inf, -math.inf)
         self.size = 0
 
     def add(self, rule_id: int, kind: str, threshold: float | list[float], *, fresh: bool) -> None:
@@ -86,6 +89,7 @@ class LevelIndex:
 
     def candidates(self, prev: float | None, value: float) -> list[int]:
         """The rules this update may trigger (a superset for channels; exact for the rest)."""
+        self.quiet = self._quiet_around(value)
         out: list[int] = []
         if self.above.levels and self.above.levels[0] < value:
             out += self.above.below(value)
@@ -107,6 +111,19 @@ class LevelIndex:
             edges = self.edges.within(lo, hi, lo_open=False, hi_open=False)
             out += dict.fromkeys(i for i in edges if i not in fresh)
         return out
+
+    def _quiet_around(self, value: float) -> tuple[float, float]:
+        levels = self.crossings
+        i = bisect_left(levels, value)
+        if i < len(levels) and levels[i] == value:
+            return (math.inf, -math.inf)  # on a level: any move may cross it
+        low = levels[i - 1] if i > 0 else -math.inf
+        high = levels[i] if i < len(levels) else math.inf
+        if self.above.levels:
+            high = min(high, self.above.levels[0])
+        if self.below.levels:
+            low = max(low, self.below.levels[-1])
+        return (low, high)
 
 
 class MeasureIndex:

@@ -47,14 +47,14 @@ class Watched:
     """A stream with rules: its level indexes (per watched value, for every update or closes only), its move and
     volume indexes, its other rules, and the last ``seq`` it showed."""
 
-    __slots__ = ("general", "last_seq", "levels", "measure_closes", "measure_every", "needs_series")
+    __slots__ = ("general", "last_seq", "levels", "measure_closes", "measure_every", "series")
 
     def __init__(self, levels: list[tuple[str, bool, LevelIndex]], general: list[int] | None) -> None:
         self.levels, self.general = levels, general
         self.measure_every: MeasureIndex | None = None  # moves and volume spikes, on every update
         self.measure_closes: MeasureIndex | None = None  # the same, on closed candles only
         self.last_seq: int | None = None
-        self.needs_series = bool(general) or any(watch != "close" for watch, _, _ in levels)
+        self.series: StreamSeries | None = None  # its candles, when a rule needs more than the update's close
 
 
 DEFINITION_FIELDS = ("symbol", "interval", "kind", "threshold", "watch", "frequency", "cooldown_s", "lookback")
@@ -137,7 +137,8 @@ class AlertEngine:
         for s in set(self.general) | set(levels) | {stream for stream, _ in self.measures}:
             w = self.by_stream[s] = Watched(levels.get(s, []), self.general.get(s))
             w.measure_every, w.measure_closes = self.measures.get((s, False)), self.measures.get((s, True))
-            w.needs_series = w.needs_series or w.measure_every is not None or w.measure_closes is not None
+            if w.general or w.measure_every or w.measure_closes or any(watch != "close" for watch, _, _ in w.levels):
+                w.series = self.series.setdefault(s, StreamSeries())
             if s in old:
                 w.last_seq = old[s].last_seq
 
@@ -157,11 +158,8 @@ class AlertEngine:
                 continue
             continuous = w.last_seq is not None and c.seq == w.last_seq + 1
             w.last_seq = c.seq
-            series = None
-            if w.needs_series:
-                series = self.series.get(c.stream)
-                if series is None:
-                    series = self.series[c.stream] = StreamSeries()
+            series = w.series
+            if series is not None:
                 series.apply(c)
             if not continuous:  # a crossing needs the previous value: none after a start, a restart or a gap
                 for _, _, index in w.levels:
@@ -171,7 +169,7 @@ class AlertEngine:
                     continue
                 value = c.close if watch == "close" else series.indicator(watch)  # type: ignore[union-attr]
                 prev, index.prev = index.prev, value
-                if value is not None:
+                if value is not None and not (index.quiet[0] < value < index.quiet[1]):
                     self._indexed(index, prev, value, c, now, events, states)
             if series is not None:
                 if w.measure_every is not None and not self._calm(w.measure_every, series):

@@ -105,7 +105,8 @@ class StreamSeries:
         newest = self.closed[end - 1].open_time
         cached = self.means.get(n)
         if cached is None or cached[0] != newest:
-            cached = self.means[n] = (newest, sum(self.closed[i].volume for i in range(end - n, end)) / n)
+            closed = self.closed
+            cached = self.means[n] = (newest, sum([closed[i].volume for i in range(end - n, end)]) / n)
         return cached[1]
 
     def indicator(self, watch: str) -> float | None:
