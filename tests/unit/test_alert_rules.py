@@ -352,6 +352,8 @@ def indexable_rules(draw: st.DrawFn) -> list[AlertRule]:
             fields["factor"] = draw(st.sampled_from([1.0, 1.5, 2.0, 3.0]))
         else:
             fields["threshold"] = draw(LEVELS)
+        if kind not in {"pct_move", "volume_spike"}:  # levels and channels are indexed on an indicator too
+            fields["watch"] = draw(st.sampled_from(["close", "close", "vwap"]))
         frequency = draw(st.sampled_from(["once", "per_candle", "per_close", "every"]))
         cooldown = draw(st.sampled_from([0, 2]))
         out.append(rule(i + 1, kind=kind, frequency=frequency, cooldown_s=cooldown, **fields))
@@ -376,7 +378,8 @@ def test_the_indexes_fire_exactly_what_one_by_one_evaluation_fires(
     rules: list[AlertRule], steps: list[tuple[float, bool, bool, float]]
 ) -> None:
     """Random closes (touching levels exactly, closing candles, seq gaps, volumes) and random rules of every
-    indexed kind: levels, crossings, channels, moves and volume spikes."""
+    indexed kind: levels, crossings, channels (on the close or the VWAP, which has no value while the day has no
+    volume), moves and volume spikes."""
     indexed, reference = AlertEngine(rules), AlertEngine(rules, indexed=False)
     s, i = Stream(), 0
     for step, (close, closes, gap, volume) in enumerate(steps):
