@@ -212,8 +212,8 @@ class AlertEngine:
         cur = series.current()
         if cur is None:
             return True
-        context = (series.closed[-1] if series.closed else None, series.forming is not None)
-        if index.calm_for is None or index.calm_for[0] is not context[0] or index.calm_for[1] != context[1]:
+        context = series.version * 2 + (series.forming is not None)
+        if index.calm_for != context:
             index.calm_for, index.calm = context, calm_bounds(index, series)
         low, high, volume = index.calm
         return low < cur.close < high and cur.volume < volume

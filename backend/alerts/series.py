@@ -60,6 +60,7 @@ class StreamSeries:
     closed: deque[Candle] = field(default_factory=lambda: deque(maxlen=WINDOW))
     forming: Candle | None = None
     last_seq: int | None = None
+    version: int = 0  # +1 whenever ``closed`` changes: what was computed from the closed candles may be stale
     # indicator key → its track along ``closed``, for the indicators some rule watches
     tracks: dict[str, Track] = field(default_factory=dict)
     # lookback → (open_time of the newest closed candle before the current one, their mean volume)
@@ -73,10 +74,12 @@ class StreamSeries:
             if self.closed and self.closed[-1].open_time >= c.open_time:
                 if self.closed[-1].open_time == c.open_time:
                     self.closed[-1] = c
+                    self.version += 1
                     for track in self.tracks.values():
                         track.replace_last(c)
             else:
                 self.closed.append(c)
+                self.version += 1
                 for track in self.tracks.values():
                     track.add(c)
             if self.forming is not None and self.forming.open_time <= c.open_time:
