@@ -93,7 +93,7 @@ class AlertEngine:
         self.indexed = indexed
         self.rules: dict[int, AlertRule] = {}
         self.state: dict[int, RuleState] = {}
-        self.general: dict[Stream, list[int]] = {}  # rules evaluated one by one (indicators, moves, volume)
+        self.general: dict[Stream, list[int]] = {}  # rules evaluated one by one (an indicator as the level, …)
         self.indexes: dict[LevelKey, LevelIndex] = {}  # rules with constant levels
         self.measures: dict[IndexKey, MeasureIndex] = {}  # moves and volume spikes on the close
         self.by_stream: dict[Stream, Watched] = {}
@@ -263,7 +263,8 @@ class AlertEngine:
         events: list[AlertEvent],
         states: dict[int, str],
     ) -> None:
-        """Rules that need their own evaluation: indicators, moves, volume spikes."""
+        """Rules that need their own evaluation: an indicator as the level, a move of an indicator (and every rule
+        when not indexed)."""
         memo: dict[str, float | None] = {}
         for rule_id in ids:
             rule = self.rules[rule_id]
