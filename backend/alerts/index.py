@@ -138,7 +138,7 @@ class MeasureIndex:
         # Where no rule can fire for the current candle: closes strictly between the two, volumes strictly below
         # the third. Moves are measured from closed candles and volumes against closed ones, so the bounds hold
         # until the next close: most updates cost two comparisons (see AlertEngine._calm).
-        self.calm_for = -1  # the series' version × 2, + 1 with a forming candle: what the bounds were computed for
+        self.calm_for: object = None  # the candle the bounds were computed before (StreamSeries.before)
         self.calm: tuple[float, float, float] = (math.inf, -math.inf, -math.inf)
 
     def add(self, rule_id: int, kind: str, lookback: int, threshold: float) -> None:

@@ -208,13 +208,13 @@ class AlertEngine:
     @staticmethod
     def _calm(index: MeasureIndex, series: StreamSeries) -> bool:
         """Whether the current candle lies where none of the index's rules can fire (the bounds are computed
-        once per closed candle; :meth:`_measured` checks the others exactly)."""
+        once per candle; :meth:`_measured` checks the others exactly)."""
         cur = series.current()
         if cur is None:
             return True
-        context = series.version * 2 + (series.forming is not None)
-        if index.calm_for != context:
-            index.calm_for, index.calm = context, calm_bounds(index, series)
+        before = series.before()
+        if index.calm_for is not before or before is None:
+            index.calm_for, index.calm = before, calm_bounds(index, series)
         low, high, volume = index.calm
         return low < cur.close < high and cur.volume < volume
 

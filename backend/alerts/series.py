@@ -59,34 +59,27 @@ class StreamSeries:
 
     closed: deque[Candle] = field(default_factory=lambda: deque(maxlen=WINDOW))
     forming: Candle | None = None
-    last_seq: int | None = None
-    version: int = 0  # +1 whenever ``closed`` changes: what was computed from the closed candles may be stale
     # indicator key → its track along ``closed``, for the indicators some rule watches
     tracks: dict[str, Track] = field(default_factory=dict)
-    # lookback → (open_time of the newest closed candle before the current one, their mean volume)
-    means: dict[int, tuple[int, float]] = field(default_factory=dict)
+    # lookback → (the candle it was computed before: see :meth:`before`; the mean volume)
+    means: dict[int, tuple[Candle | None, float]] = field(default_factory=dict)
 
-    def apply(self, c: Candle) -> bool:
-        """Take one update; True when it follows the previous one without a ``seq`` gap."""
-        continuous = self.last_seq is not None and c.seq == self.last_seq + 1
-        self.last_seq = c.seq
-        if c.closed:
-            if self.closed and self.closed[-1].open_time >= c.open_time:
-                if self.closed[-1].open_time == c.open_time:
-                    self.closed[-1] = c
-                    self.version += 1
-                    for track in self.tracks.values():
-                        track.replace_last(c)
-            else:
-                self.closed.append(c)
-                self.version += 1
-                for track in self.tracks.values():
-                    track.add(c)
-            if self.forming is not None and self.forming.open_time <= c.open_time:
-                self.forming = None
-        else:
+    def apply(self, c: Candle) -> None:
+        """Take one update (the engine tracks ``seq`` gaps: they matter to crossings, not to candles)."""
+        if not c.closed:
             self.forming = c
-        return continuous
+            return
+        if self.closed and self.closed[-1].open_time >= c.open_time:
+            if self.closed[-1].open_time == c.open_time:
+                self.closed[-1] = c
+                for track in self.tracks.values():
+                    track.replace_last(c)
+        else:
+            self.closed.append(c)
+            for track in self.tracks.values():
+                track.add(c)
+        if self.forming is not None and self.forming.open_time <= c.open_time:
+            self.forming = None
 
     def candles(self) -> list[Candle]:
         """Closed candles oldest first, then the forming one."""
@@ -105,12 +98,19 @@ class StreamSeries:
         end = len(self.closed) - (0 if self.forming is not None else 1)
         if end < n or n < 1:
             return None
-        newest = self.closed[end - 1].open_time
+        newest = self.closed[end - 1]
         cached = self.means.get(n)
-        if cached is None or cached[0] != newest:
+        if cached is None or cached[0] is not newest:
             closed = self.closed
             cached = self.means[n] = (newest, sum([closed[i].volume for i in range(end - n, end)]) / n)
         return cached[1]
+
+    def before(self) -> Candle | None:
+        """The newest closed candle before the current one: what moves and volume means are measured against are
+        it and the candles before it, the same while a candle forms and when it closes (a corrected candle is
+        another object)."""
+        k = len(self.closed) - (1 if self.forming is not None else 2)
+        return self.closed[k] if k >= 0 else None
 
     def indicator(self, watch: str) -> float | None:
         """The watched indicator's value now (None while it warms up)."""
