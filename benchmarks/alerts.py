@@ -4,8 +4,10 @@
 
 1. Ingest rate, side by side in one run: simulator trades (20 symbols, 1,000 trades/s of market time) through
    the aggregator into the Redis sink and the alert sink, with 0 and with ``--rules`` armed rules (every kind,
-   a tenth watching an indicator), alternated three times; best of each. A third column adds a webhook receiver
-   that hangs: its slow deliveries must not slow the ingest.
+   1 in 30 watching an indicator), alternated three times; best of each, per wall-clock second and per CPU
+   second of the ingest thread (the steadier figure when other processes share the cores). One variant adds a
+   webhook receiver that hangs: its slow deliveries must not slow the ingest. Then the engine alone: its CPU
+   time on the same candle updates, against the ingest's with 0 rules.
 2. Trade → webhook latency, live: trades stamped with the wall clock at ``--rate`` per second, fed the way a live
    source does (a batch every 25 ms tick), a rule that fires on every update, a local webhook receiver; latency =
    arrival at the receiver − the trade's timestamp (so it includes the 100 ms forming-candle coalescing).
@@ -16,6 +18,7 @@ Uses the machine's Redis when CANDLES_BENCH_REDIS_URL is set, else an embedded V
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import statistics
 import sys
@@ -30,6 +33,7 @@ import redis
 
 from backend.aggregate import Aggregator
 from backend.alerts import store
+from backend.alerts.rules import AlertEngine
 from backend.cache import CacheKeys
 from backend.config import DEFAULT_INTERVALS
 from backend.models import AlertRule, TradeBatch, now_ms
@@ -102,8 +106,9 @@ def armed_rules(n: int, prices: dict[str, float], kinds: tuple[str, ...], indica
     return rules
 
 
-def ingest_rate(batch: TradeBatch, url: str, rules: list[AlertRule], tag: str) -> tuple[float, int]:
-    """Trades/s through aggregator → Redis sink → alert sink; and how many alerts fired."""
+def ingest_rate(batch: TradeBatch, url: str, rules: list[AlertRule], tag: str) -> tuple[float, float, int]:
+    """Trades/s through aggregator → Redis sink → alert sink, per wall-clock second and per CPU second of the
+    ingest thread (steady when other processes share the cores); and how many alerts fired."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-alerts-"))
     engine = make_engine(f"sqlite:///{tmp / 'a.sqlite3'}")
     for r in rules:
@@ -115,18 +120,42 @@ def ingest_rate(batch: TradeBatch, url: str, rules: list[AlertRule], tag: str) -
     ]
     agg = Aggregator(DEFAULT_INTERVALS, emit_ms=100)
     parts = batch.split(CHUNK)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.thread_time()
     for part in parts:
         agg.add(part)
         candles = agg.drain(int(part.ts[-1]))
         for sink in sinks:
             sink.put(candles)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.thread_time() - cpu0
     fired = sinks[1].stats()["alerts_fired"]
     sinks[1].close(2)
     client.close()
     engine.dispose()
-    return len(batch) / elapsed, fired
+    return len(batch) / elapsed, len(batch) / cpu, fired
+
+
+def engine_cost(batch: TradeBatch, variants: dict[str, list[AlertRule]]) -> tuple[int, float, dict[str, float]]:
+    """CPU seconds of the aggregator alone, and of the alert engine alone on its candle updates, per rule set
+    (best of 3): the engine's own cost, free of Redis, SQL and the other sinks."""
+    agg = Aggregator(DEFAULT_INTERVALS, emit_ms=100)
+    flushes = []
+    t0 = time.thread_time()
+    for part in batch.split(CHUNK):
+        agg.add(part)
+        flushes.append(agg.drain(int(part.ts[-1])))
+    aggregator = time.thread_time() - t0
+    out = {}
+    for name, rules in variants.items():
+        armed = [msgspec.structs.replace(r, id=i + 1) for i, r in enumerate(rules)]
+        best = math.inf
+        for _ in range(3):
+            engine = AlertEngine(armed, started_at=START_MS)
+            t0 = time.thread_time()
+            for candles in flushes:
+                engine.on_candles(candles, START_MS)
+            best = min(best, time.thread_time() - t0)
+        out[name] = best
+    return sum(map(len, flushes)), aggregator, out
 
 
 def latency(url: str, seconds: float, rate: float) -> list[float]:
@@ -221,18 +250,30 @@ def main() -> None:
         f"{n} rules of every kind, 1 in 30 on an indicator": armed_rules(n, prices, EVERY_KIND, True),
     }
     best: dict[str, float] = {}
+    best_cpu: dict[str, float] = {}
     fired: dict[str, int] = {}
     for round_ in range(3):
         for name, rules in variants.items():
-            rate, n = ingest_rate(batch, url, rules, f"{round_}{len(best)}{len(name)}")
+            rate, cpu_rate, n = ingest_rate(batch, url, rules, f"{round_}{len(best)}{len(name)}")
             best[name] = max(best.get(name, 0.0), rate)
+            best_cpu[name] = max(best_cpu.get(name, 0.0), cpu_rate)
             fired[name] = n
-    base = best["0 rules"]
+    base, base_cpu = best["0 rules"], best_cpu["0 rules"]
     print(f"ingest: {args.trades:,} trades, {len(SYMBOLS)} symbols, intervals {','.join(DEFAULT_INTERVALS)}")
-    print(f"{'variant':<52} {'trades/s':>12} {'vs 0 rules':>11} {'alerts':>7}")
+    print(f"{'variant':<52} {'trades/s':>10} {'vs 0 rules':>11} {'per CPU s':>10} {'vs 0 rules':>11} {'alerts':>7}")
     for name in variants:
-        print(f"{name:<52} {best[name]:>12,.0f} {best[name] / base - 1:>+10.1%} {fired[name]:>7,}")
+        print(
+            f"{name:<52} {best[name]:>10,.0f} {best[name] / base - 1:>+10.1%} "
+            f"{best_cpu[name]:>10,.0f} {best_cpu[name] / base_cpu - 1:>+10.1%} {fired[name]:>7,}"
+        )
     hanging.close()
+
+    updates, aggregator, engine = engine_cost(batch, {k: v for k, v in variants.items() if "hanging" not in k})
+    ingest = args.trades / base_cpu
+    print(f"\nthe engine alone on the same {updates:,} candle updates, CPU time (the ingest with 0 rules: ", end="")
+    print(f"{ingest * 1e3:.0f} ms, of which the aggregator {aggregator * 1e3:.0f} ms)")
+    for name, seconds in engine.items():
+        print(f"{name:<52} {seconds * 1e3:>7.1f} ms {seconds / ingest:>+7.1%} of the ingest")
 
     ms = latency(url, args.seconds, args.rate)
     print(f"\ntrade → webhook, {len(ms)} alerts at {args.rate:g} trades/s: "

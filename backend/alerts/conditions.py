@@ -7,9 +7,7 @@ read ``[high, low]`` as ``[low, high]``; ``pct_move`` compares to 1e-9 % so deci
 
 from __future__ import annotations
 
-import math
-
-from backend.alerts.series import StreamSeries, watched_values
+from backend.alerts.series import StreamSeries
 from backend.models import AlertRule
 
 CROSS_KINDS = frozenset({"cross", "cross_up", "cross_down", "channel_enter", "channel_exit"})
@@ -93,15 +91,11 @@ def _pct_move(rule: AlertRule, series: StreamSeries) -> tuple[bool, float | None
     n = lookback_of(rule)
     if rule.watch == "close":
         then, now = series.back(n), series.current()
-        if then is None or now is None:
-            return False, None
-        ref, cur = then.close, now.close
-    else:  # an indicator needs its warm-up: the whole window
-        values = watched_values(rule.watch, series.candles())
-        if len(values) < n + 1:
-            return False, None
-        ref, cur = values[-(n + 1)], values[-1]
-    if math.isnan(ref) or math.isnan(cur) or ref == 0:
+        ref = then.close if then is not None else None
+        cur = now.close if now is not None else None
+    else:
+        ref, cur = series.indicator_back(rule.watch, n), series.indicator(rule.watch)
+    if ref is None or cur is None or ref == 0:
         return False, None
     pct = round((cur - ref) / abs(ref) * 100.0, 9)  # decimal prices: 98.98 from 101 is -2 %, not -1.99999…
     return abs(pct) >= float(rule.threshold), pct  # type: ignore[arg-type]

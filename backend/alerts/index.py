@@ -1,4 +1,5 @@
-"""The level index: the close-watching rules of one stream with constant levels, sorted by level.
+"""The level index: the rules of one stream and watched value (the close or an indicator) with constant levels,
+sorted by level.
 
 An update from ``prev`` to ``value`` triggers exactly the rules whose level lies in a range between the two
 (or beyond ``value`` for the level kinds), so bisection finds them: armed rules far from the price cost nothing
@@ -8,6 +9,7 @@ decides what the candidates do (frequency, cooldown) and checks each one exactly
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right, insort
 
 INDEXED_KINDS = frozenset({"price_above", "price_below", "cross", "cross_up", "cross_down"})
@@ -47,9 +49,11 @@ class Ladder:
 
 
 class LevelIndex:
-    """One stream's indexed rules (for one of its two update sequences: every update, or closes only)."""
+    """One stream's indexed rules on one watched value (for one of its two update sequences: every update, or
+    closes only)."""
 
     def __init__(self) -> None:
+        self.prev: float | None = None  # the value the last update showed (None: none yet, warming up, or a gap)
         self.above = Ladder()  # price_above
         self.below = Ladder()  # price_below
         self.up = Ladder()  # cross_up and cross
@@ -57,6 +61,9 @@ class LevelIndex:
         self.edges = Ladder()  # channel bounds, both of each channel
         self.fresh: set[int] = set()  # rules added since the last update: no previous value for them yet
         self.crossings: list[float] = []  # every level a move can cross (up, down, edges), sorted
+        # Around the last value, the open range with no level in it and no price_above/below reached: a move
+        # within it triggers nothing, so most updates cost two comparisons (empty until the first update).
+        self.quiet: tuple[float, float] = (math.inf, -math.inf)
         self.size = 0
 
     def add(self, rule_id: int, kind: str, threshold: float | list[float], *, fresh: bool) -> None:
@@ -82,6 +89,7 @@ class LevelIndex:
 
     def candidates(self, prev: float | None, value: float) -> list[int]:
         """The rules this update may trigger (a superset for channels; exact for the rest)."""
+        self.quiet = self._quiet_around(value)
         out: list[int] = []
         if self.above.levels and self.above.levels[0] < value:
             out += self.above.below(value)
@@ -104,6 +112,19 @@ class LevelIndex:
             out += dict.fromkeys(i for i in edges if i not in fresh)
         return out
 
+    def _quiet_around(self, value: float) -> tuple[float, float]:
+        levels = self.crossings
+        i = bisect_left(levels, value)
+        if i < len(levels) and levels[i] == value:
+            return (math.inf, -math.inf)  # on a level: any move may cross it
+        low = levels[i - 1] if i > 0 else -math.inf
+        high = levels[i] if i < len(levels) else math.inf
+        if self.above.levels:
+            high = min(high, self.above.levels[0])
+        if self.below.levels:
+            low = max(low, self.below.levels[-1])
+        return (low, high)
+
 
 class MeasureIndex:
     """One stream's ``pct_move`` and ``volume_spike`` rules on the close, grouped by lookback, sorted by threshold.
@@ -114,6 +135,11 @@ class MeasureIndex:
 
     def __init__(self) -> None:
         self.groups: dict[tuple[str, int], Ladder] = {}
+        # Where no rule can fire for the current candle: closes strictly between the two, volumes strictly below
+        # the third. Moves are measured from closed candles and volumes against closed ones, so the bounds hold
+        # until the next close: most updates cost two comparisons (see AlertEngine._calm).
+        self.calm_for: object = None  # the candle the bounds were computed before (StreamSeries.before)
+        self.calm: tuple[float, float, float] = (math.inf, -math.inf, -math.inf)
 
     def add(self, rule_id: int, kind: str, lookback: int, threshold: float) -> None:
         self.groups.setdefault((kind, lookback), Ladder()).add(threshold, rule_id)
@@ -123,10 +149,9 @@ def measurable(kind: str, watch: str) -> bool:
     return kind in MEASURED_KINDS and watch == "close"
 
 
-def indexable(kind: str, watch: str, threshold: object) -> bool:
-    """Whether a rule goes in the index: it watches the close against constant levels."""
-    if watch != "close":
-        return False
+def indexable(kind: str, threshold: object) -> bool:
+    """Whether a rule goes in the level index: it watches a value (the close or an indicator) against constant
+    levels."""
     if kind in INDEXED_KINDS:
         return isinstance(threshold, int | float) and not isinstance(threshold, bool)
     return kind in CHANNEL_KINDS and isinstance(threshold, list)

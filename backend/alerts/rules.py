@@ -5,8 +5,9 @@ The engine sees every candle update of the streams its rules watch, in order, an
 changed; storing, publishing and delivering them is the caller's job.
 
 Semantics (the README's "Alerts" section says the same for users):
-- The watched value is the candle's close, or an indicator of the chart (``INDICATOR_WATCHES``)
-  computed by :mod:`backend.indicators` over the stream's recent closed candles plus the forming one.
+- The watched value is the candle's close, or an indicator of the chart (``INDICATOR_WATCHES``) on
+  every update: :mod:`backend.indicators`' running form, carried over the stream's closed candles and
+  applied to the forming one (the chart's numbers over the same candles).
 - ``price_above`` fires while value > threshold, ``price_below`` while value < threshold (equal is
   neither). ``cross_up`` fires when the previous value was <= the level and this one is > it;
   ``cross_down`` when it was >= and is <; ``cross`` either (Pine Script's ``ta.crossover``). The level
@@ -38,30 +39,22 @@ from backend.models import AlertEvent, AlertRule, Candle
 
 Stream = tuple[str, str]
 IndexKey = tuple[Stream, bool]  # (stream, closes only)
+LevelKey = tuple[Stream, str, bool]  # (stream, watched value, closes only)
 EMPTY = StreamSeries()  # indexed kinds never read the series
 
 
 class Watched:
-    """A stream with rules: its two level indexes (every update, closes only), its other rules, what it showed."""
+    """A stream with rules: its level indexes (per watched value, for every update or closes only), its move and
+    volume indexes, its other rules, and the last ``seq`` it showed."""
 
-    __slots__ = (
-        "closes",
-        "every",
-        "general",
-        "last_seq",
-        "measure_closes",
-        "measure_every",
-        "prev_close",
-        "prev_every",
-    )
+    __slots__ = ("general", "last_seq", "levels", "measure_closes", "measure_every", "series")
 
-    def __init__(self, every: LevelIndex | None, closes: LevelIndex | None, general: list[int] | None) -> None:
-        self.every, self.closes, self.general = every, closes, general
+    def __init__(self, levels: list[tuple[str, bool, LevelIndex]], general: list[int] | None) -> None:
+        self.levels, self.general = levels, general
         self.measure_every: MeasureIndex | None = None  # moves and volume spikes, on every update
         self.measure_closes: MeasureIndex | None = None  # the same, on closed candles only
         self.last_seq: int | None = None
-        self.prev_every: float | None = None  # the close the index of every update last saw
-        self.prev_close: float | None = None  # the close the index of closes last saw
+        self.series: StreamSeries | None = None  # its candles, when a rule needs more than the update's close
 
 
 DEFINITION_FIELDS = ("symbol", "interval", "kind", "threshold", "watch", "frequency", "cooldown_s", "lookback")
@@ -100,8 +93,8 @@ class AlertEngine:
         self.indexed = indexed
         self.rules: dict[int, AlertRule] = {}
         self.state: dict[int, RuleState] = {}
-        self.general: dict[Stream, list[int]] = {}  # rules evaluated one by one (indicators, moves, volume)
-        self.indexes: dict[IndexKey, LevelIndex] = {}  # close-watching rules with constant levels
+        self.general: dict[Stream, list[int]] = {}  # rules evaluated one by one (an indicator as the level, …)
+        self.indexes: dict[LevelKey, LevelIndex] = {}  # rules with constant levels
         self.measures: dict[IndexKey, MeasureIndex] = {}  # moves and volume spikes on the close
         self.by_stream: dict[Stream, Watched] = {}
         self.series: dict[Stream, StreamSeries] = {}
@@ -118,13 +111,14 @@ class AlertEngine:
             if i not in self.state and r.last_fired_at is not None:
                 self.state[i] = RuleState(last_fired_at=r.last_fired_at)
         self.rules = rules
+        old_indexes = self.indexes
         self.general, self.indexes, self.measures = {}, {}, {}
         for rule_id, r in rules.items():
             if r.kind == "feed_silent" or not r.enabled or r.state != "armed":
                 continue
             stream, closes_only = (r.symbol, r.interval), r.frequency == "per_close"
-            if self.indexed and indexable(r.kind, r.watch, r.threshold):
-                index = self.indexes.setdefault((stream, closes_only), LevelIndex())
+            if self.indexed and indexable(r.kind, r.threshold):
+                index = self.indexes.setdefault((stream, r.watch, closes_only), LevelIndex())
                 index.add(rule_id, r.kind, r.threshold, fresh=rule_id not in kept)  # type: ignore[arg-type]
             elif self.indexed and measurable(r.kind, r.watch):
                 limit = r.threshold if r.kind == "pct_move" else r.factor
@@ -132,15 +126,21 @@ class AlertEngine:
                 group.add(rule_id, r.kind, lookback_of(r), float(limit or 0.0))  # type: ignore[arg-type]
             else:
                 self.general.setdefault(stream, []).append(rule_id)
+        for key, index in self.indexes.items():  # what each watched value showed so far stays known
+            if key in old_indexes:
+                index.prev = old_indexes[key].prev
+        levels: dict[Stream, list[tuple[str, bool, LevelIndex]]] = {}
+        for (stream, watch, closes_only), index in self.indexes.items():
+            levels.setdefault(stream, []).append((watch, closes_only, index))
         old = self.by_stream
         self.by_stream = {}
-        for s in set(self.general) | {stream for stream, _ in (*self.indexes, *self.measures)}:
-            w = self.by_stream[s] = Watched(
-                self.indexes.get((s, False)), self.indexes.get((s, True)), self.general.get(s)
-            )
+        for s in set(self.general) | set(levels) | {stream for stream, _ in self.measures}:
+            w = self.by_stream[s] = Watched(levels.get(s, []), self.general.get(s))
             w.measure_every, w.measure_closes = self.measures.get((s, False)), self.measures.get((s, True))
-            if s in old:  # what the stream has shown so far stays known
-                w.last_seq, w.prev_every, w.prev_close = old[s].last_seq, old[s].prev_every, old[s].prev_close
+            if w.general or w.measure_every or w.measure_closes or any(watch != "close" for watch, _, _ in w.levels):
+                w.series = self.series.setdefault(s, StreamSeries())
+            if s in old:
+                w.last_seq = old[s].last_seq
 
     def armed(self, rule: AlertRule, now: int) -> bool:
         return rule.enabled and rule.state == "armed" and (rule.expires_at is None or now < rule.expires_at)
@@ -158,22 +158,23 @@ class AlertEngine:
                 continue
             continuous = w.last_seq is not None and c.seq == w.last_seq + 1
             w.last_seq = c.seq
-            if not continuous:
-                w.prev_every = w.prev_close = None
-            if w.every is not None:
-                prev, w.prev_every = w.prev_every, c.close
-                self._indexed(w.every, prev, c, now, events, states)
-            if w.closes is not None and c.closed:
-                prev, w.prev_close = w.prev_close, c.close
-                self._indexed(w.closes, prev, c, now, events, states)
-            if w.general or w.measure_every or w.measure_closes:
-                series = self.series.get(c.stream)
-                if series is None:
-                    series = self.series[c.stream] = StreamSeries()
+            series = w.series
+            if series is not None:
                 series.apply(c)
-                if w.measure_every is not None:
+            if not continuous:  # a crossing needs the previous value: none after a start, a restart or a gap
+                for _, _, index in w.levels:
+                    index.prev = None
+            for watch, closes_only, index in w.levels:
+                if closes_only and not c.closed:
+                    continue
+                value = c.close if watch == "close" else series.indicator(watch)  # type: ignore[union-attr]
+                prev, index.prev = index.prev, value
+                if value is not None and not (index.quiet[0] < value < index.quiet[1]):
+                    self._indexed(index, prev, value, c, now, events, states)
+            if series is not None:
+                if w.measure_every is not None and not self._calm(w.measure_every, series):
                     self._measured(w.measure_every, series, c, now, events, states)
-                if w.measure_closes is not None and c.closed:
+                if w.measure_closes is not None and c.closed and not self._calm(w.measure_closes, series):
                     self._measured(w.measure_closes, series, c, now, events, states)
                 if w.general:
                     self._general(w.general, series, c, continuous, now, events, states)
@@ -184,13 +185,13 @@ class AlertEngine:
         self,
         index: LevelIndex,
         prev: float | None,
+        value: float,
         c: Candle,
         now: int,
         events: list[AlertEvent],
         states: dict[int, str],
     ) -> None:
         """The index's candidates for this update, each checked exactly (few: those whose level was reached)."""
-        value = c.close
         candidates = index.candidates(prev, value)
         index.fresh.clear()
         for rule_id in candidates:
@@ -203,6 +204,19 @@ class AlertEngine:
             if hit:
                 st = self.state.setdefault(rule_id, RuleState())
                 self._fire(rule, st, c, now, value, level, None, events, states)
+
+    @staticmethod
+    def _calm(index: MeasureIndex, series: StreamSeries) -> bool:
+        """Whether the current candle lies where none of the index's rules can fire (the bounds are computed
+        once per candle; :meth:`_measured` checks the others exactly)."""
+        cur = series.current()
+        if cur is None:
+            return True
+        before = series.before()
+        if index.calm_for is not before or before is None:
+            index.calm_for, index.calm = before, calm_bounds(index, series)
+        low, high, volume = index.calm
+        return low < cur.close < high and cur.volume < volume
 
     def _measured(
         self,
@@ -249,7 +263,8 @@ class AlertEngine:
         events: list[AlertEvent],
         states: dict[int, str],
     ) -> None:
-        """Rules that need their own evaluation: indicators, moves, volume spikes."""
+        """Rules that need their own evaluation: an indicator as the level, a move of an indicator (and every rule
+        when not indexed)."""
         memo: dict[str, float | None] = {}
         for rule_id in ids:
             rule = self.rules[rule_id]
@@ -385,6 +400,30 @@ class AlertEngine:
             fired_at=now,
             open_time=open_time,
         )
+
+
+def calm_bounds(index: MeasureIndex, series: StreamSeries) -> tuple[float, float, float]:
+    """(low, high, volume): a current candle with low < close < high and volume below reaches no rule of the
+    index. Each group's smallest threshold is the first one reached; the margins (a billionth, a few ulps) keep
+    the bounds inside what :meth:`AlertEngine._measured` computes, whatever its rounding."""
+    low, high, volume = -math.inf, math.inf, math.inf
+    for (kind, n), ladder in index.groups.items():
+        least = ladder.levels[0]
+        if kind == "pct_move":
+            then = series.back(n)
+            if then is None or then.close == 0:
+                continue  # this group cannot fire now
+            ref = then.close
+            reach = (least - 1e-6) / 100.0 * abs(ref) * (1 - 1e-9) - 4 * math.ulp(ref)
+            if reach <= 0:
+                return (math.inf, -math.inf, -math.inf)  # any move may reach it: check every update
+            low, high = max(low, ref - reach), min(high, ref + reach)
+        else:
+            mean = series.mean_volume_before(n)
+            if mean is None or mean <= 0:
+                continue
+            volume = min(volume, least * mean * (1 - 1e-8))
+    return (low, high, volume)
 
 
 def preview(rule: AlertRule, candles: Sequence[Candle]) -> list[AlertEvent]:

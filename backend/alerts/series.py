@@ -1,24 +1,23 @@
 """What the alert engine knows of a stream: its recent closed candles, the forming one, and watched values.
 
-A rule watches the close or an indicator of the chart, computed by the same code that draws it
-(:mod:`backend.indicators`) over the stream's recent closed candles plus the forming one.
+A rule watches the close or an indicator of the chart: the running form of the chart's indicators
+(:func:`backend.indicators.running`), carried over the stream's closed candles and applied to the forming one,
+so an update costs microseconds and gives the numbers the chart's pandas computation gives over the same candles.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from backend.models import Candle
 
 if TYPE_CHECKING:
-    import pandas as pd
+    from backend.indicators import Running
 
-WINDOW = 300  # closed candles kept per stream: enough for every indicator's warm-up (EMA 50 converges)
-INDICATOR_EVERY_MS = 1000  # a forming candle's indicator is recomputed at most this often (event time)
+WINDOW = 300  # closed candles (and indicator points) kept per stream: the lookbacks of moves and volume means
 INDICATOR_WATCHES: dict[str, tuple[str, str]] = {
     # watch name → (indicator key, column of its frame)
     "sma20": ("sma20", "SMA 20"),
@@ -35,32 +34,52 @@ WATCHES: tuple[str, ...] = ("close", *INDICATOR_WATCHES)
 
 
 @dataclass
+class Track:
+    """One indicator along a stream's closed candles: after each (aligned with them), its state and its lines."""
+
+    start: Running  # the state before any candle
+    after: deque[tuple[Running, dict[str, float]]] = field(default_factory=lambda: deque(maxlen=WINDOW))
+
+    def last(self) -> Running:
+        return self.after[-1][0] if self.after else self.start
+
+    def add(self, c: Candle) -> None:
+        state = self.last()
+        self.after.append((state.closed(c), state.at(c)))
+
+    def replace_last(self, c: Candle) -> None:
+        """The newest closed candle came again, corrected: recompute it from the state before it."""
+        state = self.after[-2][0] if len(self.after) > 1 else self.start
+        self.after[-1] = (state.closed(c), state.at(c))
+
+
+@dataclass
 class StreamSeries:
     """One stream's recent closed candles and its forming candle, as the engine has seen them."""
 
     closed: deque[Candle] = field(default_factory=lambda: deque(maxlen=WINDOW))
     forming: Candle | None = None
-    last_seq: int | None = None
-    # watch → (open_time, event_time, value) of its last computation: pandas costs about a millisecond
-    computed: dict[str, tuple[int, int, float | None]] = field(default_factory=dict)
-    # lookback → (open_time of the newest closed candle before the current one, their mean volume)
-    means: dict[int, tuple[int, float]] = field(default_factory=dict)
+    # indicator key → its track along ``closed``, for the indicators some rule watches
+    tracks: dict[str, Track] = field(default_factory=dict)
+    # lookback → (the candle it was computed before: see :meth:`before`; the mean volume)
+    means: dict[int, tuple[Candle | None, float]] = field(default_factory=dict)
 
-    def apply(self, c: Candle) -> bool:
-        """Take one update; True when it follows the previous one without a ``seq`` gap."""
-        continuous = self.last_seq is not None and c.seq == self.last_seq + 1
-        self.last_seq = c.seq
-        if c.closed:
-            if self.closed and self.closed[-1].open_time >= c.open_time:
-                if self.closed[-1].open_time == c.open_time:
-                    self.closed[-1] = c
-            else:
-                self.closed.append(c)
-            if self.forming is not None and self.forming.open_time <= c.open_time:
-                self.forming = None
-        else:
+    def apply(self, c: Candle) -> None:
+        """Take one update (the engine tracks ``seq`` gaps: they matter to crossings, not to candles)."""
+        if not c.closed:
             self.forming = c
-        return continuous
+            return
+        if self.closed and self.closed[-1].open_time >= c.open_time:
+            if self.closed[-1].open_time == c.open_time:
+                self.closed[-1] = c
+                for track in self.tracks.values():
+                    track.replace_last(c)
+        else:
+            self.closed.append(c)
+            for track in self.tracks.values():
+                track.add(c)
+        if self.forming is not None and self.forming.open_time <= c.open_time:
+            self.forming = None
 
     def candles(self) -> list[Candle]:
         """Closed candles oldest first, then the forming one."""
@@ -71,7 +90,7 @@ class StreamSeries:
 
     def back(self, n: int) -> Candle | None:
         """The candle ``n`` before the current one (None when the series is shorter)."""
-        k = len(self.closed) - (n if self.forming is not None else n + 1)
+        k = self._back_index(n)
         return self.closed[k] if k >= 0 else None
 
     def mean_volume_before(self, n: int) -> float | None:
@@ -79,46 +98,49 @@ class StreamSeries:
         end = len(self.closed) - (0 if self.forming is not None else 1)
         if end < n or n < 1:
             return None
-        newest = self.closed[end - 1].open_time
+        newest = self.closed[end - 1]
         cached = self.means.get(n)
-        if cached is None or cached[0] != newest:
-            cached = self.means[n] = (newest, sum(self.closed[i].volume for i in range(end - n, end)) / n)
+        if cached is None or cached[0] is not newest:
+            closed = self.closed
+            cached = self.means[n] = (newest, sum([closed[i].volume for i in range(end - n, end)]) / n)
         return cached[1]
 
+    def before(self) -> Candle | None:
+        """The newest closed candle before the current one: what moves and volume means are measured against are
+        it and the candles before it, the same while a candle forms and when it closes (a corrected candle is
+        another object)."""
+        k = len(self.closed) - (1 if self.forming is not None else 2)
+        return self.closed[k] if k >= 0 else None
+
     def indicator(self, watch: str) -> float | None:
-        """The watched indicator's value now (None while it warms up).
-
-        Computed on every closed candle; on a forming one at most every ``INDICATOR_EVERY_MS`` of event time,
-        so a thousand indicator rules cost the ingest what a few do.
-        """
-        cur = self.current()
-        if cur is None:
+        """The watched indicator's value now (None while it warms up)."""
+        key, column = INDICATOR_WATCHES[watch]
+        track = self._track(key)
+        if self.forming is not None:
+            value = track.last().at(self.forming)[column]
+        elif track.after:
+            value = track.after[-1][1][column]
+        else:
             return None
-        cached = self.computed.get(watch)
-        fresh = cached is not None and cached[0] == cur.open_time and cur.event_time - cached[1] < INDICATOR_EVERY_MS
-        if fresh and not cur.closed:
-            return cached[2]  # type: ignore[index]
-        values = watched_values(watch, self.candles())
-        value = values[-1] if values and not math.isnan(values[-1]) else None
-        self.computed[watch] = (cur.open_time, cur.event_time, value)
-        return value
+        return None if math.isnan(value) else value
 
+    def indicator_back(self, watch: str, n: int) -> float | None:
+        """The watched indicator's value ``n`` candles before the current one (None when unknown or warming up)."""
+        key, column = INDICATOR_WATCHES[watch]
+        track, k = self._track(key), self._back_index(n)
+        value = track.after[k][1][column] if k >= 0 else math.nan
+        return None if math.isnan(value) else value
 
-def candle_frame(candles: Sequence[Candle]) -> pd.DataFrame:
-    """The columns the indicators read, for a run of candles."""
-    import pandas as pd  # here: the relay imports this module for its names and must stay light (no pandas)
+    def _back_index(self, n: int) -> int:
+        return len(self.closed) - (n if self.forming is not None else n + 1)
 
-    cols = ("open_time", "high", "low", "close", "volume", "quote_volume")
-    return pd.DataFrame({name: [getattr(c, name) for c in candles] for name in cols})
+    def _track(self, key: str) -> Track:
+        """The indicator's track, started over the closed candles kept when a rule first watches it."""
+        track = self.tracks.get(key)
+        if track is None:
+            from backend.indicators import running  # here: the relay imports this module for its names (no pandas)
 
-
-def watched_values(watch: str, candles: Sequence[Candle]) -> list[float]:
-    """The watched value at every candle (NaN where an indicator is not ready yet)."""
-    if watch == "close":
-        return [c.close for c in candles]
-    from backend import indicators
-
-    key, column = INDICATOR_WATCHES[watch]
-    if not candles:
-        return []
-    return [float(v) for v in indicators.compute(key, candle_frame(candles))[column]]
+            track = self.tracks[key] = Track(running(key))
+            for c in self.closed:
+                track.add(c)
+        return track

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from backend import indicators
 from backend.alerts.rules import AlertEngine, preview
-from backend.alerts.series import watched_values
+from backend.alerts.series import StreamSeries
 from backend.models import AlertRule, Candle
 
 MIN = 60_000
@@ -275,11 +275,32 @@ def test_close_crosses_an_indicator() -> None:
     assert events[0].message == "BTCUSDT crossed SMA20"
 
 
-def test_watched_values_of_an_indicator_are_nan_until_ready() -> None:
-    s = Stream()
-    values = watched_values("ema20", s.closes([1.0] * 20))
-    assert [v != v for v in values] == [True] * 19 + [False]
-    assert values[-1] == 1.0
+def test_a_watched_indicator_is_none_until_ready() -> None:
+    s, series = Stream(), StreamSeries()
+    values = []
+    for c in s.closes([1.0] * 20):
+        series.apply(c)
+        values.append(series.indicator("ema20"))
+    assert values == [None] * 19 + [1.0]
+
+
+def test_a_watched_indicator_follows_the_forming_candle_and_a_corrected_close() -> None:
+    """Every update of the forming candle moves the value (no recomputation limit), and a closed candle sent
+    again with other numbers replaces the first: the values are the chart's over the candles as they are now."""
+    s, series = Stream(), StreamSeries()
+    for c in s.closes([100.0 + i for i in range(20)]):  # SMA 20 of 100..119 = 109.5
+        series.apply(c)
+    assert series.indicator("sma20") == 109.5
+    got = []
+    for close in (140.0, 120.0, 80.0):  # a forming candle replaces 100: SMA 20 = (101..119 + close) / 20
+        series.apply(s.update(20, close))
+        got.append(series.indicator("sma20"))
+    assert got == [111.5, 110.5, 108.5]
+    series.apply(s.update(20, 90.0, closed=True))
+    series.apply(s.update(20, 60.0, closed=True))  # the same candle again, corrected
+    assert series.indicator("sma20") == 107.5
+    assert series.indicator_back("sma20", 1) == 109.5
+    assert indicators.sma(pd.Series([100.0 + i for i in range(20)] + [60.0]), 20).iloc[-1] == 107.5
 
 
 def test_event_fields_and_message() -> None:
@@ -331,6 +352,8 @@ def indexable_rules(draw: st.DrawFn) -> list[AlertRule]:
             fields["factor"] = draw(st.sampled_from([1.0, 1.5, 2.0, 3.0]))
         else:
             fields["threshold"] = draw(LEVELS)
+        if kind not in {"pct_move", "volume_spike"}:  # levels and channels are indexed on an indicator too
+            fields["watch"] = draw(st.sampled_from(["close", "close", "vwap"]))
         frequency = draw(st.sampled_from(["once", "per_candle", "per_close", "every"]))
         cooldown = draw(st.sampled_from([0, 2]))
         out.append(rule(i + 1, kind=kind, frequency=frequency, cooldown_s=cooldown, **fields))
@@ -355,7 +378,8 @@ def test_the_indexes_fire_exactly_what_one_by_one_evaluation_fires(
     rules: list[AlertRule], steps: list[tuple[float, bool, bool, float]]
 ) -> None:
     """Random closes (touching levels exactly, closing candles, seq gaps, volumes) and random rules of every
-    indexed kind: levels, crossings, channels, moves and volume spikes."""
+    indexed kind: levels, crossings, channels (on the close or the VWAP, which has no value while the day has no
+    volume), moves and volume spikes."""
     indexed, reference = AlertEngine(rules), AlertEngine(rules, indexed=False)
     s, i = Stream(), 0
     for step, (close, closes, gap, volume) in enumerate(steps):
