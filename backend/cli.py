@@ -150,8 +150,8 @@ def run_ingest(settings: Settings, *, fmt: str | None = None) -> int:
         try:
             service.run(stop)
         finally:
-            service.close()
-    return 0
+            pending = service.close()  # waits up to the drain timeout; what is left stays in the spool
+    return 1 if pending else 0
 
 
 def run_api(settings: Settings) -> int:

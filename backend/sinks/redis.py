@@ -97,8 +97,10 @@ class RedisSink:
         self.published += len(candles)
         return True
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Nothing to flush: each ``put`` goes out at once (what an outage holds back waits for a later put)."""
+    def close(self, timeout: float = 10.0) -> int:
+        """Nothing to flush: each ``put`` goes out at once (what an outage holds back waits for a later put;
+        the cache is not history: the SQL sink answers for closed candles)."""
+        return 0
 
     def stats(self) -> dict[str, Any]:
         """Redis health for the System page: ``redis_ok``, ``redis_errors``."""
