@@ -143,7 +143,7 @@ def run_ingest(settings: Settings, *, fmt: str | None = None) -> int:
         # a hung Redis must not hang ingest
         client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
         engine = make_engine(settings.effective_database_url())
-        service = IngestService(settings, source, client, default_sinks(settings, client, engine))
+        service = IngestService(settings, source, client, default_sinks(settings, client, engine), history=engine)
         stop = threading.Event()
         _stop_on_signals(stop)
         log.info("ingest: %s → Redis %s, SQL %s", settings.source, url, engine.url.render_as_string())

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from backend.aggregate import Aggregator, StreamState, SymbolState
 from backend.cache import CacheKeys, load_resume_states, save_resume_states
@@ -29,6 +31,7 @@ from backend.config import Settings
 from backend.models import Candle, now_ms
 from backend.sinks import Sink
 from backend.sources import Resumable, ResumePoint, Source
+from backend.store import query_candles
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +41,23 @@ STATS_EVERY_MS = 1000
 class IngestService:
     """Runs one source through the aggregator into its sinks until stopped.
 
-    ``client`` is the Redis the pipeline figures go to (the stats hash); the
-    candles go only to ``sinks`` (see :func:`backend.sinks.default_sinks`).
+    ``client`` is the Redis the pipeline figures go to (the stats hash) and the
+    stream states are kept in; the candles go only to ``sinks`` (see
+    :func:`backend.sinks.default_sinks`). ``history`` is the database the SQL sink
+    writes: with no state in Redis (an embedded server starts empty), a source that
+    makes its own trades goes on from the newest candle there.
     """
 
-    def __init__(self, settings: Settings, source: Source, client: redis.Redis, sinks: Sequence[Sink]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        source: Source,
+        client: redis.Redis,
+        sinks: Sequence[Sink],
+        history: Engine | None = None,
+    ) -> None:
         self.settings = settings
+        self.history = history
         self.source = source
         self.keys = CacheKeys(settings.redis_prefix)
         self.aggregator = Aggregator(
@@ -106,6 +120,7 @@ class IngestService:
         wanted = self.settings.symbols
         states = [s for s in states if wanted is None or s.symbol in wanted]
         if not states:
+            self.resume_from_history()
             return
         continued = {s.symbol for s in states}
         if isinstance(self.source, Resumable):
@@ -123,6 +138,25 @@ class IngestService:
             self.keys.resume,
             self.resumed_streams,
         )
+
+    def resume_from_history(self) -> None:
+        """No state in Redis: a source that makes its own trades goes on from the newest stored candles
+        (price and time), so it does not play over (rewrite) history already in the database."""
+        if not isinstance(self.source, Resumable) or self.history is None:
+            return
+        finest = self.aggregator.intervals[0]
+        points: dict[str, ResumePoint] = {}
+        try:
+            for symbol in self.source.symbols:
+                newest = query_candles(self.history, symbol, finest, limit=1, descending=True)
+                if newest:
+                    points[symbol] = ResumePoint(newest[0].event_time, 0, newest[0].close)
+        except SQLAlchemyError as exc:
+            log.warning("cannot read the newest stored candles (%s): the simulator starts afresh", exc)
+            return
+        if points:
+            self.source.resume(points, now_ms())
+            log.info("no stream state in Redis: %d symbols go on from their newest candles in SQL", len(points))
 
     def save_state(self) -> None:
         """Store the changed symbols' states (after the sinks took the flush: the spool is ahead of them)."""

@@ -45,6 +45,8 @@ class ResumePoint:
 class Resumable(Protocol):
     """A source that makes its own trades (the simulator) and can go on from where a previous run stood."""
 
+    symbols: list[str]
+
     def resume(self, points: Mapping[str, ResumePoint], now_ms: int) -> set[str]:
         """Continue from ``points`` (before ``batches``); returns the symbols continued without a gap,
         whose open candles the ingest may restore (for the others only ``seq`` carries over)."""

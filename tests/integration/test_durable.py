@@ -316,3 +316,31 @@ def test_the_simulator_killed_mid_minute_continues_its_minute_and_its_price_and_
     ]
     assert closed_1m.seq > at_kill["1m"]["seq"]
     engine.dispose()
+
+
+def test_the_simulator_restarted_on_an_empty_redis_goes_on_from_sql_without_rewriting_it(
+    redis_url, redis_client, tmp_path
+):
+    settings = isolated_settings(redis_url, tmp_path, intervals=("1s", "1m"), symbols=("ETHUSDT",))
+    sim = ("--source", "simulator", "--seed", "5", "--history", "30")
+    engine = make_engine(settings.effective_database_url())
+    first = start_ingest(settings, tmp_path / "ingest.log", *sim)
+    wait_for("30 s of history in SQL", lambda: count_candles(engine) >= 30, first)
+    first.process.send_signal(signal.SIGTERM)
+    assert first.wait() == 0, first.log()
+    stored = table_digest(engine)
+    redis_client.delete(CacheKeys(settings.redis_prefix).resume)  # as an embedded server would start: empty
+
+    second = start_ingest(settings, tmp_path / "ingest.log", *sim)
+    newest = max(r[2] for r in stored if r[1] == "1s")
+    wait_for(
+        "new candles after the restart",
+        lambda: query_candles(engine, "ETHUSDT", "1s", start=newest + 5_000, limit=1),
+        second,
+    )
+    second.process.send_signal(signal.SIGTERM)
+    assert second.wait() == 0, second.log()
+    after = {(r[1], r[2]): r for r in table_digest(engine)}
+    assert [after[(r[1], r[2])] for r in stored if r[1] == "1s"] == [r for r in stored if r[1] == "1s"]
+    assert "1 symbols go on from their newest candles in SQL" in second.log()
+    engine.dispose()
