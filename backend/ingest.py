@@ -149,8 +149,8 @@ class IngestService:
         try:
             for symbol in self.source.symbols:
                 newest = query_candles(self.history, symbol, finest, limit=1, descending=True)
-                if newest:
-                    points[symbol] = ResumePoint(newest[0].event_time, 0, newest[0].close)
+                if newest:  # a closed candle is final: new trades start after its end
+                    points[symbol] = ResumePoint(newest[0].close_time, 0, newest[0].close)
         except SQLAlchemyError as exc:
             log.warning("cannot read the newest stored candles (%s): the simulator starts afresh", exc)
             return

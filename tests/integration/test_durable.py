@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import redis
 from sqlalchemy import make_url
@@ -80,11 +81,11 @@ def wait_for(what: str, check: Callable[[], Any], ingest: Ingest | None = None) 
 
 
 def stored_state(client: redis.Redis, settings: Settings, symbol: str) -> dict[str, dict[str, Any]] | None:
-    """The ingest's stored state of ``symbol`` (``{prefix}:resume``), by interval, read as plain JSON."""
+    """The ingest's stored state of ``symbol`` (``{prefix}:resume``), by interval, read as plain MessagePack."""
     raw = client.hget(CacheKeys(settings.redis_prefix).resume, symbol)
     if raw is None:
         return None
-    doc = json.loads(raw)
+    doc = msgspec.msgpack.decode(raw)
     return {s[0]: dict(zip(STREAM_FIELDS, s, strict=False)) | {"last_trade": doc["last_trade"]} for s in doc["streams"]}
 
 

@@ -16,8 +16,8 @@ KLINES = SAMPLES / "binance_xrpeth_2019"
 
 
 def through_json(states: list[SymbolState]) -> list[SymbolState]:
-    """As Redis keeps them: JSON bytes and back."""
-    return [msgspec.json.decode(msgspec.json.encode(s), type=SymbolState) for s in states]
+    """As Redis keeps them: MessagePack bytes and back."""
+    return [msgspec.msgpack.decode(msgspec.msgpack.encode(s), type=SymbolState) for s in states]
 
 
 @pytest.mark.parametrize("cut", [1, 5, 11])
