@@ -315,8 +315,9 @@ class Aggregator:
         tbqv = np.add.reduceat(np.where(buy, quote, 0.0), starts)
 
         streams = self._streams
+        group_code = code[starts]
         for g, b, o, h, lo, c, v, qv, k, bv, bqv, ts0, id0, ts1, id1 in zip(
-            code[starts].tolist(),
+            group_code.tolist(),
             bucket[starts].tolist(),
             price[starts].tolist(),
             high.tolist(),
@@ -337,10 +338,13 @@ class Aggregator:
             for st in streams[g]:
                 self._apply(st, b - b % st.ms, part)
             self._open_fine[g] = streams[g][0].open_time
-        # the newest trade of each symbol in the batch: the last row of its run in (symbol, ts, id) order
-        last_rows = np.flatnonzero(np.append(code[1:] != code[:-1], True))
+        # the newest trade of each symbol in the batch: the end of its last group in (symbol, ts, id) order
+        last_groups = np.flatnonzero(np.append(group_code[1:] != group_code[:-1], True))
+        last_rows = ends[last_groups]
         last_trade = self._last_trade
-        for g, t, i in zip(code[last_rows].tolist(), ts[last_rows].tolist(), tid[last_rows].tolist(), strict=True):
+        for g, t, i in zip(
+            group_code[last_groups].tolist(), ts[last_rows].tolist(), tid[last_rows].tolist(), strict=True
+        ):
             key = (t, i)
             prev = last_trade[g]
             if prev is None or key > prev:

@@ -7,7 +7,9 @@
    alternative), and the in-memory queue alone (before), for flushes of 10 and 1,000 candles.
 2. The whole ingest path on simulator trades (aggregate → Redis sink → SQL sink queue), with
    and without the spool and the per-flush resume state (one HSET of the changed symbols).
-Valkey is the embedded one (or ``CANDLES_BENCH_REDIS_URL``). Best of ``--rounds``, alternated.
+Valkey is the embedded one (or ``CANDLES_BENCH_REDIS_URL``). Best of ``--rounds``, alternated;
+wall time, and this process's CPU time beside it (steadier on a shared machine, but blind to
+the time spent waiting for Valkey).
 """
 
 from __future__ import annotations
@@ -60,16 +62,19 @@ def closed_candles(n: int) -> list[Candle]:
     ]
 
 
-def best(run: Callable[[], None], rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t)
-    return min(times)
+def timed(run: Callable[[], None]) -> tuple[float, float]:
+    """(wall, CPU) seconds of one run."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def per_candle(client: redis.Redis, tmp: Path, flush: int, rounds: int) -> dict[str, float]:
+def best(run: Callable[[], None], rounds: int) -> tuple[float, float]:
+    times = [timed(run) for _ in range(rounds)]
+    return min(t[0] for t in times), min(t[1] for t in times)
+
+
+def per_candle(client: redis.Redis, tmp: Path, flush: int, rounds: int) -> dict[str, tuple[float, float]]:
     """Microseconds per closed candle of each way of keeping it, at ``flush`` candles per flush."""
     total = 100_000
     flushes = [closed_candles(flush) for _ in range(total // flush)]
@@ -95,7 +100,8 @@ def per_candle(client: redis.Redis, tmp: Path, flush: int, rounds: int) -> dict[
 
     out = {}
     for name, run in (("in-memory queue only", memory), ("spool file", file), ("Redis stream (XADD)", stream)):
-        out[name] = best(run, rounds) / total * 1e6
+        wall, cpu = best(run, rounds)
+        out[name] = (wall / total * 1e6, cpu / total * 1e6)
     spool.close(remove=True)
     return out
 
@@ -141,11 +147,12 @@ def main() -> None:
     client = redis.Redis.from_url(url)
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        print("keeping a closed candle until SQL has it, µs per candle (100,000 candles):")
-        print(f"{'':24} {'10 per flush':>14} {'1,000 per flush':>16}")
+        print("keeping a closed candle until SQL has it, µs per candle, wall (CPU), 100,000 candles:")
+        print(f"{'':24} {'10 per flush':>16} {'1,000 per flush':>16}")
         small, large = per_candle(client, tmp, 10, args.rounds), per_candle(client, tmp, 1000, args.rounds)
         for name in small:
-            print(f"{name:24} {small[name]:>14.2f} {large[name]:>16.2f}")
+            cells = [f"{w:.2f} ({c:.2f})" for w, c in (small[name], large[name])]
+            print(f"{name:24} {cells[0]:>16} {cells[1]:>16}")
 
         batch = make_trades(args.trades, args.symbols)
         variants = {
@@ -153,17 +160,17 @@ def main() -> None:
             "with the spool": ingest_path(client, batch, tmp, spooled=True, state=False),
             "with spool + resume state": ingest_path(client, batch, tmp, spooled=True, state=True),
         }
-        times: dict[str, list[float]] = {name: [] for name in variants}
+        times: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
         for _ in range(args.rounds):
             for name, run in variants.items():
-                t = time.perf_counter()
-                run()
-                times[name].append(time.perf_counter() - t)
+                times[name].append(timed(run))
         print(f"\ningest path, {args.trades:,} trades, {args.symbols} symbols, {CHUNK:,} trades per flush:")
-        base = args.trades / min(times["before"])
+        print(f"{'':28} {'trades/s (wall)':>16} {'trades/s (CPU)':>16}")
+        base = [args.trades / min(t[i] for t in times["before"]) for i in (0, 1)]
         for name, ts in times.items():
-            rate = args.trades / min(ts)
-            print(f"{name:28} {rate:>12,.0f} trades/s  ({rate / base - 1:+.1%})")
+            rates = [args.trades / min(t[i] for t in ts) for i in (0, 1)]
+            cells = [f"{r:,.0f} {r / b - 1:+.0%}" for r, b in zip(rates, base, strict=True)]
+            print(f"{name:28} {cells[0]:>16} {cells[1]:>16}")
     client.close()
     if server is not None:
         server.stop()
