@@ -17,18 +17,52 @@ stream: the first change goes out at once, later ones at most every
 
 Within one batch trades are ordered by (ts, trade_id) before they are applied,
 so a batch is one step of event time.
+
+The open candles and ``seq`` of a symbol can be taken out (:meth:`Aggregator.take_changed_state`)
+and put back (:meth:`Aggregator.restore`): the ingest keeps them in Redis so that a restart
+continues each stream where it was, skipping the trades the restored state already counted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+import msgspec
 import numpy as np
 
 from backend.config import INTERVALS_MS
 from backend.models import Candle, TradeBatch
 
 _NEVER = np.iinfo(np.int64).min
+TradeKey = tuple[int, int]  # (ts_ms, trade_id): the order of trades
+
+
+class StreamState(msgspec.Struct, array_like=True):
+    """One stream's open candle and its ``seq``, as the ingest stores it to resume after a restart."""
+
+    interval: str
+    open_time: int  # -1: no candle open yet (only ``seq`` carries over)
+    seq: int
+    open: float = 0.0
+    high: float = 0.0
+    low: float = 0.0
+    close: float = 0.0
+    volume: float = 0.0
+    quote_volume: float = 0.0
+    trades: int = 0
+    taker_buy_volume: float = 0.0
+    taker_buy_quote_volume: float = 0.0
+    first_key: TradeKey | None = None  # None: a flat candle (no trade yet)
+    last_key: TradeKey | None = None
+    event_time: int = 0
+
+
+class SymbolState(msgspec.Struct):
+    """Every stream of one symbol and the last trade counted into them (what a replay skips on resume)."""
+
+    symbol: str
+    last_trade: TradeKey | None
+    streams: list[StreamState]
 
 
 class _Stream:
@@ -113,6 +147,39 @@ class _Stream:
         if et > self.event_time:
             self.event_time = et
 
+    def state(self) -> StreamState:
+        if self.open_time < 0:
+            return StreamState(self.interval, -1, self.seq)
+        return StreamState(
+            self.interval,
+            self.open_time,
+            self.seq,
+            self.open,
+            self.high,
+            self.low,
+            self.close,
+            self.volume,
+            self.quote_volume,
+            self.trades,
+            self.taker_buy_volume,
+            self.taker_buy_quote_volume,
+            self.first_key,
+            self.last_key,
+            self.event_time,
+        )
+
+    def restore(self, s: StreamState) -> None:
+        self.seq = s.seq
+        if s.open_time < 0:
+            return
+        self.open_time = s.open_time
+        self.open, self.high, self.low, self.close = s.open, s.high, s.low, s.close
+        self.volume, self.quote_volume, self.trades = s.volume, s.quote_volume, s.trades
+        self.taker_buy_volume, self.taker_buy_quote_volume = s.taker_buy_volume, s.taker_buy_quote_volume
+        self.first_key = None if s.first_key is None else tuple(s.first_key)
+        self.last_key = None if s.last_key is None else tuple(s.last_key)
+        self.event_time = s.event_time
+
     def snapshot(self, closed: bool, emitted_at: int) -> Candle:
         """The candle as a wire object; takes the stream's next seq."""
         self.seq += 1
@@ -165,7 +232,13 @@ class Aggregator:
         self._closed: list[Candle] = []  # closed candles waiting for drain, in event order
         self._dirty: list[_Stream] = []
         self._next_wall_close = 1 << 62
+        self._last_trade: list[TradeKey | None] = []  # by symbol code: the newest trade counted
+        self._changed: set[int] = set()  # symbol codes whose streams changed since take_changed_state
+        # by symbol code, after restore: trades up to this (ts, trade_id) are already counted
+        self._resume_ts: np.ndarray | None = None
+        self._resume_id = np.zeros(0, dtype=np.int64)
         self.trades_in = 0
+        self.already_counted = 0  # trades skipped because a restored state had counted them
         self.late: dict[str, int] = {}
 
     # ------------------------------------------------------------ input
@@ -180,6 +253,10 @@ class Aggregator:
             code = self._codes[symbol] = len(self._codes)
             self._streams.append([_Stream(symbol, iv) for iv in self.intervals])
             self._open_fine = np.append(self._open_fine, _NEVER)
+            self._last_trade.append(None)
+            if self._resume_ts is not None:
+                self._resume_ts = np.append(self._resume_ts, _NEVER)
+                self._resume_id = np.append(self._resume_id, _NEVER)
         return code
 
     def add(self, batch: TradeBatch) -> None:
@@ -189,6 +266,16 @@ class Aggregator:
         remap = np.array([self._code(s) for s in batch.symbols], dtype=np.int64)
         code = remap[batch.sym]
         ts = batch.ts
+        if self._resume_ts is not None:
+            rts = self._resume_ts[code]
+            counted = (ts < rts) | ((ts == rts) & (batch.trade_id <= self._resume_id[code]))
+            if counted.any():
+                self.already_counted += int(counted.sum())
+                keep = ~counted
+                batch = batch.take(keep)
+                code, ts = code[keep], batch.ts
+                if len(ts) == 0:
+                    return
         late = ts < self._open_fine[code]
         if late.any():
             for c, n in zip(*np.unique(code[late], return_counts=True), strict=True):
@@ -228,8 +315,9 @@ class Aggregator:
         tbqv = np.add.reduceat(np.where(buy, quote, 0.0), starts)
 
         streams = self._streams
+        group_code = code[starts]
         for g, b, o, h, lo, c, v, qv, k, bv, bqv, ts0, id0, ts1, id1 in zip(
-            code[starts].tolist(),
+            group_code.tolist(),
             bucket[starts].tolist(),
             price[starts].tolist(),
             high.tolist(),
@@ -250,6 +338,18 @@ class Aggregator:
             for st in streams[g]:
                 self._apply(st, b - b % st.ms, part)
             self._open_fine[g] = streams[g][0].open_time
+        # the newest trade of each symbol in the batch: the end of its last group in (symbol, ts, id) order
+        last_groups = np.flatnonzero(np.append(group_code[1:] != group_code[:-1], True))
+        last_rows = ends[last_groups]
+        last_trade = self._last_trade
+        for g, t, i in zip(
+            group_code[last_groups].tolist(), ts[last_rows].tolist(), tid[last_rows].tolist(), strict=True
+        ):
+            key = (t, i)
+            prev = last_trade[g]
+            if prev is None or key > prev:
+                last_trade[g] = key
+            self._changed.add(g)
 
     def _apply(self, st: _Stream, open_time: int, part: tuple) -> None:
         if open_time == st.open_time:
@@ -291,6 +391,44 @@ class Aggregator:
         if due < self._next_wall_close:
             self._next_wall_close = due
 
+    def restore(self, state: SymbolState) -> None:
+        """Continue a symbol from a stored state: its open candles, ``seq``, and the trades it counted.
+
+        Streams of intervals this aggregator does not run are ignored; later trades
+        up to ``state.last_trade`` (by (ts, trade_id)) are skipped as already counted.
+        """
+        code = self._code(state.symbol)
+        per_symbol = self._streams[code]
+        by_interval = {st.interval: st for st in per_symbol}
+        for s in state.streams:
+            st = by_interval.get(s.interval)
+            if st is not None:
+                st.restore(s)
+                if st.open_time >= 0:
+                    self._track_wall_close(st)
+        self._open_fine[code] = per_symbol[0].open_time
+        if state.last_trade is not None:
+            self._last_trade[code] = tuple(state.last_trade)
+            if self._resume_ts is None:
+                self._resume_ts = np.full(len(self._codes), _NEVER, dtype=np.int64)
+                self._resume_id = np.full(len(self._codes), _NEVER, dtype=np.int64)
+            self._resume_ts[code], self._resume_id[code] = state.last_trade
+
+    def take_changed_state(self) -> list[SymbolState]:
+        """The state of every symbol whose streams changed since the last call (for the ingest to store)."""
+        if not self._changed:
+            return []
+        out = [
+            SymbolState(
+                self._streams[code][0].symbol,
+                self._last_trade[code],
+                [st.state() for st in self._streams[code]],
+            )
+            for code in sorted(self._changed)
+        ]
+        self._changed.clear()
+        return out
+
     # ------------------------------------------------------------ output
 
     def close_due(self, now_ms: int) -> None:
@@ -305,6 +443,7 @@ class Aggregator:
                     continue
                 if st.open_time + st.ms <= horizon:
                     self._roll(st, horizon - horizon % st.ms)
+                    self._changed.add(code)
                     if not st.dirty:
                         st.dirty = True
                         self._dirty.append(st)

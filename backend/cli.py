@@ -147,7 +147,7 @@ def run_ingest(settings: Settings, *, fmt: str | None = None) -> int:
         # a hung Redis must not hang ingest
         client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
         engine = make_engine(settings.effective_database_url())
-        service = IngestService(settings, source, client, default_sinks(settings, client, engine))
+        service = IngestService(settings, source, client, default_sinks(settings, client, engine), history=engine)
         stop = threading.Event()
         _stop_on_signals(stop)
         log.info("ingest: %s → Redis %s, SQL %s", settings.source, url, engine.url.render_as_string())
@@ -157,8 +157,8 @@ def run_ingest(settings: Settings, *, fmt: str | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         finally:
-            service.close()
-    return 0
+            pending = service.close()  # waits up to the drain timeout; what is left stays in the spool
+    return 1 if pending else 0
 
 
 def run_api(settings: Settings) -> int:

@@ -94,6 +94,17 @@ class Settings(EnvSettings):
         7200.0, ge=0, description="seconds of recent past the simulator starts with"
     )
     emit_ms: Annotated[int, Flag(INGEST)] = Field(100, ge=0, description="forming-candle coalescing period, ms")
+    drain_timeout_s: Annotated[float, Flag(INGEST, "--drain-timeout")] = Field(
+        10.0,
+        ge=0,
+        description="on stop, how long the ingest waits for pending closed candles to reach the database, s "
+        "(what is left stays in the spool for the next start, and the exit status is 1)",
+    )
+    resume: bool = Field(
+        True,
+        description="on start, continue each stream's open candle and seq from Redis "
+        "(a replay skips the trades they already counted)",
+    )
     close_grace_ms: int = Field(250, ge=0, description="a live candle closes this long after its end, ms")
     redis_prefix: str = Field("candles", description="Redis key prefix")
     updates_channel: str = Field("crypto:updates", description="Redis channel of candle updates")

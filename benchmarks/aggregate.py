@@ -1,6 +1,7 @@
 """Candle engine throughput, side by side in one run on the same trades.
 
     .venv/bin/python benchmarks/aggregate.py [--trades 1000000] [--symbols 20]
+    .venv/bin/python benchmarks/aggregate.py --compare-with OTHER/backend/aggregate.py [--rounds 10]
 
 Prints trades/s and peak memory of: the streaming aggregator alone; the whole
 ingest path (decode Binance trade messages → aggregate → Redis flush); pandas
@@ -8,12 +9,18 @@ groupby OHLCV as the batch reference; and the offline ``aggregate`` command
 against pandas ``read_csv`` + the same groupby on one CSV. Each phase runs in a
 fresh process so its memory is its own; ratios matter more than absolute
 figures on a noisy machine.
+
+``--compare-with`` measures only the streaming aggregator: this tree's against another
+version of ``backend/aggregate.py`` (say, ``git show main:backend/aggregate.py > /tmp/a.py``),
+loaded into the same process and alternated round by round on the same trades, best of
+``--rounds`` each: a before/after that the machine's load cannot tilt.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import multiprocessing as mp
 import os
 import sys
@@ -50,13 +57,14 @@ def rss_mb() -> float:
 # ---------------------------------------------------------------- phases (each returns seconds)
 
 
-def phase_aggregator(batch: TradeBatch) -> Callable[[], None]:
-    from backend.aggregate import Aggregator
+def phase_aggregator(batch: TradeBatch, module: object = None) -> Callable[[], None]:
+    from backend import aggregate
 
+    aggregator = (module or aggregate).Aggregator  # type: ignore[attr-defined]
     parts = batch.split(CHUNK)
 
     def run() -> None:
-        agg = Aggregator(DEFAULT_INTERVALS)
+        agg = aggregator(DEFAULT_INTERVALS)
         for i, part in enumerate(parts):
             agg.add(part)
             agg.drain(i)
@@ -211,11 +219,39 @@ def measure(name: str, n: int, symbols: int, out: mp.Queue) -> None:
     out.put((name, dt, grown))
 
 
+def compare(other: Path, n: int, symbols: int, rounds: int) -> None:
+    """This tree's aggregator against ``other`` (a version of aggregate.py), alternated in one process."""
+    spec = importlib.util.spec_from_file_location("other_aggregate", other)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    batch = make_trades(n, symbols)
+    runs = {f"{other}": phase_aggregator(batch, module), "this tree": phase_aggregator(batch)}
+    best = dict.fromkeys(runs, float("inf"))
+    order = list(runs)
+    for _ in range(rounds):
+        for name in order:
+            gc.collect()
+            t = time.process_time()  # CPU time: the other processes on the machine do not count
+            runs[name]()
+            best[name] = min(best[name], time.process_time() - t)
+        order.reverse()  # neither goes first every time
+    print(f"streaming aggregator, {n:,} trades, {symbols} symbols, CPU time, best of {rounds} alternated:")
+    for name, dt in best.items():
+        print(f"{name:40} {n / dt:>12,.0f} trades/s")
+    print(f"this tree vs the other: {best[f'{other}'] / best['this tree']:.3f}× as fast")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trades", type=int, default=1_000_000)
     ap.add_argument("--symbols", type=int, default=20)
+    ap.add_argument("--compare-with", type=Path, help="another backend/aggregate.py to measure this one against")
+    ap.add_argument("--rounds", type=int, default=10, help="with --compare-with: rounds alternated")
     args = ap.parse_args()
+    if args.compare_with:
+        compare(args.compare_with, args.trades, args.symbols, args.rounds)
+        return
     ctx = mp.get_context("spawn")
     print(f"{args.trades:,} trades, {args.symbols} symbols, intervals {','.join(DEFAULT_INTERVALS)}")
     print(f"{'phase':40} {'trades/s':>12} {'seconds':>8} {'+peak MB':>8}")

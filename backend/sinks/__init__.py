@@ -9,6 +9,7 @@ from backend.config import Settings
 from backend.sinks.alerts import AlertSink
 from backend.sinks.base import Sink
 from backend.sinks.redis import RedisSink
+from backend.sinks.spool import Spool, spool_path
 from backend.sinks.sql import SqlSink
 
 __all__ = ["AlertSink", "RedisSink", "Sink", "SqlSink", "default_sinks"]
@@ -16,8 +17,10 @@ __all__ = ["AlertSink", "RedisSink", "Sink", "SqlSink", "default_sinks"]
 
 def default_sinks(settings: Settings, client: redis.Redis, engine: Engine) -> list[Sink]:
     """The sinks of ``python -m backend ingest``, in the order each flush reaches them."""
+    database = engine.url.render_as_string(hide_password=False)
+    spool = Spool(spool_path(settings.data_dir, database, settings.redis_prefix))
     return [
         RedisSink.from_settings(settings, client),  # cache + PUBLISH: first, the viewers wait for it
-        SqlSink(engine),  # closed candles into history, on its own thread
+        SqlSink(engine, spool=spool),  # closed candles: spooled to a file, then into history on its own thread
         AlertSink.from_settings(settings, client, engine),  # rules evaluated on every update
     ]

@@ -86,13 +86,14 @@ class AlertSink:
         if result.events or result.states:
             self._send(result)
 
-    def close(self, timeout: float = 10.0) -> None:
+    def close(self, timeout: float = 10.0) -> int:
         self._stop.set()
         with contextlib.suppress(queue.Full):
             self._outbox.put(None, timeout=timeout / 2)
         for thread in self._threads:  # the clock and the rules listener see the stop within a second
             thread.join(timeout / 2)
         self.deliverer.close(timeout / 2)
+        return 0  # candles are not this sink's to keep
 
     def stats(self) -> dict[str, Any]:
         rules = list(self.engine.rules.values())

@@ -105,8 +105,10 @@ class RedisSink:
         self.unheard += sum(1 for n in receivers if n == 0)
         return True
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Nothing to flush: each ``put`` goes out at once (what an outage holds back waits for a later put)."""
+    def close(self, timeout: float = 10.0) -> int:
+        """Nothing to flush: each ``put`` goes out at once (what an outage holds back waits for a later put;
+        the cache is not history: the SQL sink answers for closed candles)."""
+        return 0
 
     def stats(self) -> dict[str, Any]:
         """Redis health for the System page: ``redis_ok``, ``redis_errors``, and who hears the PUBLISHes."""

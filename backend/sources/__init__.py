@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from backend.models import Rejects, TradeBatch
 from backend.sources.formats.files import DEFAULT_LIMITS, ReadLimits
@@ -31,6 +31,27 @@ class Source(Protocol):
     rejects: Rejects
 
     def batches(self, stop: threading.Event) -> Iterator[TradeBatch]: ...
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a symbol stood when the previous ingest stopped: its last trade counted and its price."""
+
+    ts_ms: int
+    trade_id: int
+    price: float
+
+
+@runtime_checkable
+class Resumable(Protocol):
+    """A source that makes its own trades (the simulator) and can go on from where a previous run stood."""
+
+    symbols: list[str]
+
+    def resume(self, points: Mapping[str, ResumePoint], now_ms: int) -> set[str]:
+        """Continue from ``points`` (before ``batches``); returns the symbols continued without a gap,
+        whose open candles the ingest may restore (for the others only ``seq`` carries over)."""
+        ...
 
 
 @dataclass(frozen=True)

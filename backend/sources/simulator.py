@@ -23,7 +23,7 @@ import numpy as np
 
 from backend.config import DEFAULT_SYMBOLS
 from backend.models import Rejects, TradeBatch, normalize_symbol, now_ms
-from backend.sources import SourceOptions
+from backend.sources import ResumePoint, SourceOptions
 
 # start price, annualised volatility, share of the trade flow
 KNOWN_SYMBOLS: dict[str, tuple[float, float, float]] = {
@@ -46,6 +46,7 @@ _CALM_MEAN_S, _BURST_MEAN_S = 180.0, 20.0
 _SIDE_NOISE = 1.0  # taker side = sign(return shock + noise): leans with the move
 _BLOCK = 64  # AR(1) recursion is evaluated in blocks of this many steps
 _GEN_BUCKET_MS = 100
+RESUME_MIN_GAP_S = 60.0  # without history, a stop this short still continues the open candles (flat meanwhile)
 
 
 def default_profile(symbol: str) -> tuple[float, float, float]:
@@ -104,7 +105,13 @@ class _State:
 class _Model:
     """The market model; :meth:`run` advances it over equal time buckets."""
 
-    def __init__(self, symbols: Sequence[str], start_prices: Mapping[str, float], seed: int | None) -> None:
+    def __init__(
+        self,
+        symbols: Sequence[str],
+        start_prices: Mapping[str, float],
+        seed: int | None,
+        start_ids: Mapping[str, int] | None = None,
+    ) -> None:
         self.symbols = list(symbols)
         profiles = [default_profile(s) for s in self.symbols]
         prices = np.array([start_prices.get(s, p[0]) for s, p in zip(self.symbols, profiles, strict=True)])
@@ -116,9 +123,8 @@ class _Model:
         self.log_median_qty = np.log(_MEDIAN_NOTIONAL / prices)
         self.rng = np.random.default_rng(seed)
         m = len(self.symbols)
-        self.state = _State(
-            np.log(prices), np.zeros(m), 0.0, False, self.rng.exponential(_CALM_MEAN_S * 1000), np.ones(m, np.int64)
-        )
+        ids = np.array([(start_ids or {}).get(s, 1) for s in self.symbols], dtype=np.int64)
+        self.state = _State(np.log(prices), np.zeros(m), 0.0, False, self.rng.exponential(_CALM_MEAN_S * 1000), ids)
         burst_share = _BURST_MEAN_S / (_BURST_MEAN_S + _CALM_MEAN_S)
         self._rate_norm = (1 - burst_share) + burst_share * _BURST_RATE  # mean regime multiplier
 
@@ -243,9 +249,24 @@ class Simulator:
         self.history_s = max(0.0, float(history_s))
         self._catching_up = self.history_s > 0
         self.rejects = Rejects()
+        self.start_ids: dict[str, int] = {}
+        self.resume_after_ms: int | None = None  # history starts after this (a previous run's last trade)
 
     def _model(self) -> _Model:
-        return _Model(self.symbols, self.start_prices, self.seed)
+        return _Model(self.symbols, self.start_prices, self.seed, self.start_ids)
+
+    def resume(self, points: Mapping[str, ResumePoint], now_ms: int) -> set[str]:
+        """Go on from a previous run's last prices and trade ids instead of replaying (rewriting) the
+        recent past: the history then covers only the time since that run's last trade."""
+        mine = {s: p for s, p in points.items() if s in self.symbols}
+        for symbol, point in mine.items():
+            self.start_prices[symbol] = point.price
+            self.start_ids[symbol] = point.trade_id + 1
+        horizon = now_ms - int(max(self.history_s, RESUME_MIN_GAP_S) * 1000)
+        continued = {s for s, p in mine.items() if p.ts_ms >= horizon}
+        if continued:
+            self.resume_after_ms = max(mine[s].ts_ms for s in continued)
+        return continued
 
     def generate(self, start_ms: int, n_trades: int | None = None, *, duration_ms: int | None = None) -> TradeBatch:
         """Trades from ``start_ms`` on: exactly ``n_trades``, or all within ``duration_ms``.
@@ -295,6 +316,8 @@ class Simulator:
 
     def _history(self, model: _Model, until_ms: int, stop: threading.Event) -> Iterator[TradeBatch]:
         start = until_ms - int(self.history_s * 1000)
+        if self.resume_after_ms is not None:
+            start = max(start, self.resume_after_ms + 1)
         step = 10_000 // _GEN_BUCKET_MS  # 10 s of market per batch
         for t in range(start, until_ms, step * _GEN_BUCKET_MS):
             if stop.is_set():

@@ -131,8 +131,9 @@ class CountingSink:
     def put(self, candles) -> None:
         self.candles += len(candles)
 
-    def close(self, timeout: float = 10.0) -> None:
+    def close(self, timeout: float = 10.0) -> int:
         self.closed = True
+        return 0
 
     def stats(self) -> dict[str, object]:
         return {"counted": self.candles}
