@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
+from backend.dbtimeouts import DbTimeouts
 from backend.embedded import EmbeddedKind
 from backend.envsettings import EnvSettings, Flag
 
@@ -119,6 +120,14 @@ class Settings(EnvSettings):
     )
     relay_url: str = Field("http://127.0.0.1:8000", description="where the dashboard finds the relay")
     data_dir: Path = Field(Path("data"), description="where the default SQLite database lives")
+    db_connect_timeout_s: float = Field(5.0, gt=0, description="connecting to the database gives up after this, s")
+    db_statement_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="one statement may take this long (PostgreSQL statement_timeout, SQLite busy wait); "
+        "a database that does not answer for 2 s more is reported down, s",
+    )
+    db_pool_timeout_s: float = Field(5.0, gt=0, description="waiting for a free pooled connection gives up after, s")
 
     @field_validator("intervals", mode="before")
     @classmethod
@@ -145,3 +154,6 @@ class Settings(EnvSettings):
 
     def effective_database_url(self) -> str:
         return self.database_url or self.sqlite_url()
+
+    def db_timeouts(self) -> DbTimeouts:
+        return DbTimeouts(self.db_connect_timeout_s, self.db_statement_timeout_s, self.db_pool_timeout_s)

@@ -48,7 +48,7 @@ class Relay:
         )
         self.hub = Hub(settings)
         self.subscriber = Subscriber(settings, self.hub, self.redis)
-        self.db = Database(settings.effective_database_url())
+        self.db = Database(settings.effective_database_url(), settings.db_timeouts())
         self.metrics = Metrics(self.hub, self.subscriber)
         self.started = time.monotonic()
         self._tasks: list[asyncio.Task[None]] = []

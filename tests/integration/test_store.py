@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backend.aggregate import Aggregator
+from backend.dbtimeouts import DbTimeouts
 from backend.models import Candle, Trade, TradeBatch
 from backend.sinks.sql import SqlSink
 from backend.store import (
@@ -80,7 +81,7 @@ def test_the_writer_batches_and_only_stores_closed_candles(db_engine):
 
 def test_sqlite_locked_by_another_writer_delays_but_loses_nothing(tmp_path):
     path = tmp_path / "locked.sqlite3"
-    engine = make_engine(f"sqlite:///{path}", busy_timeout_ms=50)
+    engine = make_engine(f"sqlite:///{path}", timeouts=DbTimeouts(statement_s=0.05))
     writer = SqlSink(engine, interval_s=0.05, max_backoff_s=0.2)
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
