@@ -133,6 +133,7 @@ def run_ingest(settings: Settings, *, fmt: str | None = None) -> int:
             seed=settings.seed,
             fmt=fmt,
             history_s=settings.sim_history_s,
+            rate=settings.sim_rate,
         )
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

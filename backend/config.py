@@ -94,6 +94,9 @@ class Settings(EnvSettings):
     sim_history_s: Annotated[float, Flag(INGEST, "--history")] = Field(
         7200.0, ge=0, description="seconds of recent past the simulator starts with"
     )
+    sim_rate: Annotated[float, Flag(INGEST, "--rate")] = Field(
+        200.0, ge=0, description="the simulator's trades per second, over all its symbols"
+    )
     emit_ms: Annotated[int, Flag(INGEST)] = Field(100, ge=0, description="forming-candle coalescing period, ms")
     close_grace_ms: int = Field(250, ge=0, description="a live candle closes this long after its end, ms")
     redis_prefix: str = Field("candles", description="Redis key prefix")

@@ -41,6 +41,7 @@ class SourceOptions:
     seed: int | None = None
     fmt: str | None = None
     history_s: float = 0.0
+    rate: float = 200.0  # the simulator's trades per second
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ def open_source(
     seed: int | None = None,
     fmt: str | None = None,
     history_s: float = 0.0,
+    rate: float = 200.0,
 ) -> Source:
     """The source named by ``spec``: ``simulator`` or ``replay:PATH``.
 
@@ -82,12 +84,12 @@ def open_source(
     replay the symbols to keep (default: every symbol in the file). ``speed`` paces a replay
     (1 = recorded timing, 0 = as fast as possible), ``seed`` makes the simulator
     reproducible, ``fmt`` names a replay file's format (default: detected),
-    ``history_s`` makes the simulator start with that much recent past.
+    ``history_s`` makes the simulator start with that much recent past, ``rate`` is its trades per second.
     A bad spec raises ValueError, a missing replay file FileNotFoundError.
     """
     name, _, arg = spec.strip().partition(":")
     kind = next((k for k in SOURCES if k.name == name), None)
     if kind is None or (arg and ":" not in kind.usage):
         raise ValueError(f"unknown source {spec!r}: {SPEC_HELP}")
-    options = SourceOptions(symbols=symbols, speed=speed, seed=seed, fmt=fmt, history_s=history_s)
+    options = SourceOptions(symbols=symbols, speed=speed, seed=seed, fmt=fmt, history_s=history_s, rate=rate)
     return importlib.import_module(kind.module).open_spec(arg, options)
