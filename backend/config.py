@@ -9,14 +9,16 @@ flags override the environment: ``Settings.from_env(**overrides)``. See
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
-from backend.dbtimeouts import DbTimeouts
 from backend.embedded import EmbeddedKind
 from backend.envsettings import EnvSettings, Flag
+
+if TYPE_CHECKING:
+    from backend.dbtimeouts import DbTimeouts
 
 INTERVALS_MS: dict[str, int] = {
     "1s": 1_000,
@@ -159,4 +161,6 @@ class Settings(EnvSettings):
         return self.database_url or self.sqlite_url()
 
     def db_timeouts(self) -> DbTimeouts:
+        from backend.dbtimeouts import DbTimeouts  # imports psycopg: only the processes that open a database
+
         return DbTimeouts(self.db_connect_timeout_s, self.db_statement_timeout_s, self.db_pool_timeout_s)

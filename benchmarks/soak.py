@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.dashboard import Session  # noqa: E402
 from tests.dashboard_fixtures import StreamlitApp  # noqa: E402
-from tests.stack import start_stack  # noqa: E402
+from tests.stack import descendants, start_stack  # noqa: E402
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT")
 ERROR_LINE = re.compile(r"\b(ERROR|CRITICAL)\b|^Traceback ")
@@ -68,18 +68,6 @@ def command_name(pid: int) -> str:
     return str(pid)
 
 
-def descendants(pid: int) -> list[int]:
-    """``pid`` and every process under it."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        with contextlib.suppress(OSError):
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-    return out
-
-
 @dataclass
 class Memory:
     names: dict[int, str] = field(default_factory=dict)
@@ -88,7 +76,7 @@ class Memory:
     def sample(self, minute: float, roots: list[int]) -> dict[int, float]:
         row: dict[int, float] = {}
         for root in roots:
-            for pid in descendants(root):
+            for pid in [root, *descendants(root)]:
                 mb = rss_mb(pid)
                 if mb is not None:
                     self.names.setdefault(pid, command_name(pid))
