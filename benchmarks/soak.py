@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.dashboard import Session  # noqa: E402
 from tests.dashboard_fixtures import StreamlitApp  # noqa: E402
-from tests.stack import descendants, start_stack  # noqa: E402
+from tests.stack import Server, descendants, start_stack  # noqa: E402
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT")
 ERROR_LINE = re.compile(r"\b(ERROR|CRITICAL)\b|^Traceback ")
@@ -184,7 +184,8 @@ def report(
         series = [row[pid] for _, row in after if pid in row]
         growth = (series[-1] - series[0]) / series[0] * 100 if len(series) >= 2 and series[0] else float("nan")
         worst = max(worst, growth) if growth == growth else worst
-        print(f"| {name} ({pid}) | " + " | ".join(cells) + f" | {growth:+.1f} % |")
+        mb = series[-1] - series[0] if len(series) >= 2 else float("nan")
+        print(f"| {name} ({pid}) | " + " | ".join(cells) + f" | {growth:+.1f} % ({mb:+.1f} MB) |")
     errors = error_lines(*logs)
     updates = [len(s.done_at) / max(1e-9, args.minutes * 60) for s in sessions]
     print()
@@ -209,6 +210,12 @@ def report(
     ingest = stats.get("ingest") or {}
     keys = ("trades_in", "trades_per_s", "candles_published", "late_trades", "db_ok", "db_pending", "db_written")
     print("ingest: " + ", ".join(f"{k} {ingest[k]}" for k in keys if k in ingest))
+
+
+def _trades_in(stack: Server) -> int:
+    """The ingest's trade count once the simulator has played its history and gone live."""
+    stack.wait_until(lambda: (stack.get("/api/v1/stats").json()["ingest"] or {}).get("live") is True, 120, "live")
+    return stack.get("/api/v1/stats").json()["ingest"]["trades_in"]
 
 
 def main() -> int:
@@ -236,8 +243,11 @@ def main() -> int:
     try:
         app = StreamlitApp(stack.url, log_dir=tmp)
         memory = Memory()
+        before, started = _trades_in(stack), time.monotonic()
         figures, sessions = asyncio.run(soak(args, stack.url, app.url, [stack.process.pid, app.process.pid], memory))
         stats = stack.get("/api/v1/stats").json()
+        realised = ((stats.get("ingest") or {}).get("trades_in", 0) - before) / (time.monotonic() - started)
+        print(f"trades/s over the run: {realised:,.0f} (the simulator's --rate: {args.rate:g})")
         report(args, memory, figures, sessions, [stack.log_path, app.log_path], stats)
     finally:
         if app is not None:
