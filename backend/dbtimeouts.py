@@ -57,19 +57,13 @@ class DeadlineConnection(psycopg.Connection):  # type: ignore[type-arg]
             raise errors.OperationalError(f"no answer from the database within {self.io_timeout:g} s") from None
 
 
-def engine_options(dialect: str, timeouts: DbTimeouts, *, pooled: bool = True) -> dict[str, Any]:
-    """``create_engine`` keyword arguments that put ``timeouts`` on every call to a ``dialect`` database.
+def engine_options(timeouts: DbTimeouts, *, pooled: bool = True) -> dict[str, Any]:
+    """``create_engine`` keyword arguments: the pool's wait (``pooled`` is false for an in-memory SQLite).
 
-    ``pooled`` is false for an in-memory SQLite database (one connection, no pool to wait for). SQLite's
-    busy timeout is set by :func:`sqlite_pragmas` on each connection.
+    PostgreSQL's connection timeouts are set by :func:`connect_with_deadline`, SQLite's busy timeout
+    by :func:`sqlite_pragmas`.
     """
-    options: dict[str, Any] = {"pool_timeout": timeouts.pool_s} if pooled else {}
-    if dialect == "postgresql":
-        options["connect_args"] = {
-            "connect_timeout": max(1, round(timeouts.connect_s)),  # libpq takes whole seconds
-            "options": f"-c statement_timeout={int(timeouts.statement_s * 1000)}",
-        }
-    return options
+    return {"pool_timeout": timeouts.pool_s} if pooled else {}
 
 
 def sqlite_pragmas(timeouts: DbTimeouts) -> tuple[str, ...]:
@@ -79,7 +73,14 @@ def sqlite_pragmas(timeouts: DbTimeouts) -> tuple[str, ...]:
 
 
 def connect_with_deadline(timeouts: DbTimeouts, cargs: Any, cparams: dict[str, Any]) -> DeadlineConnection:
-    """Open a psycopg connection (as SQLAlchemy would) whose waits for the server have a deadline."""
+    """Open a psycopg connection (as SQLAlchemy would) with ``timeouts``; what the URL sets explicitly wins.
+
+    The URL's own ``options`` (a ``search_path``, say) are kept: the statement timeout goes before them.
+    """
+    cparams = dict(cparams)
+    cparams.setdefault("connect_timeout", max(1, round(timeouts.connect_s)))  # libpq takes whole seconds
+    statement = f"-c statement_timeout={int(timeouts.statement_s * 1000)}"
+    cparams["options"] = f"{statement} {cparams.get('options') or ''}".strip()
     conn = DeadlineConnection.connect(*cargs, **cparams)
     conn.io_timeout = timeouts.client_s
     return conn

@@ -121,7 +121,7 @@ def make_engine(url: str, *, timeouts: DbTimeouts = DEFAULT_TIMEOUTS) -> Engine:
     if url.startswith("sqlite:///") and not in_memory:
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     dialect = make_url(url).get_backend_name()
-    engine = create_engine(url, pool_pre_ping=True, **engine_options(dialect, timeouts, pooled=not in_memory))
+    engine = create_engine(url, pool_pre_ping=True, **engine_options(timeouts, pooled=not in_memory))
     if dialect == "postgresql":
 
         @event.listens_for(engine, "do_connect")
