@@ -109,7 +109,7 @@ def run_db(settings: Settings, action: str) -> int:
 
     url = settings.effective_database_url()
     if action == "upgrade":
-        engine = make_engine(url)  # migrates
+        engine = make_engine(url, timeouts=settings.db_timeouts())  # migrates
         print(f"database at revision {migrate(engine)} (newest)")
     else:
         engine = create_engine(normalize_url(url))
@@ -137,6 +137,7 @@ def run_ingest(settings: Settings, *, fmt: str | None = None) -> int:
             fmt=fmt,
             history_s=settings.sim_history_s,
             limits=ReadLimits(settings.read_max_ratio, settings.read_max_bytes),
+            rate=settings.sim_rate,
         )
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -146,7 +147,7 @@ def run_ingest(settings: Settings, *, fmt: str | None = None) -> int:
         _announce_embedded(settings, target)
         # a hung Redis must not hang ingest
         client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
-        engine = make_engine(settings.effective_database_url())
+        engine = make_engine(settings.effective_database_url(), timeouts=settings.db_timeouts())
         service = IngestService(settings, source, client, default_sinks(settings, client, engine), history=engine)
         stop = threading.Event()
         _stop_on_signals(stop)
@@ -171,7 +172,20 @@ def run_api(settings: Settings) -> int:
 
 
 def run_both(settings: Settings, *, fmt: str | None = None) -> int:
-    """One machine: an embedded server when unconfigured, ingest as a child process, relay here."""
+    """One machine: an embedded server when unconfigured, ingest as a child process, relay here.
+
+    One ``run`` per data directory (a second one is refused, naming the first's pid); the children
+    (ingest, embedded server) end with this process however it ends.
+    """
+    try:
+        with processes.hold_data_dir(settings.data_dir):
+            return _run_both(settings, fmt)
+    except processes.DataDirInUse as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run_both(settings: Settings, fmt: str | None) -> int:
     from backend.relay.server import serve
 
     with redis_url_or_embedded(settings.redis_url, settings.embedded) as target:
@@ -186,8 +200,10 @@ def run_both(settings: Settings, *, fmt: str | None = None) -> int:
             cmd += ["--format", fmt]
         # a group of its own on Windows, so that Ctrl-Break reaches the child alone (no SIGTERM there)
         child = subprocess.Popen(cmd, env=env, **processes.group_options(processes.WINDOWS))
+        processes.guard(child.pid)
         try:
             serve(settings.model_copy(update={"redis_url": url}))
         finally:
             processes.stop(child, 15, own_group=processes.WINDOWS)
+            processes.unguard(child.pid)
     return 0

@@ -9,13 +9,16 @@ flags override the environment: ``Settings.from_env(**overrides)``. See
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
 from backend.embedded import EmbeddedKind
 from backend.envsettings import EnvSettings, Flag
+
+if TYPE_CHECKING:
+    from backend.dbtimeouts import DbTimeouts
 
 INTERVALS_MS: dict[str, int] = {
     "1s": 1_000,
@@ -93,6 +96,9 @@ class Settings(EnvSettings):
     sim_history_s: Annotated[float, Flag(INGEST, "--history")] = Field(
         7200.0, ge=0, description="seconds of recent past the simulator starts with"
     )
+    sim_rate: Annotated[float, Flag(INGEST, "--rate")] = Field(
+        200.0, ge=0, description="the simulator's trades per second, over all its symbols"
+    )
     emit_ms: Annotated[int, Flag(INGEST)] = Field(100, ge=0, description="forming-candle coalescing period, ms")
     drain_timeout_s: Annotated[float, Flag(INGEST, "--drain-timeout")] = Field(
         10.0,
@@ -146,6 +152,14 @@ class Settings(EnvSettings):
     )
     relay_url: str = Field("http://127.0.0.1:8000", description="where the dashboard finds the relay")
     data_dir: Path = Field(Path("data"), description="where the default SQLite database lives")
+    db_connect_timeout_s: float = Field(5.0, gt=0, description="connecting to the database gives up after this, s")
+    db_statement_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="one statement may take this long (PostgreSQL statement_timeout, SQLite busy wait); "
+        "a database that does not answer for 2 s more is reported down, s",
+    )
+    db_pool_timeout_s: float = Field(5.0, gt=0, description="waiting for a free pooled connection gives up after, s")
 
     @field_validator("intervals", mode="before")
     @classmethod
@@ -172,3 +186,8 @@ class Settings(EnvSettings):
 
     def effective_database_url(self) -> str:
         return self.database_url or self.sqlite_url()
+
+    def db_timeouts(self) -> DbTimeouts:
+        from backend.dbtimeouts import DbTimeouts  # imports psycopg: only the processes that open a database
+
+        return DbTimeouts(self.db_connect_timeout_s, self.db_statement_timeout_s, self.db_pool_timeout_s)

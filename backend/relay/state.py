@@ -26,6 +26,9 @@ from backend.relay.subscriber import Subscriber
 
 log = logging.getLogger(__name__)
 
+REDIS_POOL_SIZE = 50  # connections to Redis per relay process, at most
+REDIS_POOL_WAIT_S = 10.0  # a request waits this long for one of them, then fails as if Redis were down
+
 
 def without_credentials(url: str) -> str:
     """A URL fit for a log line: ``redis://user:secret@host`` → ``redis://host``."""
@@ -39,16 +42,22 @@ class Relay:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.keys = CacheKeys(settings.redis_prefix)
-        self.redis = aioredis.Redis.from_url(
-            settings.redis_url or "redis://127.0.0.1:6379/0",
-            socket_connect_timeout=2,
-            socket_timeout=5,
-            retry=Retry(NoBackoff(), 1),  # one retry: a pooled connection from before a Redis restart
-            client_name="candles-relay",
+        # a blocking pool: when every client reconnects at once (a relay restart under hundreds of viewers),
+        # their snapshot reads wait for a free connection instead of failing with "Too many connections"
+        self.redis = aioredis.Redis.from_pool(
+            aioredis.BlockingConnectionPool.from_url(
+                settings.redis_url or "redis://127.0.0.1:6379/0",
+                max_connections=REDIS_POOL_SIZE,
+                timeout=REDIS_POOL_WAIT_S,
+                socket_connect_timeout=2,
+                socket_timeout=5,
+                retry=Retry(NoBackoff(), 1),  # one retry: a pooled connection from before a Redis restart
+                client_name="candles-relay",
+            )
         )
         self.hub = Hub(settings)
         self.subscriber = Subscriber(settings, self.hub, self.redis)
-        self.db = Database(settings.effective_database_url())
+        self.db = Database(settings.effective_database_url(), settings.db_timeouts())
         self.metrics = Metrics(self.hub, self.subscriber)
         self.started = time.monotonic()
         self._tasks: list[asyncio.Task[None]] = []

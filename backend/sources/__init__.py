@@ -64,6 +64,7 @@ class SourceOptions:
     fmt: str | None = None
     history_s: float = 0.0
     limits: ReadLimits = DEFAULT_LIMITS
+    rate: float = 200.0  # the simulator's trades per second
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ def open_source(
     fmt: str | None = None,
     history_s: float = 0.0,
     limits: ReadLimits = DEFAULT_LIMITS,
+    rate: float = 200.0,
 ) -> Source:
     """The source named by ``spec``: ``simulator`` or ``replay:PATH``.
 
@@ -106,13 +108,15 @@ def open_source(
     replay the symbols to keep (default: every symbol in the file). ``speed`` paces a replay
     (1 = recorded timing, 0 = as fast as possible), ``seed`` makes the simulator
     reproducible, ``fmt`` names a replay file's format (default: detected),
-    ``history_s`` makes the simulator start with that much recent past, ``limits`` bound how far a
-    replay's compressed file may expand.
+    ``history_s`` makes the simulator start with that much recent past, ``rate`` is its trades per second,
+    ``limits`` bound how far a replay's compressed file may expand.
     A bad spec raises ValueError, a missing replay file FileNotFoundError.
     """
     name, _, arg = spec.strip().partition(":")
     kind = next((k for k in SOURCES if k.name == name), None)
     if kind is None or (arg and ":" not in kind.usage):
         raise ValueError(f"unknown source {spec!r}: {SPEC_HELP}")
-    options = SourceOptions(symbols=symbols, speed=speed, seed=seed, fmt=fmt, history_s=history_s, limits=limits)
+    options = SourceOptions(
+        symbols=symbols, speed=speed, seed=seed, fmt=fmt, history_s=history_s, rate=rate, limits=limits
+    )
     return importlib.import_module(kind.module).open_spec(arg, options)

@@ -328,8 +328,10 @@ class Simulator:
 
 
 def open_spec(arg: str, options: SourceOptions) -> Simulator:
-    """``simulator``: the given symbols (default: a few majors), seed and recent history."""
-    return Simulator(options.symbols or DEFAULT_SYMBOLS, seed=options.seed, history_s=options.history_s)
+    """``simulator``: the given symbols (default: a few majors), seed, recent history and rate."""
+    return Simulator(
+        options.symbols or DEFAULT_SYMBOLS, rate=options.rate, seed=options.seed, history_s=options.history_s
+    )
 
 
 def _concat(parts: list[TradeBatch], symbols: list[str], rejects: Rejects) -> TradeBatch:

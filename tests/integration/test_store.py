@@ -10,11 +10,14 @@ from urllib.parse import urlsplit
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.exc import OperationalError
 
 from backend.aggregate import Aggregator
+from backend.dbtimeouts import DbTimeouts
 from backend.models import Candle, Trade, TradeBatch
 from backend.sinks.sql import SqlSink
 from backend.store import (
+    check_connection,
     count_candles,
     make_engine,
     query_candles,
@@ -80,7 +83,7 @@ def test_the_writer_batches_and_only_stores_closed_candles(db_engine):
 
 def test_sqlite_locked_by_another_writer_delays_but_loses_nothing(tmp_path):
     path = tmp_path / "locked.sqlite3"
-    engine = make_engine(f"sqlite:///{path}", busy_timeout_ms=50)
+    engine = make_engine(f"sqlite:///{path}", timeouts=DbTimeouts(statement_s=0.05))
     writer = SqlSink(engine, interval_s=0.05, max_backoff_s=0.2)
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
@@ -125,4 +128,33 @@ def test_postgres_outage_delays_but_loses_nothing():
     writer.close()
     assert count_candles(engine) == len(candles) and writer.dropped == 0
     proxy.cut()
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_calls_have_deadlines_so_a_hung_server_is_an_error_not_a_hang():
+    """The server's statement timeout, the URL's own options kept, and the client's deadlines on a hung server."""
+    url = os.environ.get("CANDLES_TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("PostgreSQL not configured: set CANDLES_TEST_DATABASE_URL to run this against it")
+    parts = urlsplit(url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    proxied = url.replace(parts.netloc, f"{parts.username or 'postgres'}@127.0.0.1:{proxy.port}")
+    engine = make_engine(
+        proxied + "?options=-capplication_name%3Dcandles-deadlines",
+        timeouts=DbTimeouts(connect_s=2, statement_s=1.5, pool_s=1),
+    )
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "1500ms"
+        assert conn.exec_driver_sql("SHOW application_name").scalar() == "candles-deadlines"
+        with pytest.raises(OperationalError, match="canceling statement due to statement timeout"):
+            conn.exec_driver_sql("SELECT pg_sleep(5)")
+    with engine.connect() as conn:
+        proxy.hang()  # connections stay open, nothing comes back: without deadlines these calls never return
+        with pytest.raises(OperationalError, match=r"no answer from the database within 3\.5 s"):
+            conn.exec_driver_sql("SELECT 1")  # an open connection: the client's deadline (statement + 2 s)
+    with pytest.raises(OperationalError, match="connection timeout expired"):
+        check_connection(engine)  # a new connection: the connect timeout
+    proxy.resume()
+    check_connection(engine)
     engine.dispose()

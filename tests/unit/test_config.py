@@ -130,7 +130,7 @@ def _flags(command: str) -> list[str]:
 
 def test_flags_are_derived_from_the_fields() -> None:
     common = ["--redis-url", "--database-url", "--symbols", "--intervals", "--log-level"]
-    ingest = ["--source", "--speed", "--seed", "--history", "--emit-ms", "--drain-timeout"]
+    ingest = ["--source", "--speed", "--seed", "--history", "--rate", "--emit-ms", "--drain-timeout"]
     assert _flags("ingest") == ["-h", *common, *ingest, "--format"]
     assert _flags("api") == ["-h", *common, "--host", "--port"]
     assert _flags("run") == ["-h", *common, *ingest, "--host", "--port", "--format"]
@@ -173,6 +173,7 @@ def test_settings_turn_back_into_a_command_line() -> None:
         "--speed", "1.0",
         "--seed", "3",
         "--history", "7200.0",
+        "--rate", "200.0",
         "--emit-ms", "100",
         "--drain-timeout", "10.0",
     ]  # fmt: skip

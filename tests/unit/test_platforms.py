@@ -9,9 +9,11 @@ time limit.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,40 @@ def test_a_group_leader_and_its_children_are_stopped() -> None:
     processes.stop(child, 10, own_group=True)
     assert child.returncode is not None
     processes.kill_group(child)  # the grandchild; nothing left to end is no error
+
+
+def test_the_data_directory_lock_names_its_holder_and_a_dead_holders_lock_is_taken_over(tmp_path: Path) -> None:
+    (tmp_path / processes.LOCK_FILE).write_text("999999999\n")  # left by a process that no longer runs
+    with processes.hold_data_dir(tmp_path) as path:
+        assert path.read_text() == f"{os.getpid()}\n"
+        # another holder (a separate open of the file, as another process would) is refused, naming us
+        with pytest.raises(processes.DataDirInUse) as refused, processes.hold_data_dir(tmp_path):
+            pass
+        assert refused.value.pid == str(os.getpid())
+        assert f"{tmp_path} is in use by process {os.getpid()} " in str(refused.value)
+    assert path.read_text() == ""
+    with processes.hold_data_dir(tmp_path):  # released: free again
+        pass
+
+
+@pytest.mark.timeout(120)
+def test_a_guarded_child_ends_when_its_parent_is_killed() -> None:
+    """The guardian: a parent killed outright (SIGKILL, TerminateProcess) leaves no guarded child running."""
+    code = (
+        "import subprocess, sys, time\n"
+        "from backend import processes\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+        "processes.guard(child.pid)\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    assert processes.alive(child)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 60  # a safety net against a hang, not a measure
+    while processes.alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not processes.alive(child)
