@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,6 +41,9 @@ class SourceOptions:
     seed: int | None = None
     fmt: str | None = None
     history_s: float = 0.0
+    backfill_s: float = 86_400.0
+    silence_s: float = 30.0
+    exchange_urls: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class SourceKind:
 SOURCES: tuple[SourceKind, ...] = (
     SourceKind("simulator", "backend.sources.simulator"),
     SourceKind("replay:PATH", "backend.sources.replay"),
+    SourceKind("exchange:ID", "backend.sources.exchange"),
 )
 SPEC_HELP = "use " + " or ".join(f"'{kind.usage}'" for kind in SOURCES)
 
@@ -75,19 +79,34 @@ def open_source(
     seed: int | None = None,
     fmt: str | None = None,
     history_s: float = 0.0,
+    backfill_s: float = 86_400.0,
+    silence_s: float = 30.0,
+    exchange_urls: Mapping[str, str] | None = None,
 ) -> Source:
-    """The source named by ``spec``: ``simulator`` or ``replay:PATH``.
+    """The source named by ``spec``: ``simulator``, ``replay:PATH`` or ``exchange:ID``.
 
     ``symbols`` are the simulator's symbols (default: a few majors), and for a
     replay the symbols to keep (default: every symbol in the file). ``speed`` paces a replay
     (1 = recorded timing, 0 = as fast as possible), ``seed`` makes the simulator
     reproducible, ``fmt`` names a replay file's format (default: detected),
     ``history_s`` makes the simulator start with that much recent past.
+    An exchange backfills ``backfill_s`` of its 1m candles on first start, counts
+    as disconnected after ``silence_s`` without a message, and ``exchange_urls``
+    points ccxt elsewhere (see :func:`backend.sources.exchange.make_exchange`).
     A bad spec raises ValueError, a missing replay file FileNotFoundError.
     """
     name, _, arg = spec.strip().partition(":")
     kind = next((k for k in SOURCES if k.name == name), None)
     if kind is None or (arg and ":" not in kind.usage):
         raise ValueError(f"unknown source {spec!r}: {SPEC_HELP}")
-    options = SourceOptions(symbols=symbols, speed=speed, seed=seed, fmt=fmt, history_s=history_s)
+    options = SourceOptions(
+        symbols=symbols,
+        speed=speed,
+        seed=seed,
+        fmt=fmt,
+        history_s=history_s,
+        backfill_s=backfill_s,
+        silence_s=silence_s,
+        exchange_urls=exchange_urls,
+    )
     return importlib.import_module(kind.module).open_spec(arg, options)

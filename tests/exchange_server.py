@@ -1,0 +1,215 @@
+"""A local Binance USDⓈ-M futures exchange replaying a real WebSocket capture, for ccxt to talk to.
+
+One aiohttp server answers both sides ccxt uses:
+- WebSocket ``/ws/…``: after a ``SUBSCRIBE``, the capture's ``aggTrade``
+  events of the subscribed streams at their recorded arrival times (``speed``
+  scales them), combined-stream wrapped as Binance sends them; it can drop the
+  connection after a given number of events (what arrives while a client is
+  away is lost to it, as on the real exchange) and inject raw text frames;
+- REST ``/fapi/v1/exchangeInfo``, ``/fapi/v1/aggTrades`` (the events that have
+  happened by now on the replay clock, by ``startTime``/``endTime``/``fromId``)
+  and ``/fapi/v1/klines`` (the newest ``@kline_1m`` state of each minute by now).
+
+Nothing here aggregates: it only serves the capture's own messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+
+@dataclass
+class Capture:
+    """The capture's events in arrival order: ``(arrival s, stream, event)``."""
+
+    events: list[tuple[float, str, dict[str, Any]]]
+
+    @classmethod
+    def read(cls, path: Path) -> Capture:
+        out = []
+        for line in path.read_text().splitlines()[1:]:
+            stamp, _, text = line.partition(": ")
+            msg = json.loads(text)
+            out.append((float(stamp), msg["stream"], msg["data"]))
+        return cls(out)
+
+    def of(self, kind: str, symbols: set[str] | None = None) -> list[tuple[float, str, dict[str, Any]]]:
+        return [e for e in self.events if e[2].get("e") == kind and (symbols is None or e[2]["s"] in symbols)]
+
+
+@dataclass
+class ExchangeServer:
+    capture: Capture
+    symbols: set[str]
+    speed: float = 1.0
+    drop_after: int | None = None  # close the WebSocket after this many trade events (once)
+    inject: dict[int, list[str]] = field(default_factory=dict)  # after the n-th trade event, these raw frames
+    port: int = 0
+    connections: int = 0
+    sent: int = 0
+    requests: list[str] = field(default_factory=list)
+    _t0: float | None = None
+
+    # ------------------------------------------------------------ replay clock
+
+    def _clock(self) -> float:
+        """Capture time (s) now on the replay clock; it starts with the first subscription."""
+        first = self.capture.events[0][0]
+        return first if self._t0 is None else first + (time.monotonic() - self._t0) * self.speed
+
+    def _due(self, arrival: float) -> float:
+        assert self._t0 is not None
+        return self._t0 + (arrival - self.capture.events[0][0]) / self.speed
+
+    # ------------------------------------------------------------ WebSocket
+
+    async def _ws(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.connections += 1
+        streams: set[str] = set()
+        sender: asyncio.Task | None = None
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                continue
+            body = json.loads(msg.data)
+            if body.get("method") == "SUBSCRIBE":
+                streams.update(body["params"])
+                await ws.send_str(json.dumps({"result": None, "id": body["id"]}))
+                if self._t0 is None:
+                    self._t0 = time.monotonic()
+                if sender is None:
+                    sender = asyncio.create_task(self._send(ws, streams))
+        if sender is not None:
+            sender.cancel()
+        return ws
+
+    async def _send(self, ws: web.WebSocketResponse, streams: set[str]) -> None:
+        trades = self.capture.of("aggTrade", self.symbols)
+        now = time.monotonic()
+        # a client joining late gets what happens from now on, as on a real exchange
+        start = next((i for i, e in enumerate(trades) if self._due(e[0]) >= now), len(trades))
+        for i in range(start, len(trades)):
+            arrival, stream, event = trades[i]
+            delay = self._due(arrival) - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if stream not in streams:
+                continue
+            await ws.send_str(json.dumps({"stream": stream, "data": event}))
+            self.sent += 1
+            for raw in self.inject.get(self.sent, ()):
+                await ws.send_str(raw)
+            if self.drop_after is not None and self.sent == self.drop_after:
+                self.drop_after = None
+                await ws.close()
+                return
+
+    # ------------------------------------------------------------ REST
+
+    async def _exchange_info(self, request: web.Request) -> web.Response:
+        self.requests.append(request.path_qs)
+        symbols = [
+            {
+                "symbol": s,
+                "pair": s,
+                "status": "TRADING",
+                "contractType": "PERPETUAL",
+                "baseAsset": s[:-4],
+                "quoteAsset": "USDT",
+                "marginAsset": "USDT",
+                "filters": [],
+            }
+            for s in sorted(self.symbols)
+        ]
+        return web.json_response({"symbols": symbols})
+
+    async def _agg_trades(self, request: web.Request) -> web.Response:
+        self.requests.append(request.path_qs)
+        q = request.query
+        now = self._clock()
+        start = int(q.get("startTime", 0))
+        end = int(q.get("endTime", 1 << 62))
+        limit = int(q.get("limit", 500))
+        out = [
+            e
+            for arrival, _, e in self.capture.of("aggTrade", {q["symbol"]})
+            if arrival <= now and start <= e["T"] <= end and e["a"] >= int(q.get("fromId", 0))
+        ]
+        rows = [{k: e[k] for k in ("a", "p", "q", "f", "l", "T", "m")} for e in out[:limit]]
+        return web.json_response(rows)
+
+    async def _klines(self, request: web.Request) -> web.Response:
+        self.requests.append(request.path_qs)
+        q = request.query
+        now = self._clock()
+        latest: dict[int, dict[str, Any]] = {}
+        for arrival, _, e in self.capture.of("kline", {q["symbol"]}):
+            if arrival <= now:
+                latest[e["k"]["t"]] = e["k"]
+        start = int(q.get("startTime", 0))
+        end = int(q.get("endTime", 1 << 62))
+        rows = [
+            [k["t"], k["o"], k["h"], k["l"], k["c"], k["v"], k["T"], k["q"], k["n"], k["V"], k["Q"], "0"]
+            for t, k in sorted(latest.items())
+            if start <= t <= end
+        ]
+        return web.json_response(rows[: int(q.get("limit", 500))])
+
+    # ------------------------------------------------------------ lifecycle
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/fapi/v1/exchangeInfo", self._exchange_info)
+        app.router.add_get("/fapi/v1/aggTrades", self._agg_trades)
+        app.router.add_get("/fapi/v1/klines", self._klines)
+        app.router.add_get("/ws/{tail:.*}", self._ws)
+        app.router.add_get("/market/ws/{tail:.*}", self._ws)  # ccxt dials aggTrade streams here
+        return app
+
+    def urls(self) -> dict[str, str]:
+        """What :func:`backend.sources.exchange.make_exchange` needs to talk to this server."""
+        return {
+            "api.fapiPublic": f"http://127.0.0.1:{self.port}/fapi/v1",
+            "api.fapiPublicV2": f"http://127.0.0.1:{self.port}/fapi/v2",
+            "api.ws.linear": f"ws://127.0.0.1:{self.port}/ws",
+        }
+
+
+class RunningServer:
+    """Runs an :class:`ExchangeServer` on its own event loop thread on a free port."""
+
+    def __init__(self, server: ExchangeServer) -> None:
+        self.server = server
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        runner = web.AppRunner(self.server.app())
+        self.loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.server.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.runner = runner
+        self.ready.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(runner.cleanup())
+
+    def __enter__(self) -> ExchangeServer:
+        self.thread.start()
+        self.ready.wait(10)
+        return self.server
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
