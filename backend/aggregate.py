@@ -285,7 +285,7 @@ class Aggregator:
             for candle, complete in rollups.get(st.interval, ()):
                 part = (candle.open, candle.high, candle.low, candle.close, candle.volume, candle.quote_volume,
                         candle.trades, candle.taker_buy_volume, candle.taker_buy_quote_volume,
-                        (candle.open_time, -1), (candle.close_time, -1), candle.event_time)  # fmt: skip
+                        (candle.open_time, -1), (candle.event_time, -1), candle.event_time)  # fmt: skip
                 end = max(end, candle.close_time + 1 if complete else candle.open_time)
                 if st.open_time > candle.open_time:  # a period the pipeline closed already: replace it
                     self._closed.append(_final_copy(candle, st))

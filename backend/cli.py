@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--format", dest="fmt", help="replay file format (default: detected)")
         if name == "db":
             p.add_argument("action", choices=("upgrade", "current"), help="upgrade to the newest revision, or show it")
+    feeds = sub.add_parser("feeds", help="list the exchanges usable as live sources, or one exchange's symbols")
+    feeds.add_argument("--exchange", help="a ccxt id: list its symbols (needs the exchange's API)")
     agg = sub.add_parser("aggregate", help="turn a trade file into candles offline")
     agg.add_argument("path", type=Path)
     agg.add_argument("--intervals", default="1m", help="comma-separated intervals (default 1m)")
@@ -55,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        settings = Settings.from_env(**flag_values(args, Settings)) if args.command != "aggregate" else Settings()
+        offline = args.command in ("aggregate", "feeds")
+        settings = Settings.from_env(**flag_values(args, Settings)) if not offline else Settings()
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -65,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from backend.offline import aggregate_command
 
         return aggregate_command(args.path, args.intervals, args.out, fmt=args.fmt, symbol=args.symbol)
+    if args.command == "feeds":
+        from backend.sources.feeds import feeds_command
+
+        return feeds_command(args.exchange)
     if args.command == "ingest":
         return run_ingest(settings, fmt=args.fmt)
     if args.command == "api":
@@ -133,6 +140,9 @@ def run_ingest(settings: Settings, *, fmt: str | None = None) -> int:
             seed=settings.seed,
             fmt=fmt,
             history_s=settings.sim_history_s,
+            backfill_s=settings.backfill_s,
+            silence_s=settings.feed_silence_s,
+            exchange_urls=settings.exchange_urls,
         )
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

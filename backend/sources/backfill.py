@@ -62,7 +62,8 @@ def kline_candle(symbol: str, row: Sequence[Any], raw: Sequence[Any] | None = No
 def rollup(candles: Sequence[Candle], interval: str, interval_ms: int) -> list[tuple[Candle, bool]]:
     """Consecutive 1m candles → ``(candle, complete)`` per ``interval`` period, oldest first.
 
-    ``complete`` is False for a period whose minutes are not all there (the
+    Binance's semantics: a coarser candle's open is its first trade, so an empty
+    first minute does not give it the previous close. ``complete`` is False for a period whose minutes are not all there (the
     forming one at the end): it is a partial to open the stream with. A first
     period the candles do not cover from its start is left out. Pure.
     """
@@ -74,6 +75,8 @@ def rollup(candles: Sequence[Candle], interval: str, interval_ms: int) -> list[t
         period = first.open_time - first.open_time % interval_ms
         if not out and first.open_time != period:
             return
+        # a period's open, high and low are its trades': an empty minute (flat at the previous close) adds none
+        traded = [c for c in group if c.volume > 0] or group[:1]
         out.append(
             (
                 Candle(
@@ -81,9 +84,9 @@ def rollup(candles: Sequence[Candle], interval: str, interval_ms: int) -> list[t
                     interval=interval,
                     open_time=period,
                     close_time=period + interval_ms - 1,
-                    open=first.open,
-                    high=max(c.high for c in group),
-                    low=min(c.low for c in group),
+                    open=traded[0].open,
+                    high=max(c.high for c in traded),
+                    low=min(c.low for c in traded),
                     close=last.close,
                     volume=sum(c.volume for c in group),
                     quote_volume=sum(c.quote_volume for c in group),
