@@ -63,9 +63,10 @@ def rollup(candles: Sequence[Candle], interval: str, interval_ms: int) -> list[t
     """Consecutive 1m candles → ``(candle, complete)`` per ``interval`` period, oldest first.
 
     Binance's semantics: a coarser candle's open is its first trade, so an empty
-    first minute does not give it the previous close. ``complete`` is False for a period whose minutes are not all there (the
-    forming one at the end): it is a partial to open the stream with. A first
-    period the candles do not cover from its start is left out. Pure.
+    first minute does not give it the previous close. ``complete`` is False for
+    a period whose minutes are not all there (the forming one at the end): a
+    partial to open the stream with. A first period the candles do not cover
+    from its start is left out. Pure.
     """
     out: list[tuple[Candle, bool]] = []
     group: list[Candle] = []

@@ -62,7 +62,7 @@ def show_status(rt: Runtime, drained: Drained | None = None, *, extra: Sequence[
     """Status line, and the relay-down message when it applies (call inside the live fragment)."""
     status = rt.feed.status()
     page_ms = page_latency_ms(drained) if drained is not None else None
-    extra = [*extra, *autostart_note(rt)]
+    extra = [*extra, *source_note(rt), *autostart_note(rt)]
     st.markdown(status_html(status, page_ms=page_ms, extra=extra), unsafe_allow_html=True)
     if status.state == "down":
         st.error(relay_down_message(status), icon=":material/cloud_off:")
@@ -79,6 +79,22 @@ def autostart_banner(rt: Runtime) -> None:
     elif a.started and not st.session_state.get("_autostart_toast"):
         st.session_state["_autostart_toast"] = True
         st.toast(a.message, icon=":material/rocket_launch:", duration="long")
+
+
+def source_note(rt: Runtime) -> list[str]:
+    """The ingest's source, and a live exchange feed's state, from the relay's latest stats."""
+    sample = rt.feed.stats
+    ingest = (sample.stats or {}).get("ingest") if sample is not None else None
+    if not ingest:
+        return []
+    text = escape(str(ingest.get("source", "")))
+    feed = ingest.get("feed")
+    if isinstance(feed, dict):
+        state = str(feed.get("state", ""))
+        dot = "live" if state == "connected" else ("down" if state == "disconnected" else "wait")
+        title = escape(str(feed.get("error") or f"{feed.get('reconnects', 0)} reconnects"))
+        text += f' <span class="cs-dot {dot}"></span><span title="{title}">{escape(state)}</span>'
+    return [f'<span class="cs-muted" data-testid="source-status">source {text}</span>']
 
 
 def autostart_note(rt: Runtime) -> list[str]:
