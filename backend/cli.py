@@ -142,7 +142,7 @@ def run_ingest(settings: Settings, *, fmt: str | None = None) -> int:
             history_s=settings.sim_history_s,
             backfill_s=settings.backfill_s,
             silence_s=settings.feed_silence_s,
-            exchange_urls=settings.exchange_urls,
+            exchange_urls=dict(settings.exchange_urls),
         )
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -94,8 +94,8 @@ class Settings(EnvSettings):
     feed_silence_s: Annotated[float, Flag(INGEST)] = Field(
         30.0, gt=0, description="a live exchange feed with no message this long counts as disconnected, s"
     )
-    exchange_urls: Annotated[dict[str, str], NoDecode] = Field(
-        {},
+    exchange_urls: Annotated[tuple[tuple[str, str], ...], NoDecode] = Field(
+        (),
         description="JSON object overriding ccxt URLs by dotted path, e.g. "
         '{"api.ws.spot": "wss://testnet…", "api.public": "https://testnet…/api/v3"}',
     )
@@ -145,9 +145,12 @@ class Settings(EnvSettings):
 
     @field_validator("exchange_urls", mode="before")
     @classmethod
-    def _urls(cls, value: str | dict[str, str]) -> dict[str, str]:
+    def _urls(cls, value: str | dict[str, str] | tuple) -> tuple[tuple[str, str], ...]:
+        """A JSON object → sorted ``(path, url)`` pairs (a tuple, so that settings stay hashable)."""
+        if isinstance(value, dict):
+            return tuple(sorted((str(k), str(v)) for k, v in value.items()))
         if not isinstance(value, str):
-            return value
+            return tuple(value)
         import json
 
         try:
@@ -156,7 +159,7 @@ class Settings(EnvSettings):
             raise ValueError(f"not a JSON object: {exc}") from None
         if not isinstance(urls, dict):
             raise ValueError('a JSON object like {"api.ws.spot": "wss://…"}')
-        return urls
+        return tuple(sorted((str(k), str(v)) for k, v in urls.items()))
 
     @field_validator("cors_origins", mode="before")
     @classmethod
