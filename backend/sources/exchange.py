@@ -240,7 +240,8 @@ class ExchangeSource:
         self._newest: dict[str, int] = {}  # newest trade received over the WebSocket per symbol
         self._gap: set[str] = set(self.symbols)  # symbols whose past must be fetched before their trades go out
         self._stop = threading.Event()
-        self._fill_lock = asyncio.Lock()  # made anew on the feed loop in _main
+        self._held: dict[str, list[TradeBatch]] = {}  # new trades of a symbol whose past is being fetched
+        self._filler: asyncio.Task | None = None
 
     @property
     def live(self) -> bool:
@@ -291,7 +292,6 @@ class ExchangeSource:
     async def _main(self) -> None:
         ex = self.exchange
         self._rest = RestBackfill(ex)
-        self._fill_lock = asyncio.Lock()
         try:
             await self._load_markets()
             tasks = [asyncio.create_task(self._watch(s)) for s in self.symbols]
@@ -299,8 +299,9 @@ class ExchangeSource:
                 await asyncio.sleep(IDLE_S)
                 await self._check_silence()
                 for t in tasks:
-                    if t.done() and t.exception():
+                    if t.done() and not t.cancelled() and t.exception():
                         raise t.exception()  # type: ignore[misc]
+            tasks += [self._filler] if self._filler else []
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -340,6 +341,15 @@ class ExchangeSource:
                     trades = await self.exchange.watch_trades(unified)
             except TimeoutError:
                 continue  # a quiet symbol; the whole feed's silence is judged in _check_silence
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # we are stopping
+                exc = ccxt.NetworkError("connection closed")  # ccxt cancels a waiting watch when its client closes
+                self._down(str(exc))
+                attempt += 1
+                await asyncio.sleep(backoff_s(attempt))
+                continue
             except (ccxt.BaseError, OSError) as exc:
                 self._down(str(exc) or type(exc).__name__)
                 attempt += 1
@@ -350,19 +360,36 @@ class ExchangeSource:
             batch = trades_batch(trades, symbol, self.rejects, self._seen[symbol])  # first: its ids are seen
             if len(batch):
                 self._newest[symbol] = int(batch.ts.max())
-            if self._gap:
-                await self._fill_gaps()
+            if symbol in self._gap:
+                self._held.setdefault(symbol, []).append(batch)  # goes out after the symbol's past
+            else:
+                self._emit(symbol, [], batch)
+            if self._gap and (self._filler is None or self._filler.done()):
+                # on a task of its own: a watcher must wait on ccxt again at once, or trades that arrive
+                # meanwhile stay in ccxt's cache until the next message (forever, on a quiet market)
+                self._filler = asyncio.create_task(self._fill_gaps())
             self._up()
-            self._emit(symbol, [], batch)
 
     async def _fill_gaps(self) -> None:
-        """Every symbol's missed past, before any of its new trades go out (one filler at a time)."""
-        async with self._fill_lock:
-            for symbol in sorted(self._gap):
-                self.state.state = "backfilling"
+        """Every symbol's missed past, then what its watcher held meanwhile, before its new trades go out."""
+        import ccxt
+
+        attempt = 0
+        while self._gap and not self._stop.is_set():
+            self.state.state = "backfilling"
+            symbol = min(self._gap)
+            try:
                 finals, past = await self._backfill(symbol, self.state.symbols[symbol])
-                self._gap.discard(symbol)
-                self._emit(symbol, finals, past)
+            except (ccxt.BaseError, OSError) as exc:
+                self.state.error = f"backfill: {exc}"[:300]
+                attempt += 1
+                await asyncio.sleep(backoff_s(attempt))
+                continue
+            self._emit(symbol, finals, past)
+            for held in self._held.pop(symbol, []):
+                self._emit(symbol, [], held)
+            self._gap.discard(symbol)
+        self._up()
 
     def _feed_now(self) -> int:
         """The exchange's now as the feed sees it: its newest trade, else the exchange clock (ccxt's)."""
@@ -392,7 +419,7 @@ class ExchangeSource:
                 return finals, trades_batch(trades, symbol, self.rejects, self._seen[symbol])
             start = since - since % max(INTERVALS_MS[iv] for iv in ROLLUP_INTERVALS)  # every period from its start
         elif self.history_s > 0:
-            start = int(now - self.history_s)
+            start = int(now - self.history_s * 1000)
         else:
             return finals, TradeBatch.empty()
         candles = await rest.candles(unified, symbol, start, minute)

@@ -9,12 +9,13 @@ delivers is checked against what Binance itself published in the same capture.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 
 from backend.aggregate import Aggregator
 from backend.models import Candle, Trade, TradeBatch
-from backend.sources.exchange import ExchangeSource
+from backend.sources.exchange import ExchangeSource, Finals
 from tests.conftest import SAMPLES
 from tests.exchange_server import Capture, ExchangeServer, RunningServer
 
@@ -34,17 +35,50 @@ def capture_trades() -> list[Trade]:
     ]
 
 
-def run_feed(server: ExchangeServer, until_trades: int) -> tuple[ExchangeSource, list[Trade]]:
-    """Run the source until it has delivered ``until_trades`` distinct trades; what it delivered, in order."""
-    source = ExchangeSource("binanceusdm", sorted(SYMBOLS), history_s=0, silence_s=30, urls=server.urls())
+def run_feed(
+    server: ExchangeServer, until: Callable[[list[Trade]], bool], history_s: float = 0
+) -> tuple[ExchangeSource, list[Trade], Finals]:
+    """Run the source until ``until(delivered trades)``; the trades and exchange candles it delivered, in order."""
+    source = ExchangeSource("binanceusdm", sorted(SYMBOLS), history_s=history_s, silence_s=30, urls=server.urls())
     stop = threading.Event()
     got: list[Trade] = []
+    finals: Finals = []
     for batch in source.batches(stop):
-        assert source.take_finals() == []  # no history asked for
+        finals.extend(source.take_finals())
         got.extend(batch.to_trades())
-        if len({(t.symbol, t.trade_id) for t in got}) >= until_trades:
+        if until(got):
             stop.set()
-    return source, got
+    return source, got, finals
+
+
+def distinct(n: int) -> Callable[[list[Trade]], bool]:
+    return lambda got: len({(t.symbol, t.trade_id) for t in got}) >= n
+
+
+def forming_updates(got: list[Trade], agg: Aggregator) -> dict[tuple[str, int], tuple]:
+    """Feed ``got`` one trade at a time; after each, the trade's 1m candle keyed by its last raw trade id.
+
+    That is our candle at the moment of every kline update whose ``L`` (last raw trade) ends an aggTrade.
+    """
+    raw_last = {(e["s"], e["a"]): e["l"] for _, _, e in CAPTURE.of("aggTrade", SYMBOLS)}
+    ours: dict[tuple[str, int], tuple] = {}
+    for t in got:
+        agg.add(TradeBatch.from_trades([t]))
+        (candle,) = [c for c in agg.open_candles() if c.symbol == t.symbol and c.interval == "1m"]
+        ours[(t.symbol, raw_last[(t.symbol, t.trade_id)])] = (candle.open_time, fields(candle))
+    return ours
+
+
+def check_klines(ours: dict[tuple[str, int], tuple], since_ms: int) -> int:
+    """Every kline update of a minute opening after ``since_ms`` that ``ours`` has, equal field by field."""
+    checked = 0
+    for _, _, e in CAPTURE.of("kline", SYMBOLS):
+        k = e["k"]
+        if k["t"] <= since_ms or (k["s"], k["L"]) not in ours:
+            continue
+        assert ours[(k["s"], k["L"])] == (k["t"], pytest.approx(kline_fields(k), rel=1e-12)), k
+        checked += 1
+    return checked
 
 
 def fields(c: Candle) -> tuple:
@@ -68,7 +102,7 @@ def test_candles_equal_binance_klines_on_every_update():
     expected = capture_trades()
     assert len(expected) == 91
     with RunningServer(ExchangeServer(CAPTURE, SYMBOLS, speed=SPEED)) as server:
-        source, got = run_feed(server, len(expected))
+        source, got, finals = run_feed(server, distinct(len(expected)))
     # the exchange's trades, each once, with id, taker side and raw-trade count, per symbol in the exchange's order
     for symbol in SYMBOLS:
         assert [t for t in got if t.symbol == symbol] == [t for t in expected if t.symbol == symbol]
@@ -81,29 +115,15 @@ def test_candles_equal_binance_klines_on_every_update():
         "KEEPUSDT": "KEEP/USDT:USDT",
     }
 
-    # feed what the source delivered one trade at a time; after the trade that ends a kline update
-    # (its last raw trade id is the kline's L), our forming candle is that update, field by field
-    raw_last = {(e["s"], e["a"]): e["l"] for _, _, e in CAPTURE.of("aggTrade", SYMBOLS)}
-    ours: dict[tuple[str, int], tuple] = {}
-    agg = Aggregator(["1m"])
-    for t in got:
-        agg.add(TradeBatch.from_trades([t]))
-        (candle,) = [c for c in agg.open_candles() if c.symbol == t.symbol]
-        ours[(t.symbol, raw_last[(t.symbol, t.trade_id)])] = (candle.open_time, fields(candle))
-    checked = 0
-    for _, _, e in CAPTURE.of("kline", SYMBOLS):
-        k = e["k"]
-        if k["t"] <= CAPTURE_START_MS or (k["s"], k["L"]) not in ours:
-            continue  # a minute begun before the capture holds trades it never saw
-        assert ours[(k["s"], k["L"])] == (k["t"], pytest.approx(kline_fields(k), rel=1e-12)), k
-        checked += 1
-    assert checked == 15
+    assert finals == []  # no history asked for
+    # a minute begun before the capture holds trades it never saw: every update of the others is checked
+    assert check_klines(forming_updates(got, Aggregator(["1m"])), CAPTURE_START_MS) == 15
 
 
 def test_a_dropped_connection_reconnects_and_backfills_to_the_uninterrupted_series():
     expected = capture_trades()
     with RunningServer(ExchangeServer(CAPTURE, SYMBOLS, speed=SPEED, drop_after=30)) as server:
-        source, got = run_feed(server, len(expected))
+        source, got, _ = run_feed(server, distinct(len(expected)))
         requests = list(server.requests)
     assert source.state.disconnects == 1 and source.state.reconnects == 1
     assert source.state.backfill_trades > 0  # the missed trades came over REST
@@ -127,7 +147,7 @@ def test_malformed_messages_are_counted_by_reason_and_the_feed_stays_up():
         ]
     }
     with RunningServer(ExchangeServer(CAPTURE, SYMBOLS, speed=SPEED, inject=bad)) as server:
-        source, got = run_feed(server, len(expected))
+        source, got, _ = run_feed(server, distinct(len(expected)))
     assert [t for t in got if t.trade_id not in (1, 2)] == [t for t in got if t in expected]
     assert len({(t.symbol, t.trade_id) for t in got if t in expected}) == 91
     # ccxt itself fails on the NaN price (its Precise arithmetic): the guard counts the message it could not parse
@@ -142,3 +162,30 @@ def _event(event: dict, *, a: int, drop: str | None = None, **values: str) -> st
     if drop:
         del out[drop]
     return json.dumps(out)
+
+
+MINUTE = 1626992760000  # 22:26, the minute that begins inside the capture
+
+
+def test_a_restart_mid_minute_backfills_the_closed_minute_and_the_forming_one_exactly():
+    """Stop mid-minute, start afresh: the exchange's closed 22:25 klines and the 22:26 trades so far over REST,
+    then the live ones: 22:25 is Binance's final kline (trades from before the capture included) and every
+    later 22:26 update matches Binance's."""
+    with RunningServer(ExchangeServer(CAPTURE, SYMBOLS, speed=SPEED)) as server:
+        _, first, _ = run_feed(server, lambda got: any(t.ts_ms >= MINUTE + 4000 for t in got))
+        after = [e for _, _, e in CAPTURE.of("aggTrade", SYMBOLS) if e["T"] >= MINUTE]
+        source, got, finals = run_feed(server, lambda got: {t.trade_id for t in got} >= {e["a"] for e in after}, 600)
+    assert any(t.ts_ms >= MINUTE for t in first)  # the first run saw part of 22:26 before it stopped
+    assert source.state.backfill_candles == 4 and source.state.backfill_trades > 0
+    agg = Aggregator(["1m", "5m"])
+    for symbol, rollups in finals:
+        agg.put_final(symbol, rollups)
+    closed = {c.symbol: c for c in agg.take_closed() if c.interval == "1m"}
+    final = {e["k"]["s"]: e["k"] for _, _, e in CAPTURE.of("kline", SYMBOLS) if e["k"]["x"]}
+    assert sorted(closed) == sorted(final) == sorted(SYMBOLS)
+    for symbol, k in final.items():
+        assert (closed[symbol].open_time, fields(closed[symbol])) == (k["t"], pytest.approx(kline_fields(k), rel=1e-12))
+    assert check_klines(forming_updates(got, agg), MINUTE - 1) == 15
+    (ctk,) = [c for c in agg.open_candles() if c.symbol == "CTKUSDT" and c.interval == "5m"]
+    # one 5m candle: 22:25 as Binance published it (86 raw trades) and the 37 raw trades of 22:26 in the capture
+    assert (ctk.open_time, ctk.trades) == (1626992700000, 86 + 37)
