@@ -304,6 +304,15 @@ class Aggregator:
             # the finer streams (1s) may hold trades the exchange's candles already count
             self._open_fine[code] = max(int(self._open_fine[code]), self._streams[code][0].open_time)
 
+    def last_trades(self) -> dict[str, tuple[int, int]]:
+        """Per symbol, ``(ts, trade_id)`` of the newest trade its open candles hold: where a restarted feed resumes."""
+        out: dict[str, tuple[int, int]] = {}
+        for per_symbol in self._streams:
+            keys = [st.last_key for st in per_symbol if st.open_time >= 0 and st.last_key is not None]
+            if keys:
+                out[per_symbol[0].symbol] = max(keys)
+        return out
+
     def _roll(self, st: _Stream, open_time: int, part: tuple | None = None) -> None:
         """Close ``st``, close flat candles up to ``open_time`` and open the candle there.
 

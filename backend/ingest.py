@@ -63,6 +63,9 @@ class IngestService:
     def run(self, stop: threading.Event) -> None:
         agg = self.aggregator
         take_finals = getattr(self.source, "take_finals", None)  # a live exchange's own candles (backfill)
+        resume = getattr(self.source, "resume", None)  # a live exchange fetches what came after restored candles
+        if resume is not None:
+            resume(agg.last_trades())
         for batch in self.source.batches(stop):
             agg.live = self.source.live  # a source may replay its recent past before it goes live
             if take_finals is not None:

@@ -39,6 +39,7 @@ from backend.sources.backfill import BASE_MS, RestBackfill, rollup
 
 log = logging.getLogger(__name__)
 
+LIVE_LAG_MS = 60_000  # trades arriving later than this after they happened: not a live feed
 IDLE_S = 0.05  # an empty batch at least this often while waiting (the ingest runs its timers)
 BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.5, 30.0
 SEEN_IDS = 20_000  # trade ids remembered per symbol to drop the overlap of REST and WebSocket
@@ -240,13 +241,26 @@ class ExchangeSource:
         self._newest: dict[str, int] = {}  # newest trade received over the WebSocket per symbol
         self._gap: set[str] = set(self.symbols)  # symbols whose past must be fetched before their trades go out
         self._stop = threading.Event()
+        self._resume_after: dict[str, tuple[int, int]] = {}  # restored candles hold trades up to these keys
         self._held: dict[str, list[TradeBatch]] = {}  # new trades of a symbol whose past is being fetched
         self._filler: asyncio.Task | None = None
 
     @property
     def live(self) -> bool:
-        """Candles close on the wall clock only while every trade up to now has arrived."""
-        return self.state.state == "connected"
+        """Candles close on the wall clock only while every trade up to now has arrived, and arrives on time.
+
+        A feed whose trades arrive more than ``LIVE_LAG_MS`` after they happened
+        (a replay server, a clock far off) closes candles on event time only.
+        """
+        lag = self.state.lag_ms
+        return self.state.state == "connected" and (lag is None or lag < LIVE_LAG_MS)
+
+    def resume(self, after: Mapping[str, tuple[int, int]]) -> None:
+        """Start from restored candles: fetch each symbol's trades after ``(ts, trade_id)``, not its history."""
+        for symbol, key in after.items():
+            if symbol in self._seen:
+                self._last_ts[symbol] = key[0]
+                self._resume_after[symbol] = key
 
     # ------------------------------------------------------------ the ingest's side (synchronous)
 
@@ -416,7 +430,8 @@ class ExchangeSource:
             trades = await rest.trades(unified, since, now)
             if trades is not None:
                 self.state.backfill_trades += len(trades)
-                return finals, trades_batch(trades, symbol, self.rejects, self._seen[symbol])
+                past = trades_batch(trades, symbol, self.rejects, self._seen[symbol])
+                return finals, _after(past, self._resume_after.pop(symbol, None))
             start = since - since % max(INTERVALS_MS[iv] for iv in ROLLUP_INTERVALS)  # every period from its start
         elif self.history_s > 0:
             start = int(now - self.history_s * 1000)
@@ -458,6 +473,14 @@ class ExchangeSource:
         for client in list(self.exchange.clients.values()):
             with contextlib.suppress(Exception):
                 await client.close()
+
+
+def _after(batch: TradeBatch, key: tuple[int, int] | None) -> TradeBatch:
+    """The trades of ``batch`` after ``key`` = ``(ts, trade_id)`` (those restored candles do not hold yet)."""
+    if key is None or not len(batch):
+        return batch
+    ts, tid = key
+    return batch.take((batch.ts > ts) | ((batch.ts == ts) & (batch.trade_id > tid)))
 
 
 def backoff_s(attempt: int) -> float:

@@ -189,3 +189,26 @@ def test_a_restart_mid_minute_backfills_the_closed_minute_and_the_forming_one_ex
     (ctk,) = [c for c in agg.open_candles() if c.symbol == "CTKUSDT" and c.interval == "5m"]
     # one 5m candle: 22:25 as Binance published it (86 raw trades) and the 37 raw trades of 22:26 in the capture
     assert (ctk.open_time, ctk.trades) == (1626992700000, 86 + 37)
+
+
+def test_a_restart_with_restored_candles_resumes_after_their_last_trade():
+    """The ingest restarted with its forming candles restored (what it held when it stopped): the source fetches
+    only the trades after the newest one they hold, so every 22:26 update still equals Binance's, none twice."""
+    with RunningServer(ExchangeServer(CAPTURE, SYMBOLS, speed=SPEED)) as server:
+        _, first, _ = run_feed(server, lambda got: any(t.ts_ms >= MINUTE + 4000 for t in got))
+        restored = Aggregator(["1m", "5m"])
+        ours = forming_updates(first, restored)
+        after = [e for _, _, e in CAPTURE.of("aggTrade", SYMBOLS) if e["T"] >= MINUTE]
+        source = ExchangeSource("binanceusdm", sorted(SYMBOLS), history_s=600, silence_s=30, urls=server.urls())
+        source.resume(restored.last_trades())
+        stop = threading.Event()
+        got: list[Trade] = []
+        for batch in source.batches(stop):
+            assert source.take_finals() == []  # restored candles: no history
+            got.extend(batch.to_trades())
+            if {t.trade_id for t in first + got} >= {e["a"] for e in after}:
+                stop.set()
+    assert source.state.backfill_candles == 0 and source.state.backfill_trades > 0
+    assert not {(t.symbol, t.trade_id) for t in got} & {(t.symbol, t.trade_id) for t in first}  # nothing twice
+    ours |= forming_updates(got, restored)
+    assert check_klines(ours, CAPTURE_START_MS) == 15
