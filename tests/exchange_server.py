@@ -52,6 +52,7 @@ class ExchangeServer:
     speed: float = 1.0
     drop_after: int | None = None  # close the WebSocket after this many trade events (once)
     inject: dict[int, list[str]] = field(default_factory=dict)  # after the n-th trade event, these raw frames
+    offset_s: float = 0.0  # the replay clock starts this far into the capture (as if it had been running)
     port: int = 0
     connections: int = 0
     sent: int = 0
@@ -85,7 +86,7 @@ class ExchangeServer:
                 streams.update(body["params"])
                 await ws.send_str(json.dumps({"result": None, "id": body["id"]}))
                 if self._t0 is None:
-                    self._t0 = time.monotonic()
+                    self._t0 = time.monotonic() - self.offset_s / self.speed
                 if sender is None:
                     sender = asyncio.create_task(self._send(ws, streams))
         if sender is not None:

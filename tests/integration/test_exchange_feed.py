@@ -8,14 +8,21 @@ delivers is checked against what Binance itself published in the same capture.
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
 
 from backend.aggregate import Aggregator
-from backend.models import Candle, Trade, TradeBatch
+from backend.cache import CacheKeys
+from backend.ingest import IngestService
+from backend.models import Candle, Trade, TradeBatch, decode_message
+from backend.sinks import default_sinks
+from backend.sources import open_source
 from backend.sources.exchange import ExchangeSource, Finals
+from backend.store import make_engine, query_candles
 from tests.conftest import SAMPLES
 from tests.exchange_server import Capture, ExchangeServer, RunningServer
 
@@ -212,3 +219,43 @@ def test_a_restart_with_restored_candles_resumes_after_their_last_trade():
     assert not {(t.symbol, t.trade_id) for t in got} & {(t.symbol, t.trade_id) for t in first}  # nothing twice
     ours |= forming_updates(got, restored)
     assert check_klines(ours, CAPTURE_START_MS) == 15
+
+
+@pytest.mark.integration
+def test_the_ingest_on_a_live_feed_stores_the_exchange_candles_and_reports_the_feed(redis_client, settings):
+    settings = settings.model_copy(
+        update=dict(intervals=("1m", "5m"), source="exchange:binanceusdm", symbols=tuple(sorted(SYMBOLS)))
+    )
+    keys = CacheKeys(settings.redis_prefix)
+    engine = make_engine(settings.effective_database_url())
+    # joining 25 s into the capture, in the minute that began inside it (22:26): its first trades come over REST
+    with RunningServer(ExchangeServer(CAPTURE, SYMBOLS, speed=SPEED, offset_s=25)) as server:
+        source = open_source(settings.source, symbols=settings.symbols, backfill_s=600, exchange_urls=server.urls())
+        service = IngestService(settings, source, redis_client, default_sinks(settings, redis_client, engine))
+        stop = threading.Event()
+        thread = threading.Thread(target=service.run, args=(stop,))
+        thread.start()
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not all(
+                redis_client.zcard(keys.recent(s, "1m")) for s in SYMBOLS
+            ):  # the 22:25 candles, backfilled when the first trade arrives
+                time.sleep(0.1)
+            while time.monotonic() < deadline and service.aggregator.trades_in < 33:  # every 22:26 trade
+                time.sleep(0.1)
+        finally:
+            stop.set()
+            thread.join(30)
+            service.close()
+    final = {e["k"]["s"]: e["k"] for _, _, e in CAPTURE.of("kline", SYMBOLS) if e["k"]["x"]}
+    for symbol, k in final.items():
+        (stored,) = query_candles(engine, symbol, "1m", limit=10)
+        assert (stored.open_time, fields(stored)) == (k["t"], pytest.approx(kline_fields(k), rel=1e-12))
+    stats = {k.decode(): json.loads(v) for k, v in redis_client.hgetall(keys.stats("ingest")).items()}
+    assert stats["source"] == "exchange:binanceusdm" and stats["live"] is False  # 2021 trades: event time only
+    assert stats["feed"]["state"] == "connected" and stats["feed"]["backfill_candles"] == 4
+    assert stats["feed"]["symbols"]["SUSHIUSDT"] == "SUSHI/USDT:USDT" and stats["rejected_trades"] == {}
+    last = {e["k"]["s"]: e["k"] for _, _, e in CAPTURE.of("kline", {"SUSHIUSDT"}) if e["k"]["t"] == MINUTE}
+    forming = decode_message(redis_client.get(keys.latest("SUSHIUSDT", "1m")))
+    assert (forming.open_time, fields(forming)) == (MINUTE, pytest.approx(kline_fields(last["SUSHIUSDT"]), rel=1e-12))
+    engine.dispose()
