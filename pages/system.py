@@ -74,7 +74,8 @@ def pipeline(sample: StatsSample, feed: Feed) -> None:
     late = ingest.get("late_trades") or {}
     rejected = ingest.get("rejected_trades") or {}
     cols = st.columns(6)
-    _metric(cols[0], "Source", f"{ingest.get('source', '—')}", "live" if ingest.get("live") else "replay")
+    clock = "live" if ingest.get("live") else ("event time" if ingest.get("feed") else "replay")
+    _metric(cols[0], "Source", f"{ingest.get('source', '—')}", clock)
     _metric(cols[1], "Trades/s", fmt_rate(ingest.get("trades_per_s")))
     _metric(cols[2], "Candle updates/s", fmt_rate(ingest.get("updates_per_s")))
     _metric(cols[3], "Trades in", fmt_compact(ingest.get("trades_in")))

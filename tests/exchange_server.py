@@ -198,7 +198,7 @@ class RunningServer:
         asyncio.set_event_loop(self.loop)
         runner = web.AppRunner(self.server.app())
         self.loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", self.server.port)
         self.loop.run_until_complete(site.start())
         self.server.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.runner = runner
@@ -214,3 +214,27 @@ class RunningServer:
     def __exit__(self, *exc: object) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+
+
+def main() -> None:
+    """``python -m tests.exchange_server --port 18401``: serve the capture by hand (a demo without the internet)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--speed", type=float, default=1.0)
+    parser.add_argument("--offset", type=float, default=0.0, help="start this many seconds into the capture")
+    args = parser.parse_args()
+    from tests.conftest import SAMPLES
+
+    capture = Capture.read(SAMPLES / "ws_recordings" / "BINANCE_FUTURES.ws.1.0")
+    symbols = {"SUSHIUSDT", "CTKUSDT", "AKROUSDT", "KEEPUSDT"}
+    server = ExchangeServer(capture, symbols, speed=args.speed, offset_s=args.offset, port=args.port)
+    with RunningServer(server) as running:
+        print(f"CANDLES_EXCHANGE_URLS='{json.dumps(running.urls())}'", flush=True)
+        print(f"CANDLES_SOURCE=exchange:binanceusdm CANDLES_SYMBOLS={','.join(sorted(symbols))}", flush=True)
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -359,8 +359,8 @@ class ExchangeSource:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
                     raise  # we are stopping
-                exc = ccxt.NetworkError("connection closed")  # ccxt cancels a waiting watch when its client closes
-                self._down(str(exc))
+                if self.state.state != "disconnected":  # ccxt cancels a waiting watch when its client closes
+                    self._down("connection closed")
                 attempt += 1
                 await asyncio.sleep(backoff_s(attempt))
                 continue
