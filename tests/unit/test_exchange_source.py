@@ -1,5 +1,6 @@
-"""Backfilled exchange candles: Binance's own 1m klines rolled up give Binance's own 5m klines, and the
-aggregator takes them as final (history), carrying on from them with trades."""
+"""The live exchange source's pure parts: Binance's own 1m klines rolled up give Binance's own 5m klines, the
+aggregator takes exchange candles as final history and carries on with trades, ccxt trades become batches
+(deduplicated, bad ones counted), symbols map both ways, backoff grows with jitter."""
 
 from __future__ import annotations
 
@@ -80,3 +81,30 @@ def test_symbol_table_maps_ours_to_unified_preferring_spot():
         "1000PEPE/USDT:USDT": {"base": "1000PEPE", "quote": "USDT", "spot": False},
     }
     assert symbol_table(markets) == {"BTCUSDT": "BTC/USDT", "ETHBTC": "ETH/BTC", "1000PEPEUSDT": "1000PEPE/USDT:USDT"}
+
+
+def test_ccxt_trades_become_a_batch_once_each_with_bad_ones_counted():
+    from backend.models import Rejects
+    from backend.sources.exchange import SeenIds, trades_batch
+
+    def trade(i: str, **kw: object) -> dict:
+        base = {"id": i, "timestamp": 1626992760000 + int(i), "price": 7.6, "amount": 2.0, "side": "sell"}
+        return base | {"info": {"a": int(i), "f": 10, "l": 12}} | kw
+
+    rejects, seen = Rejects(), SeenIds()
+    batch = trades_batch(
+        [trade("1"), trade("2", side="buy", info={}), trade("3", price=None), trade("4", side="?"),
+         trade("5", price=float("nan")), trade("1")],
+        "SUSHIUSDT", rejects, seen,
+    )  # fmt: skip
+    assert [(t.trade_id, t.taker_side, t.count) for t in batch.to_trades()] == [(1, "sell", 3), (2, "buy", 1)]
+    assert rejects.counts == {"missing_field": 1, "bad_side": 1, "bad_price": 1}
+    again = trades_batch([trade("2"), trade("6")], "SUSHIUSDT", rejects, seen)  # REST overlapping the WebSocket
+    assert [t.trade_id for t in again.to_trades()] == [6]
+
+
+def test_backoff_grows_to_a_cap_with_jitter():
+    from backend.sources.exchange import backoff_s
+
+    for attempt, (low, high) in {1: (0.25, 0.75), 2: (0.5, 1.5), 4: (2.0, 6.0), 20: (15.0, 45.0)}.items():
+        assert all(low <= backoff_s(attempt) <= high for _ in range(200))
