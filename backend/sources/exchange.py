@@ -25,13 +25,13 @@ import asyncio
 import contextlib
 import logging
 import queue
-import random
 import threading
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from backend.backoff import Backoff
 from backend.config import INTERVALS_MS
 from backend.models import Candle, Rejects, TradeBatch, normalize_symbol, now_ms
 from backend.sources import SourceOptions
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 LIVE_LAG_MS = 60_000  # trades arriving later than this after they happened: not a live feed
 IDLE_S = 0.05  # an empty batch at least this often while waiting (the ingest runs its timers)
-BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.5, 30.0
+BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.5, 30.0  # reconnect delays double from the first to the cap, with jitter
 SEEN_IDS = 20_000  # trade ids remembered per symbol to drop the overlap of REST and WebSocket
 ROLLUP_INTERVALS = tuple(iv for iv, ms in INTERVALS_MS.items() if ms >= BASE_MS)
 # Binance's aggregate trades carry the raw trade count its klines count; its default stream is raw trades
@@ -324,15 +324,14 @@ class ExchangeSource:
                 await ex.close()
 
     async def _load_markets(self) -> None:
-        attempt = 0
+        backoff = Backoff(BACKOFF_FIRST_S, BACKOFF_MAX_S)
         while not self._stop.is_set():
             try:
                 await self.exchange.load_markets()
                 break
             except Exception as exc:  # (network or exchange error: retry)
                 self.state.error = f"markets: {exc}"[:300]
-                attempt += 1
-                await asyncio.sleep(backoff_s(attempt))
+                await asyncio.sleep(backoff.next_delay())
         table = symbol_table(self.exchange.markets)
         missing = [s for s in self.symbols if s not in table]
         if missing:
@@ -348,7 +347,7 @@ class ExchangeSource:
         import ccxt
 
         unified = self.state.symbols[symbol]
-        attempt = 0
+        backoff = Backoff(BACKOFF_FIRST_S, BACKOFF_MAX_S)
         while not self._stop.is_set():
             try:
                 async with asyncio.timeout(max(self.silence_s, IDLE_S)):
@@ -361,15 +360,13 @@ class ExchangeSource:
                     raise  # we are stopping
                 if self.state.state != "disconnected":  # ccxt cancels a waiting watch when its client closes
                     self._down("connection closed")
-                attempt += 1
-                await asyncio.sleep(backoff_s(attempt))
+                await asyncio.sleep(backoff.next_delay())
                 continue
             except (ccxt.BaseError, OSError) as exc:
                 self._down(str(exc) or type(exc).__name__)
-                attempt += 1
-                await asyncio.sleep(backoff_s(attempt))
+                await asyncio.sleep(backoff.next_delay())
                 continue
-            attempt = 0
+            backoff.reset()
             self.state.last_message_at = now_ms()
             batch = trades_batch(trades, symbol, self.rejects, self._seen[symbol])  # first: its ids are seen
             if len(batch):
@@ -388,7 +385,7 @@ class ExchangeSource:
         """Every symbol's missed past, then what its watcher held meanwhile, before its new trades go out."""
         import ccxt
 
-        attempt = 0
+        backoff = Backoff(BACKOFF_FIRST_S, BACKOFF_MAX_S)
         while self._gap and not self._stop.is_set():
             self.state.state = "backfilling"
             symbol = min(self._gap)
@@ -396,8 +393,7 @@ class ExchangeSource:
                 finals, past = await self._backfill(symbol, self.state.symbols[symbol])
             except (ccxt.BaseError, OSError) as exc:
                 self.state.error = f"backfill: {exc}"[:300]
-                attempt += 1
-                await asyncio.sleep(backoff_s(attempt))
+                await asyncio.sleep(backoff.next_delay())
                 continue
             self._emit(symbol, finals, past)
             for held in self._held.pop(symbol, []):
@@ -481,11 +477,6 @@ def _after(batch: TradeBatch, key: tuple[int, int] | None) -> TradeBatch:
         return batch
     ts, tid = key
     return batch.take((batch.ts > ts) | ((batch.ts == ts) & (batch.trade_id > tid)))
-
-
-def backoff_s(attempt: int) -> float:
-    """Exponential backoff with full jitter: about 0.5, 1, 2 … s, at most 30 s, each scaled by 0.5-1.5."""
-    return min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
 
 
 def open_spec(arg: str, options: SourceOptions) -> ExchangeSource:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
+from typing import Any
 
 import streamlit as st
 
@@ -84,12 +85,20 @@ def autostart_banner(rt: Runtime) -> None:
 def source_note(rt: Runtime) -> list[str]:
     """The ingest's source, and a live exchange feed's state, from the relay's latest stats."""
     sample = rt.feed.stats
-    ingest = (sample.stats or {}).get("ingest") if sample is not None else None
+    return source_status(sample.stats.get("ingest") if sample is not None and sample.stats else None)
+
+
+def source_status(ingest: Mapping[str, Any] | None) -> list[str]:
+    """The status line's part naming the source (and a feed's state) from the ingest's stats. Pure."""
     if not ingest:
         return []
-    text = escape(str(ingest.get("source", "")))
+    source = str(ingest.get("source", ""))
+    text = escape(source)
+    if source == "simulator":
+        hint = "a synthetic market; for a real one: make run SOURCE=exchange:binance SYMBOLS=BTCUSDT,ETHUSDT"
+        return [f'<span class="cs-muted" data-testid="source-status" title="{escape(hint)}">source {text}</span>']
     feed = ingest.get("feed")
-    if isinstance(feed, dict):
+    if isinstance(feed, Mapping):
         state = str(feed.get("state", ""))
         dot = "live" if state == "connected" else ("down" if state == "disconnected" else "wait")
         title = escape(str(feed.get("error") or f"{feed.get('reconnects', 0)} reconnects"))

@@ -103,8 +103,30 @@ def test_ccxt_trades_become_a_batch_once_each_with_bad_ones_counted():
     assert [t.trade_id for t in again.to_trades()] == [6]
 
 
-def test_backoff_grows_to_a_cap_with_jitter():
-    from backend.sources.exchange import backoff_s
-
-    for attempt, (low, high) in {1: (0.25, 0.75), 2: (0.5, 1.5), 4: (2.0, 6.0), 20: (15.0, 45.0)}.items():
-        assert all(low <= backoff_s(attempt) <= high for _ in range(200))
+def test_final_candles_replace_what_the_pipeline_had_after_a_long_gap():
+    """The pipeline saw a trade at 00:00 and one at 00:03, then lost the feed for long; the exchange's 00:00 …
+    00:06 candles replace all it had for those minutes (each with the stream's next seq), and the forming 5m
+    candle continues from them."""
+    rows = klines("XRP_ETH-1m.json")[:7]
+    ones = [kline_candle("XRPETH", row) for row in rows]
+    agg = Aggregator(["1m", "5m"])
+    agg.add(TradeBatch.from_trades([Trade("XRPETH", 0.002, 1.0, 1570752000500, 1, "buy")]))
+    agg.add(TradeBatch.from_trades([Trade("XRPETH", 0.003, 1.0, 1570752180500, 2, "buy")]))
+    before = agg.drain(0, force=True)
+    assert [(c.interval, c.open_time, c.seq, c.closed, c.volume) for c in before] == [
+        ("1m", 1570752000000, 1, True, 1.0),
+        ("1m", 1570752060000, 2, True, 0.0),
+        ("1m", 1570752120000, 3, True, 0.0),
+        ("1m", 1570752180000, 4, False, 1.0),
+        ("5m", 1570752000000, 1, False, 2.0),
+    ]
+    agg.put_final("XRPETH", {"1m": rollup(ones, "1m", 60_000), "5m": rollup(ones, "5m", 300_000)})
+    after = agg.drain(0, force=True)
+    assert [(c.interval, c.open_time, c.seq, c.closed, c.volume) for c in after] == [
+        *[("1m", row[0], 5 + i, True, row[5]) for i, row in enumerate(rows)],
+        ("5m", 1570752000000, 2, True, 3478.0),  # Binance's own 5m kline
+        ("5m", 1570752300000, 3, False, 2392.0),
+    ]
+    assert agg.late == {}
+    agg.add(TradeBatch.from_trades([Trade("XRPETH", 0.003, 1.0, 1570752410000, 3, "buy")]))  # inside 00:06
+    assert agg.late == {"XRPETH": 1}
