@@ -1,16 +1,19 @@
-"""A local Binance USDⓈ-M futures exchange replaying a real WebSocket capture, for ccxt to talk to.
+"""Local exchanges replaying real WebSocket captures, for ccxt to talk to (no internet).
 
-One aiohttp server answers both sides ccxt uses:
-- WebSocket ``/ws/…``: after a ``SUBSCRIBE``, the capture's ``aggTrade``
-  events of the subscribed streams at their recorded arrival times (``speed``
-  scales them), combined-stream wrapped as Binance sends them; it can drop the
-  connection after a given number of events (what arrives while a client is
-  away is lost to it, as on the real exchange) and inject raw text frames;
+:class:`ExchangeServer` is Binance USDⓈ-M futures; one aiohttp server answers both sides ccxt uses:
+- WebSocket ``/ws/…``, ``/market/ws/…``: after a ``SUBSCRIBE``, the capture's
+  ``aggTrade`` events of the subscribed streams at their recorded arrival times
+  (``speed`` scales them), combined-stream wrapped as Binance sends them; it can
+  drop the connection after a given number of events (what arrives while a
+  client is away is lost to it, as on the real exchange) and inject raw frames;
 - REST ``/fapi/v1/exchangeInfo``, ``/fapi/v1/aggTrades`` (the events that have
   happened by now on the replay clock, by ``startTime``/``endTime``/``fromId``)
   and ``/fapi/v1/klines`` (the newest ``@kline_1m`` state of each minute by now).
 
-Nothing here aggregates: it only serves the capture's own messages.
+:class:`CoinbaseServer` is the Coinbase Exchange feed: ``match`` messages of
+the subscribed products, ``/products`` and ``/currencies``.
+
+Nothing here aggregates: it only serves the captures' own messages.
 """
 
 from __future__ import annotations
@@ -28,25 +31,37 @@ from aiohttp import WSMsgType, web
 
 @dataclass
 class Capture:
-    """The capture's events in arrival order: ``(arrival s, stream, event)``."""
+    """A capture's received messages in arrival order: ``(arrival s, message)``; sent lines (``<-``) are left out."""
 
-    events: list[tuple[float, str, dict[str, Any]]]
+    messages: list[tuple[float, dict[str, Any]]]
 
     @classmethod
     def read(cls, path: Path) -> Capture:
         out = []
         for line in path.read_text().splitlines()[1:]:
             stamp, _, text = line.partition(": ")
-            msg = json.loads(text)
-            out.append((float(stamp), msg["stream"], msg["data"]))
+            if not text or " " in stamp:  # a blank line, or "wss://… <- 1618677817.02": what the recorder sent
+                continue
+            out.append((float(stamp), json.loads(text)))
         return cls(out)
 
     def of(self, kind: str, symbols: set[str] | None = None) -> list[tuple[float, str, dict[str, Any]]]:
-        return [e for e in self.events if e[2].get("e") == kind and (symbols is None or e[2]["s"] in symbols)]
+        """Binance combined-stream events of ``kind``: ``(arrival, stream, event)``."""
+        return [
+            (t, m["stream"], m["data"])
+            for t, m in self.messages
+            if "stream" in m and m["data"].get("e") == kind and (symbols is None or m["data"]["s"] in symbols)
+        ]
+
+    def matches(self, products: set[str]) -> list[tuple[float, dict[str, Any]]]:
+        """Coinbase ``match`` messages of ``products``."""
+        return [(t, m) for t, m in self.messages if m.get("type") == "match" and m["product_id"] in products]
 
 
 @dataclass
-class ExchangeServer:
+class ReplayServer:
+    """The replay clock, subscriptions and the sender that every flavour shares."""
+
     capture: Capture
     symbols: set[str]
     speed: float = 1.0
@@ -58,17 +73,35 @@ class ExchangeServer:
     sent: int = 0
     requests: list[str] = field(default_factory=list)
     _t0: float | None = None
+    _subscribed: set[str] = field(default_factory=set)
+    _playing: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def trade_frames(self) -> list[tuple[float, str, str]]:
+        """``(arrival, subscription key, frame text)`` of every trade message, in arrival order."""
+        raise NotImplementedError
+
+    def subscribed(self, body: dict[str, Any]) -> tuple[set[str], dict[str, Any]] | None:
+        """The keys a client message subscribes to and the answer, or None when it is no subscription."""
+        raise NotImplementedError
+
+    def app(self) -> web.Application:
+        """The exchange's routes: its WebSocket and the REST endpoints ccxt calls."""
+        raise NotImplementedError
+
+    def urls(self) -> dict[str, str]:
+        """What :func:`backend.sources.exchange.make_exchange` needs to talk to this server."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------ replay clock
 
     def _clock(self) -> float:
-        """Capture time (s) now on the replay clock; it starts with the first subscription."""
-        first = self.capture.events[0][0]
+        """Capture time (s) now on the replay clock; it starts once every symbol is subscribed."""
+        first = self.capture.messages[0][0]
         return first if self._t0 is None else first + (time.monotonic() - self._t0) * self.speed
 
     def _due(self, arrival: float) -> float:
         assert self._t0 is not None
-        return self._t0 + (arrival - self.capture.events[0][0]) / self.speed
+        return self._t0 + (arrival - self.capture.messages[0][0]) / self.speed
 
     # ------------------------------------------------------------ WebSocket
 
@@ -81,31 +114,34 @@ class ExchangeServer:
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
                 continue
-            body = json.loads(msg.data)
-            if body.get("method") == "SUBSCRIBE":
-                streams.update(body["params"])
-                await ws.send_str(json.dumps({"result": None, "id": body["id"]}))
-                if self._t0 is None:
-                    self._t0 = time.monotonic() - self.offset_s / self.speed
-                if sender is None:
-                    sender = asyncio.create_task(self._send(ws, streams))
+            sub = self.subscribed(json.loads(msg.data))
+            if sub is None:
+                continue
+            streams.update(sub[0])
+            self._subscribed.update(sub[0])
+            await ws.send_str(json.dumps(sub[1]))
+            if self._t0 is None and self._subscribed >= {key for _, key, _ in self.trade_frames()}:
+                self._t0 = time.monotonic() - self.offset_s / self.speed  # every symbol is listening: play
+                self._playing.set()
+            if sender is None:
+                sender = asyncio.create_task(self._send(ws, streams))
         if sender is not None:
             sender.cancel()
         return ws
 
     async def _send(self, ws: web.WebSocketResponse, streams: set[str]) -> None:
-        trades = self.capture.of("aggTrade", self.symbols)
+        frames = self.trade_frames()
+        await self._playing.wait()  # the replay starts when every symbol has been subscribed
         now = time.monotonic()
         # a client joining late gets what happens from now on, as on a real exchange
-        start = next((i for i, e in enumerate(trades) if self._due(e[0]) >= now), len(trades))
-        for i in range(start, len(trades)):
-            arrival, stream, event = trades[i]
+        start = next((i for i, e in enumerate(frames) if self._due(e[0]) >= now), len(frames))
+        for arrival, key, text in frames[start:]:
             delay = self._due(arrival) - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            if stream not in streams:
+            if key not in streams:
                 continue
-            await ws.send_str(json.dumps({"stream": stream, "data": event}))
+            await ws.send_str(text)
             self.sent += 1
             for raw in self.inject.get(self.sent, ()):
                 await ws.send_str(raw)
@@ -113,6 +149,22 @@ class ExchangeServer:
                 self.drop_after = None
                 await ws.close()
                 return
+
+
+@dataclass
+class ExchangeServer(ReplayServer):
+    """Binance USDⓈ-M futures (``binanceusdm``): aggTrade streams, exchangeInfo, aggTrades, klines."""
+
+    def trade_frames(self) -> list[tuple[float, str, str]]:
+        return [
+            (t, stream, json.dumps({"stream": stream, "data": e}))
+            for t, stream, e in self.capture.of("aggTrade", self.symbols)
+        ]
+
+    def subscribed(self, body: dict[str, Any]) -> tuple[set[str], dict[str, Any]] | None:
+        if body.get("method") != "SUBSCRIBE":
+            return None
+        return set(body["params"]), {"result": None, "id": body["id"]}
 
     # ------------------------------------------------------------ REST
 
@@ -185,10 +237,54 @@ class ExchangeServer:
         }
 
 
-class RunningServer:
-    """Runs an :class:`ExchangeServer` on its own event loop thread on a free port."""
+@dataclass
+class CoinbaseServer(ReplayServer):
+    """Coinbase Exchange (``coinbaseexchange``): the ``matches`` channel, products and currencies."""
 
-    def __init__(self, server: ExchangeServer) -> None:
+    def trade_frames(self) -> list[tuple[float, str, str]]:
+        return [(t, m["product_id"], json.dumps(m)) for t, m in self.capture.matches(self.symbols)]
+
+    def subscribed(self, body: dict[str, Any]) -> tuple[set[str], dict[str, Any]] | None:
+        if body.get("type") != "subscribe":
+            return None
+        channels = [{"name": name, "product_ids": body["product_ids"]} for name in body["channels"]]
+        return set(body["product_ids"]), {"type": "subscriptions", "channels": channels}
+
+    async def _products(self, request: web.Request) -> web.Response:
+        self.requests.append(request.path_qs)
+        products = [
+            {
+                "id": p,
+                "base_currency": p.split("-")[0],
+                "quote_currency": p.split("-")[1],
+                "base_increment": "0.001",
+                "quote_increment": "0.00000001",
+                "status": "online",
+                "trading_disabled": False,
+            }
+            for p in sorted(self.symbols)
+        ]
+        return web.json_response(products)
+
+    async def _currencies(self, request: web.Request) -> web.Response:
+        self.requests.append(request.path_qs)
+        return web.json_response([])
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/products", self._products)
+        app.router.add_get("/currencies", self._currencies)
+        app.router.add_get("/ws", self._ws)
+        return app
+
+    def urls(self) -> dict[str, str]:
+        return {"api.public": f"http://127.0.0.1:{self.port}", "api.ws": f"ws://127.0.0.1:{self.port}/ws"}
+
+
+class RunningServer:
+    """Runs a :class:`ReplayServer` on its own event loop thread on a free port."""
+
+    def __init__(self, server: ReplayServer) -> None:
         self.server = server
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
@@ -206,7 +302,7 @@ class RunningServer:
         self.loop.run_forever()
         self.loop.run_until_complete(runner.cleanup())
 
-    def __enter__(self) -> ExchangeServer:
+    def __enter__(self) -> ReplayServer:
         self.thread.start()
         self.ready.wait(10)
         return self.server

@@ -22,9 +22,10 @@ from backend.models import Candle, Trade, TradeBatch, decode_message
 from backend.sinks import default_sinks
 from backend.sources import open_source
 from backend.sources.exchange import ExchangeSource, Finals
+from backend.sources.fields import iso_ms
 from backend.store import make_engine, query_candles
 from tests.conftest import SAMPLES
-from tests.exchange_server import Capture, ExchangeServer, RunningServer
+from tests.exchange_server import Capture, CoinbaseServer, ExchangeServer, RunningServer
 
 pytestmark = pytest.mark.slow
 
@@ -259,3 +260,35 @@ def test_the_ingest_on_a_live_feed_stores_the_exchange_candles_and_reports_the_f
     forming = decode_message(redis_client.get(keys.latest("SUSHIUSDT", "1m")))
     assert (forming.open_time, fields(forming)) == (MINUTE, pytest.approx(kline_fields(last["SUSHIUSDT"]), rel=1e-12))
     engine.dispose()
+
+
+COINBASE = Capture.read(SAMPLES / "ws_recordings" / "COINBASE.ws.28.0")
+PRODUCTS = {"DASH-BTC", "SKL-USD"}
+
+
+def test_coinbase_through_the_same_source_gives_the_captured_trades_and_their_candles():
+    """Another exchange, no code of its own: Coinbase's ``match`` messages through ccxt.pro.coinbaseexchange give
+    every trade, with the taker side (the opposite of Coinbase's ``side``, the maker's), and their candles."""
+    expected = [
+        Trade(m["product_id"].replace("-", ""), float(m["price"]), float(m["size"]), iso_ms(m["time"]),
+              m["trade_id"], "buy" if m["side"] == "sell" else "sell")
+        for _, m in COINBASE.matches(PRODUCTS)
+    ]  # fmt: skip
+    assert len(expected) == 67
+    with RunningServer(CoinbaseServer(COINBASE, PRODUCTS, speed=SPEED)) as server:
+        source = ExchangeSource("coinbaseexchange", ["DASHBTC", "SKLUSD"], history_s=0, urls=server.urls())
+        stop = threading.Event()
+        got: list[Trade] = []
+        for batch in source.batches(stop):
+            got.extend(batch.to_trades())
+            if len(got) >= len(expected):
+                stop.set()
+    assert source.state.symbols == {"DASHBTC": "DASH/BTC", "SKLUSD": "SKL/USD"}
+    assert source.rejects.counts == {}
+    for symbol in ("DASHBTC", "SKLUSD"):  # each symbol's trades in the exchange's order
+        assert [t for t in got if t.symbol == symbol] == [t for t in expected if t.symbol == symbol]
+    (first,) = [t for t in got if t.trade_id == 1568268]  # Coinbase: side "sell" (the maker sold), 450 @ 0.791
+    assert (first.symbol, first.price, first.qty, first.taker_side) == ("SKLUSD", 0.791, 450.0, "buy")
+    assert candles_of(got, ["1s", "1m"]) == candles_of(expected, ["1s", "1m"])
+    (dash,) = [c for c in candles_of(got, ["1m"]) if c.symbol == "DASHBTC" and c.open_time == 1618677780000]
+    assert (dash.open, dash.close, dash.trades) == (0.00620564, 0.0061759, 4)
