@@ -153,7 +153,14 @@ class ReplayServer:
 
 @dataclass
 class ExchangeServer(ReplayServer):
-    """Binance USDⓈ-M futures (``binanceusdm``): aggTrade streams, exchangeInfo, aggTrades, klines."""
+    """Binance: USDⓈ-M futures (``binanceusdm``, ``market="usdm"``) or spot (``binance``, ``market="spot"``):
+    aggTrade streams, exchangeInfo, aggTrades, klines."""
+
+    market: str = "usdm"
+
+    @property
+    def rest(self) -> str:
+        return "/fapi/v1" if self.market == "usdm" else "/api/v3"
 
     def trade_frames(self) -> list[tuple[float, str, str]]:
         return [
@@ -170,19 +177,15 @@ class ExchangeServer(ReplayServer):
 
     async def _exchange_info(self, request: web.Request) -> web.Response:
         self.requests.append(request.path_qs)
-        symbols = [
-            {
-                "symbol": s,
-                "pair": s,
-                "status": "TRADING",
-                "contractType": "PERPETUAL",
-                "baseAsset": s[:-4],
-                "quoteAsset": "USDT",
-                "marginAsset": "USDT",
-                "filters": [],
-            }
-            for s in sorted(self.symbols)
-        ]
+        symbols = []
+        for s in sorted(self.symbols):
+            quote = next(q for q in ("USDT", "BTC", "ETH", "EUR") if s.endswith(q))
+            entry = {"symbol": s, "status": "TRADING", "baseAsset": s[: -len(quote)], "quoteAsset": quote}
+            if self.market == "usdm":
+                entry |= {"pair": s, "contractType": "PERPETUAL", "marginAsset": quote}
+            else:
+                entry |= {"isSpotTradingAllowed": True, "permissions": ["SPOT"]}
+            symbols.append(entry | {"filters": []})
         return web.json_response({"symbols": symbols})
 
     async def _agg_trades(self, request: web.Request) -> web.Response:
@@ -221,19 +224,23 @@ class ExchangeServer(ReplayServer):
 
     def app(self) -> web.Application:
         app = web.Application()
-        app.router.add_get("/fapi/v1/exchangeInfo", self._exchange_info)
-        app.router.add_get("/fapi/v1/aggTrades", self._agg_trades)
-        app.router.add_get("/fapi/v1/klines", self._klines)
+        app.router.add_get(f"{self.rest}/exchangeInfo", self._exchange_info)
+        app.router.add_get(f"{self.rest}/aggTrades", self._agg_trades)
+        app.router.add_get(f"{self.rest}/klines", self._klines)
+        app.router.add_get("/stream/{tail:.*}", self._ws)  # spot: ccxt keeps "/stream" to tell spot from futures
         app.router.add_get("/ws/{tail:.*}", self._ws)
         app.router.add_get("/market/ws/{tail:.*}", self._ws)  # ccxt dials aggTrade streams here
         return app
 
     def urls(self) -> dict[str, str]:
         """What :func:`backend.sources.exchange.make_exchange` needs to talk to this server."""
+        base = f"127.0.0.1:{self.port}"
+        if self.market == "spot":
+            return {"api.public": f"http://{base}/api/v3", "api.ws.spot": f"ws://{base}/stream/ws"}
         return {
-            "api.fapiPublic": f"http://127.0.0.1:{self.port}/fapi/v1",
-            "api.fapiPublicV2": f"http://127.0.0.1:{self.port}/fapi/v2",
-            "api.ws.linear": f"ws://127.0.0.1:{self.port}/ws",
+            "api.fapiPublic": f"http://{base}/fapi/v1",
+            "api.fapiPublicV2": f"http://{base}/fapi/v2",
+            "api.ws.linear": f"ws://{base}/ws",
         }
 
 

@@ -24,6 +24,11 @@ class Source(Protocol):
     ``stop`` is set. A live source (trades stamped with the wall clock) yields
     an empty batch at least every 50 ms when idle, so the caller can run its
     timers (coalesced emits, wall-clock closes).
+
+    A live exchange (:mod:`backend.sources.exchange`) also has, and the ingest
+    uses when present: ``take_finals()`` (the exchange's own candles to apply
+    before the next batch), ``resume(last_trades)`` (start after restored
+    candles) and ``stats()`` (its feed state, merged into the ingest's stats).
     """
 
     live: bool

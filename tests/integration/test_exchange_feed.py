@@ -35,12 +35,14 @@ SPEED = 4.0  # the 30 s capture in about 8 s, arrival gaps kept in proportion
 CAPTURE_START_MS = 1626992740179  # the first line's subscription time
 
 
+def agg_trade(e: dict) -> Trade:
+    """A Binance aggTrade event as the trade it is: taker sold when ``m``, ``l - f + 1`` raw trades."""
+    return Trade(e["s"], float(e["p"]), float(e["q"]), e["T"], e["a"], "sell" if e["m"] else "buy", e["l"] - e["f"] + 1)
+
+
 def capture_trades() -> list[Trade]:
     """The capture's aggTrades of SYMBOLS as the exchange sent them, in arrival order."""
-    return [
-        Trade(e["s"], float(e["p"]), float(e["q"]), e["T"], e["a"], "sell" if e["m"] else "buy", e["l"] - e["f"] + 1)
-        for _, _, e in CAPTURE.of("aggTrade", SYMBOLS)
-    ]
+    return [agg_trade(e) for _, _, e in CAPTURE.of("aggTrade", SYMBOLS)]
 
 
 def run_feed(
@@ -292,3 +294,22 @@ def test_coinbase_through_the_same_source_gives_the_captured_trades_and_their_ca
     assert candles_of(got, ["1s", "1m"]) == candles_of(expected, ["1s", "1m"])
     (dash,) = [c for c in candles_of(got, ["1m"]) if c.symbol == "DASHBTC" and c.open_time == 1618677780000]
     assert (dash.open, dash.close, dash.trades) == (0.00620564, 0.0061759, 4)
+
+
+def test_binance_spot_the_readme_default_maps_its_symbols_and_delivers_its_aggregate_trades():
+    """``exchange:binance`` (spot: other URLs, markets and WebSocket path than futures) on its own capture."""
+    spot = Capture.read(SAMPLES / "ws_recordings" / "BINANCE.ws.1.0")
+    symbols = {"NKNUSDT", "LRCBTC", "BLZETH"}
+    expected = [agg_trade(e) for _, _, e in spot.of("aggTrade", symbols)]
+    assert [(t.symbol, t.trade_id) for t in expected] == [("NKNUSDT", 15683430), ("LRCBTC", 9213679)]
+    with RunningServer(ExchangeServer(spot, symbols, speed=SPEED, market="spot")) as server:
+        source = ExchangeSource("binance", sorted(symbols), history_s=0, urls=server.urls())
+        stop = threading.Event()
+        got: list[Trade] = []
+        for batch in source.batches(stop):
+            got.extend(batch.to_trades())
+            if len(got) >= len(expected):
+                stop.set()
+    assert source.state.symbols == {"BLZETH": "BLZ/ETH", "LRCBTC": "LRC/BTC", "NKNUSDT": "NKN/USDT"}
+    assert sorted(got, key=lambda t: t.trade_id) == sorted(expected, key=lambda t: t.trade_id)
+    assert source.rejects.counts == {}
