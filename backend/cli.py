@@ -57,8 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        offline = args.command in ("aggregate", "feeds")
-        settings = Settings.from_env(**flag_values(args, Settings)) if not offline else Settings()
+        if args.command == "aggregate":
+            settings = Settings()
+        elif args.command == "feeds":  # no flags of its own; CANDLES_EXCHANGE_URLS applies
+            settings = Settings.from_env()
+        else:
+            settings = Settings.from_env(**flag_values(args, Settings))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -71,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "feeds":
         from backend.sources.feeds import feeds_command
 
-        return feeds_command(args.exchange)
+        return feeds_command(args.exchange, dict(settings.exchange_urls))
     if args.command == "ingest":
         return run_ingest(settings, fmt=args.fmt)
     if args.command == "api":
@@ -159,6 +163,9 @@ def run_ingest(settings: Settings, *, fmt: str | None = None) -> int:
         log.info("ingest: %s → Redis %s, SQL %s", settings.source, url, engine.url.render_as_string())
         try:
             service.run(stop)
+        except ValueError as exc:  # a live source's configuration found wrong once connected (an unknown market)
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         finally:
             service.close()
     return 0

@@ -230,6 +230,7 @@ class ExchangeSource:
         self.rejects = Rejects()
         self.exchange_id = exchange_id
         self.exchange = make_exchange(exchange_id, self.rejects, urls)  # fails now on an unknown id
+        self._rest = RestBackfill(self.exchange)
         self.symbols = tuple(symbols)
         self.history_s = history_s
         self.silence_s = silence_s
@@ -244,6 +245,7 @@ class ExchangeSource:
         self._resume_after: dict[str, tuple[int, int]] = {}  # restored candles hold trades up to these keys
         self._held: dict[str, list[TradeBatch]] = {}  # new trades of a symbol whose past is being fetched
         self._filler: asyncio.Task | None = None
+        self._logged: dict[str, tuple[int, int]] = {}  # reason → (count, minute) when last logged
 
     @property
     def live(self) -> bool:
@@ -289,11 +291,8 @@ class ExchangeSource:
         return out
 
     def stats(self) -> dict[str, Any]:
-        return {"feed": asdict(self.state) | {"backfill_requests": self._rest_requests()}}
-
-    def _rest_requests(self) -> int:
-        rest = getattr(self, "_rest", None)
-        return rest.requests if rest is not None else 0
+        self.state.backfill_requests = self._rest.requests
+        return {"feed": asdict(self.state)}
 
     # ------------------------------------------------------------ the feed's side (asyncio, own thread)
 
@@ -305,16 +304,16 @@ class ExchangeSource:
 
     async def _main(self) -> None:
         ex = self.exchange
-        self._rest = RestBackfill(ex)
         try:
             await self._load_markets()
             tasks = [asyncio.create_task(self._watch(s)) for s in self.symbols]
             while not self._stop.is_set():
                 await asyncio.sleep(IDLE_S)
                 await self._check_silence()
-                for t in tasks:
-                    if t.done() and not t.cancelled() and t.exception():
-                        raise t.exception()  # type: ignore[misc]
+                self._log_rejects()
+                for t in [*tasks, self._filler]:
+                    if t is not None and t.done() and not t.cancelled() and t.exception():
+                        raise t.exception()  # type: ignore[misc]  # a bug: the ingest reports it
             tasks += [self._filler] if self._filler else []
             for t in tasks:
                 t.cancel()
@@ -459,6 +458,15 @@ class ExchangeSource:
             self.state.state = "connected"
             self.state.connected_since = now_ms()
             self.state.error = ""
+
+    def _log_rejects(self) -> None:
+        """Log bad input once per reason and minute, with the totals (DESIGN "Trades")."""
+        minute = now_ms() // 60_000
+        for reason, n in self.rejects.counts.items():
+            last_n, last_minute = self._logged.get(reason, (0, -1))
+            if n != last_n and minute != last_minute:
+                self._logged[reason] = (n, minute)
+                log.warning("%s feed: rejected %s; totals so far: %s", self.exchange_id, reason, self.rejects.summary())
 
     async def _check_silence(self) -> None:
         """A feed with no message for ``silence_s`` is down: drop its connections so the watchers reconnect."""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Mapping
 
 from backend.models import Rejects
 
 
-def feeds_command(exchange_id: str | None) -> int:
-    """Print the usable exchanges (no network), or with ``exchange_id`` its symbols (loads its markets)."""
+def feeds_command(exchange_id: str | None, urls: Mapping[str, str] | None = None) -> int:
+    """Print the usable exchanges (no network), or with ``exchange_id`` its symbols (loads its markets at ``urls``)."""
     from backend.sources.exchange import make_exchange, symbol_table, usable_exchanges
 
     if exchange_id is None:
@@ -19,7 +20,7 @@ def feeds_command(exchange_id: str | None) -> int:
         print("their symbols: python -m backend feeds --exchange <id>")
         return 0
     try:
-        ex = make_exchange(exchange_id.strip().lower(), Rejects())
+        ex = make_exchange(exchange_id.strip().lower(), Rejects(), urls)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

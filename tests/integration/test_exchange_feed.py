@@ -9,6 +9,9 @@ delivers is checked against what Binance itself published in the same capture.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +27,7 @@ from backend.sources import open_source
 from backend.sources.exchange import ExchangeSource, Finals
 from backend.sources.fields import iso_ms
 from backend.store import make_engine, query_candles
-from tests.conftest import SAMPLES
+from tests.conftest import ROOT, SAMPLES
 from tests.exchange_server import Capture, CoinbaseServer, ExchangeServer, RunningServer
 
 pytestmark = pytest.mark.slow
@@ -313,3 +316,37 @@ def test_binance_spot_the_readme_default_maps_its_symbols_and_delivers_its_aggre
     assert source.state.symbols == {"BLZETH": "BLZ/ETH", "LRCBTC": "LRC/BTC", "NKNUSDT": "NKN/USDT"}
     assert sorted(got, key=lambda t: t.trade_id) == sorted(expected, key=lambda t: t.trade_id)
     assert source.rejects.counts == {}
+
+
+def feeds(*args: str, urls: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, CANDLES_EXCHANGE_URLS=json.dumps(urls or {}))
+    return subprocess.run(
+        [sys.executable, "-m", "backend", "feeds", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_feeds_command_lists_exchanges_and_an_exchanges_symbols():
+    listed = feeds()
+    assert listed.returncode == 0
+    names = listed.stdout.splitlines()[1].split(", ")
+    assert {"binance", "binanceusdm", "coinbaseexchange", "kraken", "bybit", "okx"} <= set(names)
+    unknown = feeds("--exchange", "nope")
+    assert (unknown.returncode, unknown.stderr) == (
+        2,
+        "error: unknown exchange 'nope': `python -m backend feeds` lists them\n",
+    )
+    with RunningServer(ExchangeServer(CAPTURE, SYMBOLS)) as server:
+        symbols = feeds("--exchange", "binanceusdm", urls=server.urls())
+    assert symbols.returncode == 0, symbols.stderr
+    assert symbols.stdout.splitlines() == [
+        "AKROUSDT\tAKRO/USDT:USDT",
+        "CTKUSDT\tCTK/USDT:USDT",
+        "KEEPUSDT\tKEEP/USDT:USDT",
+        "SUSHIUSDT\tSUSHI/USDT:USDT",
+    ]
+    assert symbols.stderr == "4 symbols on binanceusdm\n"
