@@ -6,8 +6,9 @@ PY := $(VENV)/bin/python
 
 .PHONY: run test lint format setup demo bench bench-dashboard clean
 
+# make run SOURCE=exchange:binance SYMBOLS=BTCUSDT,ETHUSDT watches a live exchange (CANDLES_SOURCE, CANDLES_SYMBOLS)
 run:
-	$(PYTHON) dev.py run
+	$(if $(SOURCE),CANDLES_SOURCE=$(SOURCE) )$(if $(SYMBOLS),CANDLES_SYMBOLS=$(SYMBOLS) )$(PYTHON) dev.py run
 
 test:
 	$(PYTHON) dev.py test $(PYTEST_ARGS)

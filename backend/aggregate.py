@@ -229,6 +229,7 @@ class Aggregator:
         self._codes: dict[str, int] = {}
         self._streams: list[list[_Stream]] = []  # by symbol code, then interval
         self._open_fine = np.zeros(0, dtype=np.int64)  # open_time of the finest open candle
+        self._final_end = np.zeros(0, dtype=np.int64)  # exchange candles are final up to here (put_final)
         self._closed: list[Candle] = []  # closed candles waiting for drain, in event order
         self._dirty: list[_Stream] = []
         self._next_wall_close = 1 << 62
@@ -257,6 +258,7 @@ class Aggregator:
             if self._resume_ts is not None:
                 self._resume_ts = np.append(self._resume_ts, _NEVER)
                 self._resume_id = np.append(self._resume_id, _NEVER)
+            self._final_end = np.append(self._final_end, _NEVER)
         return code
 
     def add(self, batch: TradeBatch) -> None:
@@ -276,7 +278,7 @@ class Aggregator:
                 code, ts = code[keep], batch.ts
                 if len(ts) == 0:
                     return
-        late = ts < self._open_fine[code]
+        late = ts < np.maximum(self._open_fine[code], self._final_end[code])
         if late.any():
             for c, n in zip(*np.unique(code[late], return_counts=True), strict=True):
                 sym = self._streams[int(c)][0].symbol
@@ -365,6 +367,51 @@ class Aggregator:
         if not st.dirty:
             st.dirty = True
             self._dirty.append(st)
+
+    def put_final(self, symbol: str, rollups: dict[str, list[tuple[Candle, bool]]]) -> None:
+        """Take an exchange's own candles for ``symbol`` as final: history, or a gap too long for its trades.
+
+        ``rollups`` maps each interval to ``(candle, complete)`` from
+        :func:`backend.sources.backfill.rollup`, oldest first, each period
+        covered from its start. A complete period is emitted closed (with the
+        stream's next seq; it replaces whatever the pipeline had for that
+        period); the incomplete one at the end becomes the stream's forming
+        candle. Intervals finer than the exchange's candles (1s) are left as
+        they are. Trades older than the end of the candles are late from now on.
+        """
+        code = self._code(symbol)
+        end = _NEVER
+        for st in self._streams[code]:
+            for candle, complete in rollups.get(st.interval, ()):
+                part = (candle.open, candle.high, candle.low, candle.close, candle.volume, candle.quote_volume,
+                        candle.trades, candle.taker_buy_volume, candle.taker_buy_quote_volume,
+                        (candle.open_time, -1), (candle.event_time, -1), candle.event_time)  # fmt: skip
+                end = max(end, candle.close_time + 1 if complete else candle.open_time)
+                if st.open_time > candle.open_time:  # a period the pipeline closed already: replace it
+                    self._closed.append(_final_copy(candle, st))
+                    continue
+                if st.open_time >= 0 and st.open_time < candle.open_time:
+                    self._roll(st, candle.open_time)  # closes what the pipeline had, flat up to here
+                st.start(candle.open_time, part)
+                self._track_wall_close(st)
+                if complete:
+                    self._roll(st, candle.open_time + st.ms)  # the next period opens empty until its first trade
+                elif not st.dirty:
+                    st.dirty = True
+                    self._dirty.append(st)
+        if end > self._final_end[code]:
+            self._final_end[code] = end
+            # the finer streams (1s) may hold trades the exchange's candles already count
+            self._open_fine[code] = max(int(self._open_fine[code]), self._streams[code][0].open_time)
+
+    def last_trades(self) -> dict[str, tuple[int, int]]:
+        """Per symbol, ``(ts, trade_id)`` of the newest trade its open candles hold: where a restarted feed resumes."""
+        out: dict[str, tuple[int, int]] = {}
+        for per_symbol in self._streams:
+            keys = [st.last_key for st in per_symbol if st.open_time >= 0 and st.last_key is not None]
+            if keys:
+                out[per_symbol[0].symbol] = max(keys)
+        return out
 
     def _roll(self, st: _Stream, open_time: int, part: tuple | None = None) -> None:
         """Close ``st``, close flat candles up to ``open_time`` and open the candle there.
@@ -497,3 +544,13 @@ class Aggregator:
                     st.seq -= 1
                     out.append(c)
         return out
+
+
+def _final_copy(candle: Candle, st: _Stream) -> Candle:
+    """An exchange candle for a period the stream already closed, emitted with the stream's next seq."""
+    st.seq += 1
+    return Candle(
+        **{f: getattr(candle, f) for f in Candle.__struct_fields__ if f not in ("seq", "closed")},
+        closed=True,
+        seq=st.seq,
+    )

@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--format", dest="fmt", help="replay file format (default: detected)")
         if name == "db":
             p.add_argument("action", choices=("upgrade", "current"), help="upgrade to the newest revision, or show it")
+    feeds = sub.add_parser("feeds", help="list the exchanges usable as live sources, or one exchange's symbols")
+    feeds.add_argument("--exchange", help="a ccxt id: list its symbols (needs the exchange's API)")
     agg = sub.add_parser("aggregate", help="turn a trade file into candles offline")
     agg.add_argument("path", type=Path)
     agg.add_argument("--intervals", default="1m", help="comma-separated intervals (default 1m)")
@@ -56,7 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        settings = Settings.from_env(**flag_values(args, Settings)) if args.command != "aggregate" else Settings()
+        if args.command == "aggregate":
+            settings = Settings()
+        elif args.command == "feeds":  # no flags of its own; CANDLES_EXCHANGE_URLS applies
+            settings = Settings.from_env()
+        else:
+            settings = Settings.from_env(**flag_values(args, Settings))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -67,6 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         limits = ReadLimits(settings.read_max_ratio, settings.read_max_bytes)
         return aggregate_command(args.path, args.intervals, args.out, fmt=args.fmt, symbol=args.symbol, limits=limits)
+    if args.command == "feeds":
+        from backend.sources.feeds import feeds_command
+
+        return feeds_command(args.exchange, dict(settings.exchange_urls))
     if args.command == "ingest":
         return run_ingest(settings, fmt=args.fmt)
     if args.command == "api":
@@ -125,7 +136,7 @@ def run_ingest(settings: Settings, *, fmt: str | None = None) -> int:
     from backend.ingest import IngestService
     from backend.sinks import default_sinks
     from backend.sources import open_source
-    from backend.sources.formats import ReadLimits, TradeFileError
+    from backend.sources.formats import ReadLimits
     from backend.store import make_engine
 
     try:
@@ -138,6 +149,9 @@ def run_ingest(settings: Settings, *, fmt: str | None = None) -> int:
             history_s=settings.sim_history_s,
             limits=ReadLimits(settings.read_max_ratio, settings.read_max_bytes),
             rate=settings.sim_rate,
+            backfill_s=settings.backfill_s,
+            silence_s=settings.feed_silence_s,
+            exchange_urls=dict(settings.exchange_urls),
         )
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -154,7 +168,7 @@ def run_ingest(settings: Settings, *, fmt: str | None = None) -> int:
         log.info("ingest: %s → Redis %s, SQL %s", settings.source, url, engine.url.render_as_string())
         try:
             service.run(stop)
-        except TradeFileError as exc:  # everything read before the broken part is published and stored
+        except ValueError as exc:  # a broken trade file (TradeFileError), or a live source found wrong once connected
             print(f"error: {exc}", file=sys.stderr)
             return 2
         finally:

@@ -88,7 +88,20 @@ class Settings(EnvSettings):
     log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], Flag(DB)] = Field(
         "INFO", description="log level"
     )
-    source: Annotated[str, Flag(INGEST)] = Field("simulator", description="simulator | replay:PATH")
+    source: Annotated[str, Flag(INGEST)] = Field(
+        "simulator", description="simulator | replay:PATH | exchange:ID (a ccxt id: `python -m backend feeds`)"
+    )
+    backfill_s: Annotated[float, Flag(INGEST)] = Field(
+        86_400.0, ge=0, description="a live exchange's history fetched on first start, s of 1m candles"
+    )
+    feed_silence_s: Annotated[float, Flag(INGEST)] = Field(
+        30.0, gt=0, description="a live exchange feed with no message this long counts as disconnected, s"
+    )
+    exchange_urls: Annotated[tuple[tuple[str, str], ...], NoDecode] = Field(
+        (),
+        description="JSON object overriding ccxt URLs by dotted path, e.g. "
+        '{"api.ws.spot": "wss://testnet…", "api.public": "https://testnet…/api/v3"}',
+    )
     speed: Annotated[float, Flag(INGEST)] = Field(
         1.0, ge=0, description="replay speed: 1 = recorded timing, 0 = as fast as possible"
     )
@@ -170,6 +183,24 @@ class Settings(EnvSettings):
     @classmethod
     def _symbols(cls, value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...] | None:
         return None if value is None else parse_symbols(value)
+
+    @field_validator("exchange_urls", mode="before")
+    @classmethod
+    def _urls(cls, value: str | dict[str, str] | tuple) -> tuple[tuple[str, str], ...]:
+        """A JSON object → sorted ``(path, url)`` pairs (a tuple, so that settings stay hashable)."""
+        if isinstance(value, dict):
+            return tuple(sorted((str(k), str(v)) for k, v in value.items()))
+        if not isinstance(value, str):
+            return tuple(value)
+        import json
+
+        try:
+            urls = json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not a JSON object: {exc}") from None
+        if not isinstance(urls, dict):
+            raise ValueError('a JSON object like {"api.ws.spot": "wss://…"}')
+        return tuple(sorted((str(k), str(v)) for k, v in urls.items()))
 
     @field_validator("cors_origins", mode="before")
     @classmethod

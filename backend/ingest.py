@@ -83,11 +83,18 @@ class IngestService:
 
     def run(self, stop: threading.Event) -> None:
         agg = self.aggregator
+        take_finals = getattr(self.source, "take_finals", None)  # a live exchange's own candles (backfill)
+        resume = getattr(self.source, "resume", None)  # a live exchange fetches what came after restored candles
         if self.settings.resume:
             self.restore()
+        if resume is not None:
+            resume(agg.last_trades())
         try:
             for batch in self.source.batches(stop):
                 agg.live = self.source.live  # a source may replay its recent past before it goes live
+                if take_finals is not None:
+                    for symbol, rollups in take_finals():
+                        agg.put_final(symbol, rollups)
                 agg.add(batch)
                 now = now_ms()
                 self.emit(agg.drain(now))
@@ -202,6 +209,9 @@ class IngestService:
             "resumed_streams": self.resumed_streams,
             "trades_already_counted": agg.already_counted,
         }
+        source_stats = getattr(self.source, "stats", None)  # a live exchange's feed state
+        if source_stats is not None:
+            figures |= source_stats()
         for sink in self.sinks:
             figures |= sink.stats()
         return figures

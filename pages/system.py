@@ -74,7 +74,8 @@ def pipeline(sample: StatsSample, feed: Feed) -> None:
     late = ingest.get("late_trades") or {}
     rejected = ingest.get("rejected_trades") or {}
     cols = st.columns(6)
-    _metric(cols[0], "Source", f"{ingest.get('source', '—')}", "live" if ingest.get("live") else "replay")
+    clock = "live" if ingest.get("live") else ("event time" if ingest.get("feed") else "replay")
+    _metric(cols[0], "Source", f"{ingest.get('source', '—')}", clock)
     _metric(cols[1], "Trades/s", fmt_rate(ingest.get("trades_per_s")))
     _metric(cols[2], "Candle updates/s", fmt_rate(ingest.get("updates_per_s")))
     _metric(cols[3], "Trades in", fmt_compact(ingest.get("trades_in")))
@@ -91,6 +92,7 @@ def pipeline(sample: StatsSample, feed: Feed) -> None:
     receivers = ingest.get("publish_receivers")
     heard = "no PUBLISH yet" if receivers is None else f"{fmt_int(receivers)} listening (PUBLISH receivers)"
     _metric(cols[5], "Candles published", fmt_compact(ingest.get("candles_published")), heard)
+    exchange_feed(ingest.get("feed"))
     rates = _rates(feed)
     if rates is not None:
         live_plot(rates.value, key="rates")
@@ -101,6 +103,25 @@ def pipeline(sample: StatsSample, feed: Feed) -> None:
     with right:
         st.markdown("**Rejected trades by reason**")
         _table({"reason": list(rejected), "trades": list(rejected.values())}, "No rejected trades.")
+
+
+def exchange_feed(feed: dict[str, Any] | None) -> None:
+    """A live exchange's connection: state, reconnects, lag, last trade, backfill (``exchange:<id>`` only)."""
+    if not isinstance(feed, dict):
+        return
+    cols = st.columns(6)
+    _metric(cols[0], "Exchange feed", str(feed.get("state", "—")), feed.get("error") or str(feed.get("exchange", "")))
+    _metric(cols[1], "Reconnects", fmt_int(feed.get("reconnects")), f"{fmt_int(feed.get('disconnects'))} disconnects")
+    _metric(cols[2], "Lag", fmt_ms(feed.get("lag_ms")), "trade → received")
+    last = feed.get("last_trade_ms")
+    _metric(cols[3], "Last trade", fmt_ms(max(0, time.time() * 1000 - last)) + " ago" if last else "—")
+    _metric(cols[4], "Backfilled candles", fmt_compact(feed.get("backfill_candles")))
+    _metric(
+        cols[5],
+        "Backfilled trades",
+        fmt_compact(feed.get("backfill_trades")),
+        f"{fmt_int(feed.get('backfill_requests'))} REST requests",
+    )
 
 
 def embedded_server(label: str | None) -> None:

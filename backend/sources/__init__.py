@@ -25,6 +25,11 @@ class Source(Protocol):
     ``stop`` is set. A live source (trades stamped with the wall clock) yields
     an empty batch at least every 50 ms when idle, so the caller can run its
     timers (coalesced emits, wall-clock closes).
+
+    A live exchange (:mod:`backend.sources.exchange`) also has, and the ingest
+    uses when present: ``take_finals()`` (the exchange's own candles to apply
+    before the next batch), ``resume(last_trades)`` (start after restored
+    candles) and ``stats()`` (its feed state, merged into the ingest's stats).
     """
 
     live: bool
@@ -65,6 +70,9 @@ class SourceOptions:
     history_s: float = 0.0
     limits: ReadLimits = DEFAULT_LIMITS
     rate: float = 200.0  # the simulator's trades per second
+    backfill_s: float = 86_400.0
+    silence_s: float = 30.0
+    exchange_urls: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,7 @@ class SourceKind:
 SOURCES: tuple[SourceKind, ...] = (
     SourceKind("simulator", "backend.sources.simulator"),
     SourceKind("replay:PATH", "backend.sources.replay"),
+    SourceKind("exchange:ID", "backend.sources.exchange"),
 )
 SPEC_HELP = "use " + " or ".join(f"'{kind.usage}'" for kind in SOURCES)
 
@@ -101,8 +110,11 @@ def open_source(
     history_s: float = 0.0,
     limits: ReadLimits = DEFAULT_LIMITS,
     rate: float = 200.0,
+    backfill_s: float = 86_400.0,
+    silence_s: float = 30.0,
+    exchange_urls: Mapping[str, str] | None = None,
 ) -> Source:
-    """The source named by ``spec``: ``simulator`` or ``replay:PATH``.
+    """The source named by ``spec``: ``simulator``, ``replay:PATH`` or ``exchange:ID``.
 
     ``symbols`` are the simulator's symbols (default: a few majors), and for a
     replay the symbols to keep (default: every symbol in the file). ``speed`` paces a replay
@@ -110,6 +122,9 @@ def open_source(
     reproducible, ``fmt`` names a replay file's format (default: detected),
     ``history_s`` makes the simulator start with that much recent past, ``rate`` is its trades per second,
     ``limits`` bound how far a replay's compressed file may expand.
+    An exchange backfills ``backfill_s`` of its 1m candles on first start, counts
+    as disconnected after ``silence_s`` without a message, and ``exchange_urls``
+    points ccxt elsewhere (see :func:`backend.sources.exchange.make_exchange`).
     A bad spec raises ValueError, a missing replay file FileNotFoundError.
     """
     name, _, arg = spec.strip().partition(":")
@@ -117,6 +132,15 @@ def open_source(
     if kind is None or (arg and ":" not in kind.usage):
         raise ValueError(f"unknown source {spec!r}: {SPEC_HELP}")
     options = SourceOptions(
-        symbols=symbols, speed=speed, seed=seed, fmt=fmt, history_s=history_s, rate=rate, limits=limits
+        symbols=symbols,
+        speed=speed,
+        seed=seed,
+        fmt=fmt,
+        history_s=history_s,
+        rate=rate,
+        limits=limits,
+        backfill_s=backfill_s,
+        silence_s=silence_s,
+        exchange_urls=exchange_urls,
     )
     return importlib.import_module(kind.module).open_spec(arg, options)

@@ -65,12 +65,18 @@ def fmt_pct(value: float | None, decimals: int = 2) -> str:
 
 
 def fmt_ms(ms: float | None) -> str:
-    """Latency: 7 ms, 480 ms, 1.2 s."""
+    """Latency or age: 7 ms, 480 ms, 1.2 s, 12 min, 5.0 h, 1957 d (a replayed feed's trades are years old)."""
     if ms is None or not math.isfinite(ms):
         return "—"
     if ms < 1000:
         return f"{ms:.0f} ms"
-    return f"{ms / 1000:.1f} s"
+    if ms < 90_000:
+        return f"{ms / 1000:.1f} s"
+    if ms < 5_400_000:
+        return f"{ms / 60_000:.0f} min"
+    if ms < 172_800_000:
+        return f"{ms / 3_600_000:.1f} h"
+    return f"{ms / 86_400_000:.0f} d"
 
 
 def fmt_int(value: float | int | None) -> str:

@@ -13,8 +13,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from backend.backoff import Backoff
 from services.client import RelayClient
-from services.feed.backoff import Backoff
 from services.feed.book import DEFAULT_BOOK_LIMIT, Stream, StreamBook
 from services.feed.listener import Listener
 from services.feed.queue import DEFAULT_QUEUE_SIZE, SessionQueue

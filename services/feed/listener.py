@@ -19,10 +19,10 @@ from typing import Any
 import msgspec
 import websocket
 
+from backend.backoff import Backoff
 from backend.models import AlertEvent, Candle, now_ms
 from backend.protocol import ControlMessage, Error, Notice, Resync, decode_frame, encode_op, encode_stream_ops
 from services.client import auth_headers, ws_url
-from services.feed.backoff import Backoff
 from services.feed.book import Stream
 from services.feed.latency import Latency
 from services.feed.state import FeedState

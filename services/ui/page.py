@@ -31,8 +31,8 @@ class LivePage:
     rt: Runtime
     queue: SessionQueue
 
-    def want(self, streams: Iterable[Stream], *, stats: bool = False) -> None:
-        """The streams (and the relay's stats) this page shows; the feed subscribes to match."""
+    def want(self, streams: Iterable[Stream], *, stats: bool = True) -> None:
+        """The streams (and the relay's stats: the status line shows the source) this page shows."""
         self.rt.feed.want(self.queue, streams, stats=stats, page=self.name)
 
     def symbols(self) -> list[str]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
+from typing import Any
 
 import streamlit as st
 
@@ -62,7 +63,7 @@ def show_status(rt: Runtime, drained: Drained | None = None, *, extra: Sequence[
     """Status line, and the relay-down message when it applies (call inside the live fragment)."""
     status = rt.feed.status()
     page_ms = page_latency_ms(drained) if drained is not None else None
-    extra = [*extra, *autostart_note(rt)]
+    extra = [*extra, *source_note(rt), *autostart_note(rt)]
     st.markdown(status_html(status, page_ms=page_ms, extra=extra), unsafe_allow_html=True)
     if status.state == "down":
         st.error(relay_down_message(status), icon=":material/cloud_off:")
@@ -79,6 +80,30 @@ def autostart_banner(rt: Runtime) -> None:
     elif a.started and not st.session_state.get("_autostart_toast"):
         st.session_state["_autostart_toast"] = True
         st.toast(a.message, icon=":material/rocket_launch:", duration="long")
+
+
+def source_note(rt: Runtime) -> list[str]:
+    """The ingest's source, and a live exchange feed's state, from the relay's latest stats."""
+    sample = rt.feed.stats
+    return source_status(sample.stats.get("ingest") if sample is not None and sample.stats else None)
+
+
+def source_status(ingest: Mapping[str, Any] | None) -> list[str]:
+    """The status line's part naming the source (and a feed's state) from the ingest's stats. Pure."""
+    if not ingest:
+        return []
+    source = str(ingest.get("source", ""))
+    text = escape(source)
+    if source == "simulator":
+        hint = "a synthetic market; for a real one: make run SOURCE=exchange:binance SYMBOLS=BTCUSDT,ETHUSDT"
+        return [f'<span class="cs-muted" data-testid="source-status" title="{escape(hint)}">source {text}</span>']
+    feed = ingest.get("feed")
+    if isinstance(feed, Mapping):
+        state = str(feed.get("state", ""))
+        dot = "live" if state == "connected" else ("down" if state == "disconnected" else "wait")
+        title = escape(str(feed.get("error") or f"{feed.get('reconnects', 0)} reconnects"))
+        text += f' <span class="cs-dot {dot}"></span><span title="{title}">{escape(state)}</span>'
+    return [f'<span class="cs-muted" data-testid="source-status">source {text}</span>']
 
 
 def autostart_note(rt: Runtime) -> list[str]:

@@ -131,3 +131,11 @@ def test_symbols_and_compact_numbers() -> None:
     assert pair_label("XYZ") == "XYZ"
     assert fmt_compact(1_234_567) == "1.23M"
     assert fmt_compact(950) == "950"
+
+
+def test_fmt_ms_reads_latencies_and_ages() -> None:
+    from services.charts.fmt import fmt_ms
+
+    assert [fmt_ms(v) for v in (7, 480, 1200, 720_000, 18_000_000, 169_046_112_651, None)] == [
+        "7 ms", "480 ms", "1.2 s", "12 min", "5.0 h", "1957 d", "—"
+    ]  # fmt: skip

@@ -130,7 +130,8 @@ def _flags(command: str) -> list[str]:
 
 def test_flags_are_derived_from_the_fields() -> None:
     common = ["--redis-url", "--database-url", "--symbols", "--intervals", "--log-level"]
-    ingest = ["--source", "--speed", "--seed", "--history", "--rate", "--emit-ms", "--drain-timeout"]
+    ingest = ["--source", "--backfill-s", "--feed-silence-s", "--speed", "--seed", "--history", "--rate", "--emit-ms",
+              "--drain-timeout"]  # fmt: skip
     assert _flags("ingest") == ["-h", *common, *ingest, "--format"]
     assert _flags("api") == ["-h", *common, "--host", "--port"]
     assert _flags("run") == ["-h", *common, *ingest, "--host", "--port", "--format"]
@@ -170,6 +171,8 @@ def test_settings_turn_back_into_a_command_line() -> None:
         "--intervals", "1s,1m,5m,15m,1h",
         "--log-level", "INFO",
         "--source", "simulator",
+        "--backfill-s", "86400.0",
+        "--feed-silence-s", "30.0",
         "--speed", "1.0",
         "--seed", "3",
         "--history", "7200.0",

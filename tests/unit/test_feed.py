@@ -7,9 +7,9 @@ import threading
 
 import msgspec
 
+from backend.backoff import Backoff
 from backend.models import AlertEvent, encode_batch, encode_message
 from services.charts.tiles import tile_data
-from services.feed.backoff import Backoff
 from services.feed.book import StreamBook
 from services.feed.feed import Feed
 from services.feed.queue import SessionQueue
@@ -286,3 +286,17 @@ def test_alerts_reach_every_session_and_the_recent_list() -> None:
     assert list(feed.listener.alerts) == [alert]
     feed.listener.handle_frame(encode_batch([alert] * 25))
     assert len(q.drain().alerts) == 20  # bounded between two reruns
+
+
+def test_the_status_line_names_the_source_and_a_feeds_state() -> None:
+    from services.ui.status import source_status
+
+    assert source_status(None) == []
+    assert source_status({"source": "exchange:binance", "feed": {"state": "connected", "reconnects": 2}}) == [
+        '<span class="cs-muted" data-testid="source-status">source exchange:binance <span class="cs-dot live">'
+        '</span><span title="2 reconnects">connected</span></span>'
+    ]
+    (down,) = source_status({"source": "exchange:kraken", "feed": {"state": "disconnected", "error": "no message"}})
+    assert "cs-dot down" in down and 'title="no message">disconnected<' in down
+    (sim,) = source_status({"source": "simulator"})
+    assert sim.endswith(">source simulator</span>") and "make run SOURCE=exchange:binance" in sim

@@ -1,4 +1,7 @@
-"""How long the listener waits before it tries the relay again: exponential backoff with full jitter."""
+"""How long to wait before trying a connection again: exponential backoff with full jitter.
+
+Used by every reconnect loop: the dashboard's relay listener and the live exchange feeds.
+"""
 
 from __future__ import annotations
 

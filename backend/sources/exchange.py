@@ -1,0 +1,501 @@
+"""``exchange:<id>``: live trades from any exchange ccxt streams (``watch_trades``), with no holes in the candles.
+
+ccxt speaks the exchanges; this module maps them onto the pipeline:
+
+- symbols: ours (``BTCUSDT``) ↔ the exchange's unified ones (``BTC/USDT``), from its markets;
+- trades: id, taker side and, for Binance aggregate trades, the raw trades each stands for;
+- bad input: an undecodable frame, a message ccxt cannot parse, a trade with a
+  missing or bad field is counted by reason and skipped; the feed stays up;
+- disconnects: a dropped connection, or a feed silent for ``silence_s``,
+  counts as disconnected; it reconnects with exponential backoff and jitter.
+  While it is away the source is not ``live``, so no candle closes on the wall
+  clock over trades that have not arrived yet;
+- backfill (:mod:`backend.sources.backfill`): on first start the last
+  ``history_s`` of the exchange's 1m candles and the forming minute's trades;
+  after a reconnect the trades missed meanwhile (or, for a long gap, the 1m
+  candles), deduplicated by trade id against what the feed delivered.
+
+ccxt.pro is asyncio; its loop runs on a thread of its own and hands batches to
+the ingest's synchronous loop through a queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from backend.backoff import Backoff
+from backend.config import INTERVALS_MS
+from backend.models import Candle, Rejects, TradeBatch, normalize_symbol, now_ms
+from backend.sources import SourceOptions
+from backend.sources.backfill import BASE_MS, RestBackfill, rollup
+
+log = logging.getLogger(__name__)
+
+LIVE_LAG_MS = 60_000  # trades arriving later than this after they happened: not a live feed
+IDLE_S = 0.05  # an empty batch at least this often while waiting (the ingest runs its timers)
+BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.5, 30.0  # reconnect delays double from the first to the cap, with jitter
+SEEN_IDS = 20_000  # trade ids remembered per symbol to drop the overlap of REST and WebSocket
+ROLLUP_INTERVALS = tuple(iv for iv, ms in INTERVALS_MS.items() if ms >= BASE_MS)
+# Binance's aggregate trades carry the raw trade count its klines count; its default stream is raw trades
+EXCHANGE_OPTIONS: dict[str, dict[str, Any]] = {
+    name: {"watchTrades": {"name": "aggTrade"}, "watchTradesForSymbols": {"name": "aggTrade"}}
+    for name in ("binance", "binanceus", "binanceusdm", "binancecoinm")
+}
+Finals = list[tuple[str, dict[str, list[tuple[Candle, bool]]]]]
+
+
+def usable_exchanges() -> list[str]:
+    """ccxt exchange ids that stream trades and serve candles: what ``exchange:<id>`` accepts."""
+    import ccxt.pro
+
+    out = []
+    for name in ccxt.pro.exchanges:
+        has = getattr(ccxt.pro, name)().has  # no network: ``has`` is static
+        if has.get("watchTrades") and has.get("fetchOHLCV"):
+            out.append(name)
+    return out
+
+
+class _Guarded:
+    """Mixed into a ccxt.pro exchange: a bad frame or message is counted and skipped.
+
+    Why not leave it to ccxt: an exception while ccxt decodes or handles a frame
+    ends its receive loop, so one bad message would silence the whole feed.
+    """
+
+    feed_rejects: Rejects
+
+    def handle_message(self, client: Any, message: Any) -> None:
+        try:
+            super().handle_message(client, message)  # type: ignore[misc]
+        except Exception:  # (any parse failure of the exchange's message)
+            self.feed_rejects.add("unparseable_message")
+
+    def client(self, url: str) -> Any:
+        ws = super().client(url)  # type: ignore[misc]
+        if not getattr(ws, "_candles_guarded", False):
+            decode = ws.handle_text_or_binary_message
+
+            def guarded(data: Any) -> None:
+                try:
+                    decode(data)
+                except ValueError:  # not JSON
+                    self.feed_rejects.add("bad_json")
+
+            ws.handle_text_or_binary_message = guarded
+            ws._candles_guarded = True
+        return ws
+
+
+def make_exchange(exchange_id: str, rejects: Rejects, urls: Mapping[str, str] | None = None) -> Any:
+    """A ccxt.pro exchange counting bad input into ``rejects``; ``urls`` overrides ccxt's ``urls`` entries.
+
+    ``urls`` keys are dotted paths into ccxt's ``urls`` dict, e.g. ``api.ws.spot``
+    or ``api.public`` (a testnet, a proxy, the tests' local servers).
+    """
+    import ccxt.pro
+
+    base = getattr(ccxt.pro, exchange_id, None)
+    if base is None or exchange_id not in ccxt.pro.exchanges:
+        raise ValueError(f"unknown exchange {exchange_id!r}: `python -m backend feeds` lists them")
+    cls = type(f"Guarded{base.__name__}", (_Guarded, base), {})
+    options = {"fetchMarkets": {"types": ["spot"]}} if exchange_id in ("binance", "binanceus") else {}
+    options |= EXCHANGE_OPTIONS.get(exchange_id, {})
+    ex = cls({"enableRateLimit": True, "options": options})
+    ex.feed_rejects = rejects
+    for path, url in (urls or {}).items():
+        *parents, leaf = path.split(".")
+        node = ex.urls
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = url
+    return ex
+
+
+def symbol_table(markets: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Our symbol → the exchange's unified symbol; spot markets win over derivatives of the same pair. Pure."""
+    out: dict[str, tuple[int, str]] = {}
+    for unified, market in markets.items():
+        ours = normalize_symbol(f"{market.get('base', '')}{market.get('quote', '')}")
+        if ours is None:
+            continue
+        rank = (0 if market.get("spot") else 1) + (0 if market.get("active", True) is not False else 2)
+        if ours not in out or rank < out[ours][0]:
+            out[ours] = (rank, unified)
+    return {ours: unified for ours, (_, unified) in out.items()}
+
+
+def trades_batch(trades: Sequence[Mapping[str, Any]], symbol: str, rejects: Rejects, seen: SeenIds) -> TradeBatch:
+    """ccxt trades of one symbol → a validated batch; already-seen ids are dropped, bad trades counted. Pure."""
+    ts: list[int] = []
+    price: list[float] = []
+    qty: list[float] = []
+    ids: list[int] = []
+    buy: list[bool] = []
+    count: list[int] = []
+    for t in trades:
+        key = t.get("id")
+        if key is not None and not seen.add(str(key)):
+            continue
+        stamp, p, q, side = t.get("timestamp"), t.get("price"), t.get("amount"), t.get("side")
+        if stamp is None or p is None or q is None:
+            rejects.add("missing_field")
+            continue
+        if side not in ("buy", "sell"):
+            rejects.add("bad_side")
+            continue
+        info = t.get("info") if isinstance(t.get("info"), Mapping) else {}
+        ts.append(int(stamp))
+        price.append(float(p))
+        qty.append(float(q))
+        ids.append(int(key) if isinstance(key, str) and key.isdigit() else seen.ordinal)
+        buy.append(side == "buy")
+        count.append(_raw_trades(info))
+    batch = TradeBatch.from_columns([symbol], [0] * len(ts), ts, price, qty, ids, buy, count)
+    batch.rejects = rejects
+    return batch.validated()
+
+
+def _raw_trades(info: Mapping[str, Any]) -> int:
+    """Raw trades behind one Binance aggregate trade (``l - f + 1``); 1 for any other trade."""
+    try:
+        n = int(info["l"]) - int(info["f"]) + 1
+    except (KeyError, TypeError, ValueError):
+        return 1
+    return n if n >= 1 else 1
+
+
+class SeenIds:
+    """The last ``SEEN_IDS`` trade ids of one symbol: REST and WebSocket overlap, reconnects repeat."""
+
+    def __init__(self, size: int = SEEN_IDS) -> None:
+        self.ids: set[str] = set()
+        self.order: deque[str] = deque()
+        self.size = size
+        self.ordinal = 0  # an increasing id for exchanges whose ids are not numbers
+
+    def add(self, key: str) -> bool:
+        """True when ``key`` is new."""
+        self.ordinal += 1
+        if key in self.ids:
+            return False
+        self.ids.add(key)
+        self.order.append(key)
+        if len(self.order) > self.size:
+            self.ids.discard(self.order.popleft())
+        return True
+
+
+@dataclass
+class FeedState:
+    """What the System page shows of a feed (``feed`` in the ingest stats)."""
+
+    exchange: str
+    symbols: dict[str, str]
+    state: str = "connecting"  # connecting | backfilling | connected | disconnected
+    connected_since: int | None = None
+    reconnects: int = 0
+    disconnects: int = 0
+    last_trade_ms: int | None = None
+    last_message_at: int | None = None
+    lag_ms: int | None = None  # arrival - trade time of the newest trade
+    error: str = ""
+    backfill_requests: int = 0
+    backfill_candles: int = 0
+    backfill_trades: int = 0
+
+
+class ExchangeSource:
+    """Trades of ``symbols`` from exchange ``exchange_id`` over ccxt.pro, backfilled over REST."""
+
+    def __init__(
+        self,
+        exchange_id: str,
+        symbols: Sequence[str],
+        *,
+        history_s: float = 86_400.0,
+        silence_s: float = 30.0,
+        urls: Mapping[str, str] | None = None,
+    ) -> None:
+        if not symbols:
+            raise ValueError(f"exchange:{exchange_id} needs symbols: --symbols BTCUSDT,ETHUSDT")
+        self.rejects = Rejects()
+        self.exchange_id = exchange_id
+        self.exchange = make_exchange(exchange_id, self.rejects, urls)  # fails now on an unknown id
+        self._rest = RestBackfill(self.exchange)
+        self.symbols = tuple(symbols)
+        self.history_s = history_s
+        self.silence_s = silence_s
+        self.state = FeedState(exchange_id, {s: "" for s in self.symbols})
+        self._out: queue.Queue[tuple[Finals, TradeBatch] | BaseException] = queue.Queue()
+        self._finals: Finals = []
+        self._seen = {s: SeenIds() for s in self.symbols}
+        self._last_ts: dict[str, int] = {}  # newest trade delivered per symbol (where a gap starts)
+        self._newest: dict[str, int] = {}  # newest trade received over the WebSocket per symbol
+        self._gap: set[str] = set(self.symbols)  # symbols whose past must be fetched before their trades go out
+        self._stop = threading.Event()
+        self._resume_after: dict[str, tuple[int, int]] = {}  # restored candles hold trades up to these keys
+        self._held: dict[str, list[TradeBatch]] = {}  # new trades of a symbol whose past is being fetched
+        self._filler: asyncio.Task | None = None
+        self._logged: dict[str, tuple[int, int]] = {}  # reason → (count, minute) when last logged
+
+    @property
+    def live(self) -> bool:
+        """Candles close on the wall clock only while every trade up to now has arrived, and arrives on time.
+
+        A feed whose trades arrive more than ``LIVE_LAG_MS`` after they happened
+        (a replay server, a clock far off) closes candles on event time only.
+        """
+        lag = self.state.lag_ms
+        return self.state.state == "connected" and (lag is None or lag < LIVE_LAG_MS)
+
+    def resume(self, after: Mapping[str, tuple[int, int]]) -> None:
+        """Start from restored candles: fetch each symbol's trades after ``(ts, trade_id)``, not its history."""
+        for symbol, key in after.items():
+            if symbol in self._seen:
+                self._last_ts[symbol] = key[0]
+                self._resume_after[symbol] = key
+
+    # ------------------------------------------------------------ the ingest's side (synchronous)
+
+    def batches(self, stop: threading.Event) -> Iterator[TradeBatch]:
+        """Batches as they arrive, an empty one at least every ``IDLE_S``; until ``stop``."""
+        thread = threading.Thread(target=self._thread, name=f"feed-{self.exchange_id}", daemon=True)
+        thread.start()
+        try:
+            while not stop.is_set():
+                try:
+                    item = self._out.get(timeout=IDLE_S)
+                except queue.Empty:
+                    yield TradeBatch.empty()
+                    continue
+                if isinstance(item, BaseException):
+                    raise item
+                self._finals.extend(item[0])
+                yield item[1]
+        finally:
+            self._stop.set()
+            thread.join(timeout=10)
+
+    def take_finals(self) -> Finals:
+        """The exchange's own candles that arrived with the next batch (apply them before its trades)."""
+        out, self._finals = self._finals, []
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        self.state.backfill_requests = self._rest.requests
+        return {"feed": asdict(self.state)}
+
+    # ------------------------------------------------------------ the feed's side (asyncio, own thread)
+
+    def _thread(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # (handed to the ingest, which reports it)
+            self._out.put(exc)
+
+    async def _main(self) -> None:
+        ex = self.exchange
+        try:
+            await self._load_markets()
+            tasks = [asyncio.create_task(self._watch(s)) for s in self.symbols]
+            while not self._stop.is_set():
+                await asyncio.sleep(IDLE_S)
+                await self._check_silence()
+                self._log_rejects()
+                for t in [*tasks, self._filler]:
+                    if t is not None and t.done() and not t.cancelled() and t.exception():
+                        raise t.exception()  # type: ignore[misc]  # a bug: the ingest reports it
+            tasks += [self._filler] if self._filler else []
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            with contextlib.suppress(Exception):
+                await ex.close()
+
+    async def _load_markets(self) -> None:
+        backoff = Backoff(BACKOFF_FIRST_S, BACKOFF_MAX_S)
+        while not self._stop.is_set():
+            try:
+                await self.exchange.load_markets()
+                break
+            except Exception as exc:  # (network or exchange error: retry)
+                self.state.error = f"markets: {exc}"[:300]
+                await asyncio.sleep(backoff.next_delay())
+        table = symbol_table(self.exchange.markets)
+        missing = [s for s in self.symbols if s not in table]
+        if missing:
+            raise ValueError(
+                f"{self.exchange_id} has no market {', '.join(missing)}: "
+                f"`python -m backend feeds --exchange {self.exchange_id}` lists its symbols"
+            )
+        self.state.symbols = {s: table[s] for s in self.symbols}
+        self.state.error = ""
+
+    async def _watch(self, symbol: str) -> None:
+        """One symbol: watch its trades, recover from every disconnect, fill every gap first."""
+        import ccxt
+
+        unified = self.state.symbols[symbol]
+        backoff = Backoff(BACKOFF_FIRST_S, BACKOFF_MAX_S)
+        while not self._stop.is_set():
+            try:
+                async with asyncio.timeout(max(self.silence_s, IDLE_S)):
+                    trades = await self.exchange.watch_trades(unified)
+            except TimeoutError:
+                continue  # a quiet symbol; the whole feed's silence is judged in _check_silence
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # we are stopping
+                if self.state.state != "disconnected":  # ccxt cancels a waiting watch when its client closes
+                    self._down("connection closed")
+                await asyncio.sleep(backoff.next_delay())
+                continue
+            except (ccxt.BaseError, OSError) as exc:
+                self._down(str(exc) or type(exc).__name__)
+                await asyncio.sleep(backoff.next_delay())
+                continue
+            backoff.reset()
+            self.state.last_message_at = now_ms()
+            batch = trades_batch(trades, symbol, self.rejects, self._seen[symbol])  # first: its ids are seen
+            if len(batch):
+                self._newest[symbol] = int(batch.ts.max())
+            if symbol in self._gap:
+                self._held.setdefault(symbol, []).append(batch)  # goes out after the symbol's past
+            else:
+                self._emit(symbol, [], batch)
+            if self._gap and (self._filler is None or self._filler.done()):
+                # on a task of its own: a watcher must wait on ccxt again at once, or trades that arrive
+                # meanwhile stay in ccxt's cache until the next message (forever, on a quiet market)
+                self._filler = asyncio.create_task(self._fill_gaps())
+            self._up()
+
+    async def _fill_gaps(self) -> None:
+        """Every symbol's missed past, then what its watcher held meanwhile, before its new trades go out."""
+        import ccxt
+
+        backoff = Backoff(BACKOFF_FIRST_S, BACKOFF_MAX_S)
+        while self._gap and not self._stop.is_set():
+            self.state.state = "backfilling"
+            symbol = min(self._gap)
+            try:
+                finals, past = await self._backfill(symbol, self.state.symbols[symbol])
+            except (ccxt.BaseError, OSError) as exc:
+                self.state.error = f"backfill: {exc}"[:300]
+                await asyncio.sleep(backoff.next_delay())
+                continue
+            self._emit(symbol, finals, past)
+            for held in self._held.pop(symbol, []):
+                self._emit(symbol, [], held)
+            self._gap.discard(symbol)
+        self._up()
+
+    def _feed_now(self) -> int:
+        """The exchange's now as the feed sees it: its newest trade, else the exchange clock (ccxt's)."""
+        newest = max(self._newest.values(), default=None)
+        return newest if newest is not None else self.exchange.milliseconds()
+
+    def _emit(self, symbol: str, finals: Finals, batch: TradeBatch) -> None:
+        if len(batch):
+            last = int(batch.ts.max())
+            self._last_ts[symbol] = max(self._last_ts.get(symbol, last), last)
+            self.state.last_trade_ms = max(self.state.last_trade_ms or 0, last)
+            self.state.lag_ms = now_ms() - last
+        if finals or len(batch):
+            self._out.put((finals, batch))
+
+    async def _backfill(self, symbol: str, unified: str) -> tuple[Finals, TradeBatch]:
+        """What the pipeline missed before this symbol's first trades (or since its last one)."""
+        rest = self._rest
+        now = self._feed_now()
+        minute = now - now % BASE_MS
+        since = self._last_ts.get(symbol)
+        finals: Finals = []
+        if since is not None:
+            trades = await rest.trades(unified, since, now)
+            if trades is not None:
+                self.state.backfill_trades += len(trades)
+                past = trades_batch(trades, symbol, self.rejects, self._seen[symbol])
+                return finals, _after(past, self._resume_after.pop(symbol, None))
+            start = since - since % max(INTERVALS_MS[iv] for iv in ROLLUP_INTERVALS)  # every period from its start
+        elif self.history_s > 0:
+            start = int(now - self.history_s * 1000)
+        else:
+            return finals, TradeBatch.empty()
+        candles = await rest.candles(unified, symbol, start, minute)
+        self.state.backfill_candles += len(candles)
+        if candles:
+            finals.append((symbol, {iv: rollup(candles, iv, INTERVALS_MS[iv]) for iv in ROLLUP_INTERVALS}))
+        if not self.exchange.has.get("fetchTrades"):
+            return finals, TradeBatch.empty()
+        trades = await rest.trades(unified, minute, now) or []
+        self.state.backfill_trades += len(trades)
+        return finals, trades_batch(trades, symbol, self.rejects, self._seen[symbol])
+
+    def _down(self, reason: str) -> None:
+        if self.state.state in ("connected", "backfilling"):
+            self.state.disconnects += 1
+            log.warning("%s feed disconnected: %s", self.exchange_id, reason)
+        self.state.state = "disconnected"
+        self.state.error = reason[:300]
+        self.state.connected_since = None
+        self._gap.update(s for s in self.symbols if s in self._last_ts)
+
+    def _up(self) -> None:
+        if self.state.state != "connected" and not self._gap:
+            if self.state.disconnects > self.state.reconnects:
+                self.state.reconnects += 1
+            self.state.state = "connected"
+            self.state.connected_since = now_ms()
+            self.state.error = ""
+
+    def _log_rejects(self) -> None:
+        """Log bad input once per reason and minute, with the totals (DESIGN "Trades")."""
+        minute = now_ms() // 60_000
+        for reason, n in self.rejects.counts.items():
+            last_n, last_minute = self._logged.get(reason, (0, -1))
+            if n != last_n and minute != last_minute:
+                self._logged[reason] = (n, minute)
+                log.warning("%s feed: rejected %s; totals so far: %s", self.exchange_id, reason, self.rejects.summary())
+
+    async def _check_silence(self) -> None:
+        """A feed with no message for ``silence_s`` is down: drop its connections so the watchers reconnect."""
+        last = self.state.last_message_at
+        if self.state.state != "connected" or last is None or now_ms() - last < self.silence_s * 1000:
+            return
+        self._down(f"no message for {self.silence_s:g} s")
+        for client in list(self.exchange.clients.values()):
+            with contextlib.suppress(Exception):
+                await client.close()
+
+
+def _after(batch: TradeBatch, key: tuple[int, int] | None) -> TradeBatch:
+    """The trades of ``batch`` after ``key`` = ``(ts, trade_id)`` (those restored candles do not hold yet)."""
+    if key is None or not len(batch):
+        return batch
+    ts, tid = key
+    return batch.take((batch.ts > ts) | ((batch.ts == ts) & (batch.trade_id > tid)))
+
+
+def open_spec(arg: str, options: SourceOptions) -> ExchangeSource:
+    """``exchange:<ccxt id>``, e.g. ``exchange:binance``, for ``symbols``."""
+    name = arg.strip().lower()
+    if not name:
+        raise ValueError("exchange needs a ccxt id, e.g. exchange:binance (`python -m backend feeds` lists them)")
+    return ExchangeSource(
+        name,
+        options.symbols or (),
+        history_s=options.backfill_s,
+        silence_s=options.silence_s,
+        urls=options.exchange_urls,
+    )

@@ -1,0 +1,352 @@
+"""The live exchange source through ccxt, against a local exchange replaying Binance's own capture.
+
+``tests/exchange_server.py`` serves the BINANCE_FUTURES capture (aggTrades at
+their recorded arrival times, scaled by ``SPEED``; REST aggTrades and klines as
+of the replay clock) and ccxt's URLs point at it: no internet. What the source
+delivers is checked against what Binance itself published in the same capture.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from backend.aggregate import Aggregator
+from backend.cache import CacheKeys
+from backend.ingest import IngestService
+from backend.models import Candle, Trade, TradeBatch, decode_message
+from backend.sinks import default_sinks
+from backend.sources import open_source
+from backend.sources.exchange import ExchangeSource, Finals
+from backend.sources.fields import iso_ms
+from backend.store import make_engine, query_candles
+from tests.conftest import ROOT, SAMPLES
+from tests.exchange_server import Capture, CoinbaseServer, ExchangeServer, RunningServer
+
+pytestmark = pytest.mark.slow
+
+CAPTURE = Capture.read(SAMPLES / "ws_recordings" / "BINANCE_FUTURES.ws.1.0")
+SYMBOLS = {"SUSHIUSDT", "CTKUSDT", "AKROUSDT", "KEEPUSDT"}
+SPEED = 4.0  # the 30 s capture in about 8 s, arrival gaps kept in proportion
+CAPTURE_START_MS = 1626992740179  # the first line's subscription time
+
+
+def agg_trade(e: dict) -> Trade:
+    """A Binance aggTrade event as the trade it is: taker sold when ``m``, ``l - f + 1`` raw trades."""
+    return Trade(e["s"], float(e["p"]), float(e["q"]), e["T"], e["a"], "sell" if e["m"] else "buy", e["l"] - e["f"] + 1)
+
+
+def capture_trades() -> list[Trade]:
+    """The capture's aggTrades of SYMBOLS as the exchange sent them, in arrival order."""
+    return [agg_trade(e) for _, _, e in CAPTURE.of("aggTrade", SYMBOLS)]
+
+
+def run_feed(
+    server: ExchangeServer, until: Callable[[list[Trade]], bool], history_s: float = 0
+) -> tuple[ExchangeSource, list[Trade], Finals]:
+    """Run the source until ``until(delivered trades)``; the trades and exchange candles it delivered, in order."""
+    source = ExchangeSource("binanceusdm", sorted(SYMBOLS), history_s=history_s, silence_s=30, urls=server.urls())
+    stop = threading.Event()
+    got: list[Trade] = []
+    finals: Finals = []
+    for batch in source.batches(stop):
+        finals.extend(source.take_finals())
+        got.extend(batch.to_trades())
+        if until(got):
+            stop.set()
+    return source, got, finals
+
+
+def distinct(n: int) -> Callable[[list[Trade]], bool]:
+    return lambda got: len({(t.symbol, t.trade_id) for t in got}) >= n
+
+
+def forming_updates(got: list[Trade], agg: Aggregator) -> dict[tuple[str, int], tuple]:
+    """Feed ``got`` one trade at a time; after each, the trade's 1m candle keyed by its last raw trade id.
+
+    That is our candle at the moment of every kline update whose ``L`` (last raw trade) ends an aggTrade.
+    """
+    raw_last = {(e["s"], e["a"]): e["l"] for _, _, e in CAPTURE.of("aggTrade", SYMBOLS)}
+    ours: dict[tuple[str, int], tuple] = {}
+    for t in got:
+        agg.add(TradeBatch.from_trades([t]))
+        (candle,) = [c for c in agg.open_candles() if c.symbol == t.symbol and c.interval == "1m"]
+        ours[(t.symbol, raw_last[(t.symbol, t.trade_id)])] = (candle.open_time, fields(candle))
+    return ours
+
+
+def check_klines(ours: dict[tuple[str, int], tuple], since_ms: int) -> int:
+    """Every kline update of a minute opening after ``since_ms`` that ``ours`` has, equal field by field."""
+    checked = 0
+    for _, _, e in CAPTURE.of("kline", SYMBOLS):
+        k = e["k"]
+        if k["t"] <= since_ms or (k["s"], k["L"]) not in ours:
+            continue
+        assert ours[(k["s"], k["L"])] == (k["t"], pytest.approx(kline_fields(k), rel=1e-12)), k
+        checked += 1
+    return checked
+
+
+def fields(c: Candle) -> tuple:
+    return (c.open, c.high, c.low, c.close, c.volume, c.quote_volume, c.trades, c.taker_buy_volume,
+            c.taker_buy_quote_volume)  # fmt: skip
+
+
+def kline_fields(k: dict) -> tuple:
+    return (float(k["o"]), float(k["h"]), float(k["l"]), float(k["c"]), float(k["v"]), float(k["q"]), k["n"],
+            float(k["V"]), float(k["Q"]))  # fmt: skip
+
+
+def candles_of(trades: list[Trade], intervals: list[str]) -> list[Candle]:
+    agg = Aggregator(intervals)
+    agg.add(TradeBatch.from_trades(trades))
+    out = agg.take_closed() + agg.open_candles()
+    return sorted(out, key=lambda c: (c.symbol, c.interval, c.open_time))
+
+
+def test_candles_equal_binance_klines_on_every_update():
+    expected = capture_trades()
+    assert len(expected) == 91
+    with RunningServer(ExchangeServer(CAPTURE, SYMBOLS, speed=SPEED)) as server:
+        source, got, finals = run_feed(server, distinct(len(expected)))
+    # the exchange's trades, each once, with id, taker side and raw-trade count, per symbol in the exchange's order
+    for symbol in SYMBOLS:
+        assert [t for t in got if t.symbol == symbol] == [t for t in expected if t.symbol == symbol]
+    assert source.rejects.counts == {}
+    assert source.state.reconnects == 0 and source.state.state == "connected"
+    assert source.state.symbols == {
+        "SUSHIUSDT": "SUSHI/USDT:USDT",
+        "CTKUSDT": "CTK/USDT:USDT",
+        "AKROUSDT": "AKRO/USDT:USDT",
+        "KEEPUSDT": "KEEP/USDT:USDT",
+    }
+
+    assert finals == []  # no history asked for
+    # a minute begun before the capture holds trades it never saw: every update of the others is checked
+    assert check_klines(forming_updates(got, Aggregator(["1m"])), CAPTURE_START_MS) == 15
+
+
+def test_a_dropped_connection_reconnects_and_backfills_to_the_uninterrupted_series():
+    expected = capture_trades()
+    with RunningServer(ExchangeServer(CAPTURE, SYMBOLS, speed=SPEED, drop_after=30)) as server:
+        source, got, _ = run_feed(server, distinct(len(expected)))
+        requests = list(server.requests)
+    assert source.state.disconnects == 1 and source.state.reconnects == 1
+    assert source.state.backfill_trades > 0  # the missed trades came over REST
+    assert any(r.startswith("/fapi/v1/aggTrades?") for r in requests)
+    assert sorted(got, key=lambda t: (t.symbol, t.ts_ms, t.trade_id)) == sorted(
+        expected, key=lambda t: (t.symbol, t.ts_ms, t.trade_id)
+    )
+    assert candles_of(got, ["1s", "1m", "5m"]) == candles_of(expected, ["1s", "1m", "5m"])
+
+
+def test_malformed_messages_are_counted_by_reason_and_the_feed_stays_up():
+    expected = capture_trades()
+    sushi = next(e for _, s, e in CAPTURE.of("aggTrade", {"SUSHIUSDT"}))
+    bad = {
+        5: [
+            '{"stream":"sushiusdt@aggTrade","data":{"e":"aggTrade"',  # cut short: not JSON
+            '{"stream":"sushiusdt@aggTrade","data":'
+            + _event(sushi, a=1, drop="p")  # no price
+            + "}",
+            '{"stream":"sushiusdt@aggTrade","data":' + _event(sushi, a=2, p="NaN") + "}",
+        ]
+    }
+    with RunningServer(ExchangeServer(CAPTURE, SYMBOLS, speed=SPEED, inject=bad)) as server:
+        source, got, _ = run_feed(server, distinct(len(expected)))
+    assert [t for t in got if t.trade_id not in (1, 2)] == [t for t in got if t in expected]
+    assert len({(t.symbol, t.trade_id) for t in got if t in expected}) == 91
+    # ccxt itself fails on the NaN price (its Precise arithmetic): the guard counts the message it could not parse
+    assert source.rejects.counts == {"bad_json": 1, "missing_field": 1, "unparseable_message": 1}
+    assert source.state.disconnects == 0
+
+
+def _event(event: dict, *, a: int, drop: str | None = None, **values: str) -> str:
+    import json
+
+    out = dict(event, a=a, **values)
+    if drop:
+        del out[drop]
+    return json.dumps(out)
+
+
+MINUTE = 1626992760000  # 22:26, the minute that begins inside the capture
+
+
+def test_a_restart_mid_minute_backfills_the_closed_minute_and_the_forming_one_exactly():
+    """Stop mid-minute, start afresh: the exchange's closed 22:25 klines and the 22:26 trades so far over REST,
+    then the live ones: 22:25 is Binance's final kline (trades from before the capture included) and every
+    later 22:26 update matches Binance's."""
+    with RunningServer(ExchangeServer(CAPTURE, SYMBOLS, speed=SPEED)) as server:
+        _, first, _ = run_feed(server, lambda got: any(t.ts_ms >= MINUTE + 4000 for t in got))
+        after = [e for _, _, e in CAPTURE.of("aggTrade", SYMBOLS) if e["T"] >= MINUTE]
+        source, got, finals = run_feed(server, lambda got: {t.trade_id for t in got} >= {e["a"] for e in after}, 600)
+    assert any(t.ts_ms >= MINUTE for t in first)  # the first run saw part of 22:26 before it stopped
+    assert source.state.backfill_candles == 4 and source.state.backfill_trades > 0
+    agg = Aggregator(["1m", "5m"])
+    for symbol, rollups in finals:
+        agg.put_final(symbol, rollups)
+    closed = {c.symbol: c for c in agg.take_closed() if c.interval == "1m"}
+    final = {e["k"]["s"]: e["k"] for _, _, e in CAPTURE.of("kline", SYMBOLS) if e["k"]["x"]}
+    assert sorted(closed) == sorted(final) == sorted(SYMBOLS)
+    for symbol, k in final.items():
+        assert (closed[symbol].open_time, fields(closed[symbol])) == (k["t"], pytest.approx(kline_fields(k), rel=1e-12))
+    assert check_klines(forming_updates(got, agg), MINUTE - 1) == 15
+    (ctk,) = [c for c in agg.open_candles() if c.symbol == "CTKUSDT" and c.interval == "5m"]
+    # one 5m candle: 22:25 as Binance published it (86 raw trades) and the 37 raw trades of 22:26 in the capture
+    assert (ctk.open_time, ctk.trades) == (1626992700000, 86 + 37)
+
+
+def test_a_restart_with_restored_candles_resumes_after_their_last_trade():
+    """The ingest restarted with its forming candles restored (what it held when it stopped): the source fetches
+    only the trades after the newest one they hold, so every 22:26 update still equals Binance's, none twice."""
+    with RunningServer(ExchangeServer(CAPTURE, SYMBOLS, speed=SPEED)) as server:
+        _, first, _ = run_feed(server, lambda got: any(t.ts_ms >= MINUTE + 4000 for t in got))
+        restored = Aggregator(["1m", "5m"])
+        ours = forming_updates(first, restored)
+        after = [e for _, _, e in CAPTURE.of("aggTrade", SYMBOLS) if e["T"] >= MINUTE]
+        source = ExchangeSource("binanceusdm", sorted(SYMBOLS), history_s=600, silence_s=30, urls=server.urls())
+        source.resume(restored.last_trades())
+        stop = threading.Event()
+        got: list[Trade] = []
+        for batch in source.batches(stop):
+            assert source.take_finals() == []  # restored candles: no history
+            got.extend(batch.to_trades())
+            if {t.trade_id for t in first + got} >= {e["a"] for e in after}:
+                stop.set()
+    assert source.state.backfill_candles == 0 and source.state.backfill_trades > 0
+    assert not {(t.symbol, t.trade_id) for t in got} & {(t.symbol, t.trade_id) for t in first}  # nothing twice
+    ours |= forming_updates(got, restored)
+    assert check_klines(ours, CAPTURE_START_MS) == 15
+
+
+@pytest.mark.integration
+def test_the_ingest_on_a_live_feed_stores_the_exchange_candles_and_reports_the_feed(redis_client, settings):
+    settings = settings.model_copy(
+        update=dict(intervals=("1m", "5m"), source="exchange:binanceusdm", symbols=tuple(sorted(SYMBOLS)))
+    )
+    keys = CacheKeys(settings.redis_prefix)
+    engine = make_engine(settings.effective_database_url())
+    # joining 25 s into the capture, in the minute that began inside it (22:26): its first trades come over REST
+    with RunningServer(ExchangeServer(CAPTURE, SYMBOLS, speed=SPEED, offset_s=25)) as server:
+        source = open_source(settings.source, symbols=settings.symbols, backfill_s=600, exchange_urls=server.urls())
+        service = IngestService(settings, source, redis_client, default_sinks(settings, redis_client, engine))
+        stop = threading.Event()
+        thread = threading.Thread(target=service.run, args=(stop,))
+        thread.start()
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not all(
+                redis_client.zcard(keys.recent(s, "1m")) for s in SYMBOLS
+            ):  # the 22:25 candles, backfilled when the first trade arrives
+                time.sleep(0.1)
+            while time.monotonic() < deadline and service.aggregator.trades_in < 33:  # every 22:26 trade
+                time.sleep(0.1)
+        finally:
+            stop.set()
+            thread.join(30)
+            service.close()
+    final = {e["k"]["s"]: e["k"] for _, _, e in CAPTURE.of("kline", SYMBOLS) if e["k"]["x"]}
+    for symbol, k in final.items():
+        (stored,) = query_candles(engine, symbol, "1m", limit=10)
+        assert (stored.open_time, fields(stored)) == (k["t"], pytest.approx(kline_fields(k), rel=1e-12))
+    stats = {k.decode(): json.loads(v) for k, v in redis_client.hgetall(keys.stats("ingest")).items()}
+    assert stats["source"] == "exchange:binanceusdm" and stats["live"] is False  # 2021 trades: event time only
+    assert stats["feed"]["state"] == "connected" and stats["feed"]["backfill_candles"] == 4
+    assert stats["feed"]["symbols"]["SUSHIUSDT"] == "SUSHI/USDT:USDT" and stats["rejected_trades"] == {}
+    last = {e["k"]["s"]: e["k"] for _, _, e in CAPTURE.of("kline", {"SUSHIUSDT"}) if e["k"]["t"] == MINUTE}
+    forming = decode_message(redis_client.get(keys.latest("SUSHIUSDT", "1m")))
+    assert (forming.open_time, fields(forming)) == (MINUTE, pytest.approx(kline_fields(last["SUSHIUSDT"]), rel=1e-12))
+    engine.dispose()
+
+
+COINBASE = Capture.read(SAMPLES / "ws_recordings" / "COINBASE.ws.28.0")
+PRODUCTS = {"DASH-BTC", "SKL-USD"}
+
+
+def test_coinbase_through_the_same_source_gives_the_captured_trades_and_their_candles():
+    """Another exchange, no code of its own: Coinbase's ``match`` messages through ccxt.pro.coinbaseexchange give
+    every trade, with the taker side (the opposite of Coinbase's ``side``, the maker's), and their candles."""
+    expected = [
+        Trade(m["product_id"].replace("-", ""), float(m["price"]), float(m["size"]), iso_ms(m["time"]),
+              m["trade_id"], "buy" if m["side"] == "sell" else "sell")
+        for _, m in COINBASE.matches(PRODUCTS)
+    ]  # fmt: skip
+    assert len(expected) == 67
+    with RunningServer(CoinbaseServer(COINBASE, PRODUCTS, speed=SPEED)) as server:
+        source = ExchangeSource("coinbaseexchange", ["DASHBTC", "SKLUSD"], history_s=0, urls=server.urls())
+        stop = threading.Event()
+        got: list[Trade] = []
+        for batch in source.batches(stop):
+            got.extend(batch.to_trades())
+            if len(got) >= len(expected):
+                stop.set()
+    assert source.state.symbols == {"DASHBTC": "DASH/BTC", "SKLUSD": "SKL/USD"}
+    assert source.rejects.counts == {}
+    for symbol in ("DASHBTC", "SKLUSD"):  # each symbol's trades in the exchange's order
+        assert [t for t in got if t.symbol == symbol] == [t for t in expected if t.symbol == symbol]
+    (first,) = [t for t in got if t.trade_id == 1568268]  # Coinbase: side "sell" (the maker sold), 450 @ 0.791
+    assert (first.symbol, first.price, first.qty, first.taker_side) == ("SKLUSD", 0.791, 450.0, "buy")
+    assert candles_of(got, ["1s", "1m"]) == candles_of(expected, ["1s", "1m"])
+    (dash,) = [c for c in candles_of(got, ["1m"]) if c.symbol == "DASHBTC" and c.open_time == 1618677780000]
+    assert (dash.open, dash.close, dash.trades) == (0.00620564, 0.0061759, 4)
+
+
+def test_binance_spot_the_readme_default_maps_its_symbols_and_delivers_its_aggregate_trades():
+    """``exchange:binance`` (spot: other URLs, markets and WebSocket path than futures) on its own capture."""
+    spot = Capture.read(SAMPLES / "ws_recordings" / "BINANCE.ws.1.0")
+    symbols = {"NKNUSDT", "LRCBTC", "BLZETH"}
+    expected = [agg_trade(e) for _, _, e in spot.of("aggTrade", symbols)]
+    assert [(t.symbol, t.trade_id) for t in expected] == [("NKNUSDT", 15683430), ("LRCBTC", 9213679)]
+    with RunningServer(ExchangeServer(spot, symbols, speed=SPEED, market="spot")) as server:
+        source = ExchangeSource("binance", sorted(symbols), history_s=0, urls=server.urls())
+        stop = threading.Event()
+        got: list[Trade] = []
+        for batch in source.batches(stop):
+            got.extend(batch.to_trades())
+            if len(got) >= len(expected):
+                stop.set()
+    assert source.state.symbols == {"BLZETH": "BLZ/ETH", "LRCBTC": "LRC/BTC", "NKNUSDT": "NKN/USDT"}
+    assert sorted(got, key=lambda t: t.trade_id) == sorted(expected, key=lambda t: t.trade_id)
+    assert source.rejects.counts == {}
+
+
+def feeds(*args: str, urls: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, CANDLES_EXCHANGE_URLS=json.dumps(urls or {}))
+    return subprocess.run(
+        [sys.executable, "-m", "backend", "feeds", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_feeds_command_lists_exchanges_and_an_exchanges_symbols():
+    listed = feeds()
+    assert listed.returncode == 0
+    names = listed.stdout.splitlines()[1].split(", ")
+    assert {"binance", "binanceusdm", "coinbaseexchange", "kraken", "bybit", "okx"} <= set(names)
+    unknown = feeds("--exchange", "nope")
+    assert (unknown.returncode, unknown.stderr) == (
+        2,
+        "error: unknown exchange 'nope': `python -m backend feeds` lists them\n",
+    )
+    with RunningServer(ExchangeServer(CAPTURE, SYMBOLS)) as server:
+        symbols = feeds("--exchange", "binanceusdm", urls=server.urls())
+    assert symbols.returncode == 0, symbols.stderr
+    assert symbols.stdout.splitlines() == [
+        "AKROUSDT\tAKRO/USDT:USDT",
+        "CTKUSDT\tCTK/USDT:USDT",
+        "KEEPUSDT\tKEEP/USDT:USDT",
+        "SUSHIUSDT\tSUSHI/USDT:USDT",
+    ]
+    assert symbols.stderr == "4 symbols on binanceusdm\n"
