@@ -126,3 +126,43 @@ def test_postgres_outage_delays_but_loses_nothing():
     assert count_candles(engine) == len(candles) and writer.dropped == 0
     proxy.cut()
     engine.dispose()
+
+
+def candle(open_time: int, close: float, *, symbol: str = "BTCUSDT", volume: float = 1.0) -> Candle:
+    return Candle(
+        symbol=symbol, interval="1m", open_time=open_time, close_time=open_time + 59_999, open=1.0,
+        high=max(close, 1.0), low=min(close, 1.0), close=close, volume=volume, quote_volume=volume * close, trades=3,
+        taker_buy_volume=0.5, taker_buy_quote_volume=0.5 * close, closed=True, seq=1, event_time=open_time + 1_000,
+        emitted_at=open_time + 2_000,
+    )  # fmt: skip
+
+
+def test_an_upsert_with_changed_data_replaces_every_value_column(db_engine):
+    """Second write wins: a corrected candle replaces the stored one, field by field; other keys are untouched."""
+    with db_engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM candles")
+    assert (
+        upsert_candles(db_engine, [candle(T0, 2.0), candle(T0 + 60_000, 3.0), candle(T0, 4.0, symbol="ETHUSDT")]) == 3
+    )
+    corrected = Candle(
+        symbol="BTCUSDT", interval="1m", open_time=T0, close_time=T0 + 59_999, open=1.5, high=7.0, low=0.5, close=6.0,
+        volume=9.0, quote_volume=54.0, trades=11, taker_buy_volume=4.0, taker_buy_quote_volume=24.0, closed=True,
+        seq=2, event_time=T0 + 59_000, emitted_at=T0 + 61_000,
+    )  # fmt: skip
+    assert upsert_candles(db_engine, [corrected]) == 1
+    assert count_candles(db_engine) == 3
+    (row,) = query_candles(db_engine, "BTCUSDT", "1m", start=T0, end=T0 + 1)
+    assert (row.open, row.high, row.low, row.close, row.volume, row.quote_volume, row.trades) == (
+        1.5, 7.0, 0.5, 6.0, 9.0, 54.0, 11,
+    )  # fmt: skip
+    assert (row.taker_buy_volume, row.taker_buy_quote_volume, row.event_time) == (4.0, 24.0, T0 + 59_000)
+    (untouched,) = query_candles(db_engine, "BTCUSDT", "1m", start=T0 + 60_000)
+    assert untouched.close == 3.0
+    assert [c.close for c in query_candles(db_engine, "ETHUSDT", "1m")] == [4.0]
+
+
+def test_within_one_batch_the_last_version_of_a_candle_wins(db_engine):
+    with db_engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM candles")
+    assert upsert_candles(db_engine, [candle(T0, 2.0), candle(T0, 5.0, volume=2.0)]) == 1
+    assert [(c.close, c.volume) for c in query_candles(db_engine, "BTCUSDT", "1m")] == [(5.0, 2.0)]

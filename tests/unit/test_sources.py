@@ -281,6 +281,8 @@ BAD_PLAIN = {  # line number → (line, reason)
     14: (f"{T0},BTCUSDT,97000,1,buy,14,extra", "too_many_fields"),
     15: (f"{T0},BTCUSDT,97000,1,maybe,15", "bad_side"),
     16: (f"{T0}.5,BTCUSDT,97000,1,buy,16", "not_numeric"),
+    17: (f"{T0},BTCUSDT,inf,1,buy,17", "bad_price"),
+    18: (f"{T0},BTCUSDT,-inf,1,buy,18", "bad_price"),
 }
 
 
@@ -309,7 +311,7 @@ def test_bad_rows_are_counted_by_reason_with_their_line(tmp_path: Path, caplog: 
     assert rejects.examples == want
     assert [t.trade_id for t in trades] == [line for line in range(2, 21) if line not in bad]
     assert trades[0] == Trade("BTCUSDT", 97002.0, 0.5, T0 + 2, 2, "sell")
-    assert "bad_price: 3 (lines 3, 4, 5)" in rejects.summary()
+    assert "bad_price: 5 (lines 3, 4, 5, 17, 18)" in rejects.summary()
 
 
 @pytest.mark.parametrize("block_bytes", [1 << 16, 1 << 23])
