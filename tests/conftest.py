@@ -11,7 +11,6 @@ run on SQLite always and on PostgreSQL when ``CANDLES_TEST_DATABASE_URL`` is set
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +24,6 @@ from tests.stack import isolated_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "data" / "samples"
-CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if shutil.which(p)), None)
 
 
 @pytest.fixture(scope="session")
