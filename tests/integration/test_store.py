@@ -119,7 +119,10 @@ def test_postgres_outage_delays_but_loses_nothing():
     while writer.healthy and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not writer.healthy and writer.pending > 0
-    time.sleep(2)  # the outage goes on; the writer keeps retrying with backoff
+    failed = writer.errors
+    while writer.errors < failed + 3 and time.monotonic() < deadline + 15:  # the outage goes on: retries fail
+        time.sleep(0.05)
+    assert writer.errors >= failed + 3
     proxy.restore()
     assert writer.flush(timeout=30)
     writer.close()

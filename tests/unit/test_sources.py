@@ -519,14 +519,13 @@ def test_simulator_duration_and_arrival_bursts() -> None:
     assert per_second.var() > 5 * per_second.mean()  # over-dispersed: arrivals come in bursts
 
 
-def test_simulator_is_fast_enough_for_the_benchmarks() -> None:
+def test_simulator_generates_exactly_the_trades_asked_for_every_symbol() -> None:
+    """What the benchmarks rely on (its speed is printed by benchmarks/aggregate.py, not asserted here)."""
     symbols = [f"S{i}USDT" for i in range(20)]
-    sim = Simulator(symbols, seed=1)
-    sim.generate(T0, 10_000)
-    started = time.perf_counter()
-    batch = sim.generate(T0, 1_000_000)
-    assert len(batch) == 1_000_000 and len(batch.symbols) == 20
-    assert time.perf_counter() - started < 3.0
+    batch = Simulator(symbols, seed=1).generate(T0, 100_000)
+    assert len(batch) == 100_000 and sorted(batch.symbols) == sorted(symbols)
+    assert sorted(set(batch.sym.tolist())) == list(range(20))
+    assert batch.ts.min() >= T0 and bool(np.all(np.diff(batch.ts) >= 0))
 
 
 def test_simulator_live_batches_follow_the_wall_clock() -> None:
