@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -57,8 +58,21 @@ GROUPS: dict[str, Group] = {
     "formats": Group(("backend/sources/formats/*",), ("tests/unit/test_sources.py",)),
 }
 
-# mutant → why it cannot change behaviour (read with `cd .mutate/GROUP && python -m mutmut show NAME`)
-EQUIVALENT: dict[str, str] = {}
+# one line per equivalent mutant, "NAME: why it cannot change behaviour" (read one with
+# `cd .mutate/GROUP && ../../.venv/bin/python -m mutmut show NAME`)
+EQUIVALENT_FILE = ROOT / "tools" / "equivalent-mutants.txt"
+
+
+def load_equivalent(path: Path = EQUIVALENT_FILE) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in path.read_text().splitlines() if path.exists() else []:
+        name, sep, why = line.partition(": ")
+        if sep and not line.startswith("#"):
+            out[name.strip()] = why.strip()
+    return out
+
+
+EQUIVALENT = load_equivalent()
 
 KILLED = {"killed", "timeout", "caught by type check", "segfault"}
 
@@ -83,9 +97,9 @@ def prepare(name: str, group: Group) -> Path:
     return folder
 
 
-def run_group(folder: Path, max_children: int) -> int:
-    """Run mutmut in the group's folder; its own progress goes to the terminal."""
-    return subprocess.call([*MUTMUT, "run", "--max-children", str(max_children)], cwd=folder)
+def run_group(folder: Path, max_children: int, names: Sequence[str] = ()) -> int:
+    """Run mutmut in the group's folder (only the mutants ``names`` when given); its progress goes to the terminal."""
+    return subprocess.call([*MUTMUT, "run", "--max-children", str(max_children), *names], cwd=folder)
 
 
 def results(folder: Path) -> dict[str, str]:
@@ -118,6 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tools/mutate.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("groups", nargs="*", metavar="GROUP", help="any of: " + ", ".join(GROUPS) + " (default all)")
     parser.add_argument("--report", action="store_true", help="only print the scores of the last runs")
+    parser.add_argument(
+        "--survivors",
+        action="store_true",
+        help="test only the last run's surviving mutants again, with the current tests",
+    )
     parser.add_argument("--diff", action="store_true", help="show each surviving mutant's diff")
     parser.add_argument("--max-children", type=int, default=int(os.environ.get("MUTATE_JOBS", "2")))
     ns = parser.parse_args(argv)
@@ -129,7 +148,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not ns.report:
         for group in groups:
             print(f"== mutating {group}: {' '.join(GROUPS[group].modules)}", flush=True)
-            run_group(folders[group], ns.max_children)
+            names: list[str] = []
+            if ns.survivors:
+                names = [n for n, s in results(folders[group]).items() if s not in KILLED and n not in EQUIVALENT]
+                shutil.rmtree(folders[group] / "mutants" / "tests", ignore_errors=True)  # copied again: the new tests
+                if not names:
+                    continue
+            run_group(folders[group], ns.max_children, names)
     below = []
     print(f"\nmutation score per group (killed / mutants, equivalent ones left out; target {TARGET:.0%}):")
     for group in groups:

@@ -372,3 +372,25 @@ def test_a_live_aggregator_with_nothing_open_has_nothing_due():
     agg = Aggregator(["1s"], live=True)
     assert agg.drain(T0) == []
     assert Aggregator(["1s"], live=False).next_due_ms() is None
+
+
+def test_the_clock_closes_only_what_ended_a_grace_ago():
+    agg = Aggregator(["1s"], emit_ms=0, live=True, close_grace_ms=250)
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 100.0, 1, T0 + 100, 1)]))
+    agg.drain(T0 + 150)
+    out = agg.drain(T0 + 1_800)  # [T0 + 1000, T0 + 2000) ends at 2000: not yet closed at 1800
+    assert [(c.open_time, c.closed) for c in out] == [(T0, True), (T0 + 1_000, False)]
+    assert agg.next_due_ms() == T0 + 2_250
+
+
+def test_offline_output_leaves_seq_and_emission_time_alone():
+    agg = Aggregator(["1s"], emit_ms=0)
+    for i in range(3):
+        agg.add(TradeBatch.from_trades([trade("BTCUSDT", 10.0 + i, 1, T0 + 1_500 + i, i)]))
+        agg.drain(T0 + 2_000 + i)
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 20.0, 1, T0 + 2_500, 9)]))  # closes [T0 + 1000, T0 + 2000)
+    (closed,) = agg.take_closed()
+    assert (closed.open_time, closed.seq, closed.emitted_at, closed.close) == (T0 + 1_000, 4, 0, 12.0)
+    (forming,) = agg.open_candles(emitted_at=77)
+    assert (forming.open_time, forming.seq, forming.emitted_at, forming.closed) == (T0 + 2_000, 5, 77, False)
+    assert [(c.seq, c.closed) for c in agg.drain(T0 + 3_000)] == [(5, False)]  # open_candles took no seq
