@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,9 +117,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         elif "browser" in parts:
             item.add_marker(pytest.mark.browser)
             item.add_marker(pytest.mark.integration)
-    if os.environ.get("MUTANT_UNDER_TEST"):  # make mutate: fastest tests first, so the first failure (-x) ends it
+    if _mutant():  # make mutate: fastest tests first, so the first failure (-x) ends it
         durations = _mutmut_durations()
         items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
+
+
+def _mutant() -> str | None:
+    """The mutant mutmut is testing in this process (``make mutate``), if any."""
+    name = os.environ.get("MUTANT_UNDER_TEST", "")
+    return name if "__mutmut_" in name else None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under mutmut, 2 GB more memory at most: a mutant that loops forever appending fails fast, not the machine."""
+    if _mutant() and sys.platform == "linux":
+        import resource
+
+        used = int(Path("/proc/self/statm").read_text().split()[0]) * resource.getpagesize()
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        resource.setrlimit(resource.RLIMIT_AS, (used + (2 << 30), hard))
 
 
 def _mutmut_durations() -> dict[str, float]:
