@@ -51,7 +51,13 @@ GROUPS: dict[str, Group] = {
     "store": Group(("backend/store.py",), ("tests/integration/test_store.py",)),
     "relay": Group(
         ("backend/relay/hub.py", "backend/relay/auth.py", "backend/relay/routes/*"),
-        ("tests/unit/test_relay.py",),
+        (
+            "tests/unit/test_relay.py",
+            "tests/integration/test_api_rest.py",
+            "tests/integration/test_api_auth.py",
+            "tests/integration/test_api_alerts.py",
+            "tests/integration/test_api_ws.py",
+        ),
     ),
     "feed": Group(("services/feed/*",), ("tests/unit/test_feed.py",)),
     "indicators": Group(("backend/indicators.py",), ("tests/unit/test_indicators.py",)),
@@ -98,8 +104,12 @@ def prepare(name: str, group: Group) -> Path:
 
 
 def run_group(folder: Path, max_children: int, names: Sequence[str] = ()) -> int:
-    """Run mutmut in the group's folder (only the mutants ``names`` when given); its progress goes to the terminal."""
-    return subprocess.call([*MUTMUT, "run", "--max-children", str(max_children), *names], cwd=folder)
+    """Run mutmut in the group's folder (only the mutants ``names`` when given); its progress goes to the terminal.
+
+    Relay tests serve the relay on a thread of their own process (``tests.stack.RelayThread``), where mutmut sees it.
+    """
+    env = os.environ | {"CANDLES_TEST_RELAY_IN_PROCESS": "1", "CANDLES_MUTATION": "1"}  # see tests/examples.py
+    return subprocess.call([*MUTMUT, "run", "--max-children", str(max_children), *names], cwd=folder, env=env)
 
 
 def results(folder: Path) -> dict[str, str]:
@@ -116,15 +126,18 @@ def results(folder: Path) -> dict[str, str]:
 
 
 def score_line(group: str, statuses: dict[str, str]) -> tuple[str, list[str], float]:
-    """One group's summary line, its surviving mutants (not equivalent) and its score."""
+    """One group's summary line, its surviving mutants (not equivalent) and its score.
+
+    The score is over the mutants tested so far (``not checked`` ones are counted apart, for a run cut short).
+    """
     counts = Counter(statuses.values())
-    equivalent = [n for n in statuses if n in EQUIVALENT]
-    judged = len(statuses) - len(equivalent)
-    killed = sum(1 for n, s in statuses.items() if s in KILLED and n not in EQUIVALENT)
-    survivors = sorted(n for n, s in statuses.items() if s not in KILLED and n not in EQUIVALENT)
-    score = killed / judged if judged else 0.0
+    judged = {n: s for n, s in statuses.items() if n not in EQUIVALENT and s != "not checked"}
+    killed = sum(1 for s in judged.values() if s in KILLED)
+    survivors = sorted(n for n, s in judged.items() if s not in KILLED)
+    score = killed / len(judged) if judged else 0.0
+    equivalent = sum(1 for n in statuses if n in EQUIVALENT)
     detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-    line = f"{group:<11} {score:6.1%}  {killed}/{judged} killed ({detail}; {len(equivalent)} equivalent)"
+    line = f"{group:<11} {score:6.1%}  {killed}/{len(judged)} killed ({detail}; {equivalent} equivalent)"
     return line, survivors, score
 
 

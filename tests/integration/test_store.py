@@ -21,6 +21,7 @@ from backend.store import (
     table_digest,
     upsert_candles,
 )
+from tests.examples import examples
 from tests.proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
@@ -44,7 +45,7 @@ rows_strategy = st.lists(
 )
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(15), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=rows_strategy)
 def test_replaying_the_same_trades_twice_leaves_the_table_unchanged(db_engine, rows):
     with db_engine.begin() as conn:

@@ -17,6 +17,7 @@ from backend.aggregate import Aggregator
 from backend.config import INTERVALS_MS
 from backend.models import Candle, Trade, TradeBatch
 from tests.conftest import SAMPLES
+from tests.examples import examples
 from tests.oracle import FIELDS, accepted_in_arrival_order, candles_frame, oracle_candles
 
 T0 = 1_732_665_600_000  # 2024-11-27 00:00 UTC, aligned to every interval
@@ -190,7 +191,7 @@ def assert_frames_equal(got: pd.DataFrame, want: pd.DataFrame) -> None:
         np.testing.assert_allclose(got[f].to_numpy(float), want[f].to_numpy(float), rtol=1e-9, atol=1e-9, err_msg=f)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=trade_rows, cuts=st.lists(st.integers(0, 300), max_size=6), interval=st.sampled_from(["1s", "1m", "5m"]))
 def test_candles_equal_the_pandas_oracle(rows, cuts, interval):
     batch = make_batch(rows)
@@ -201,7 +202,7 @@ def test_candles_equal_the_pandas_oracle(rows, cuts, interval):
     assert_frames_equal(candles_frame(got), oracle_candles(batch, interval))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(rows=trade_rows)
 def test_a_5m_candle_is_the_roll_up_of_its_five_1m_candles(rows):
     agg = Aggregator(["1m", "5m"])
@@ -223,7 +224,7 @@ def test_a_5m_candle_is_the_roll_up_of_its_five_1m_candles(rows):
         assert five.quote_volume == pytest.approx(sum(m.quote_volume for m in inside), rel=1e-9)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(rows=trade_rows, cuts=st.lists(st.integers(0, 300), max_size=8), emit_ms=st.sampled_from([0, 100, 1_000]))
 def test_seq_has_no_gaps(rows, cuts, emit_ms):
     agg = Aggregator(["1s", "1m", "5m"], emit_ms=emit_ms)
@@ -279,7 +280,7 @@ def test_binance_aggtrades_reproduce_binance_klines_exactly(interval):
     assert INTERVALS_MS[interval] == got[1].open_time - got[0].open_time
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_shuffled_arrival_equal_timestamps_and_ids_out_of_order_match_the_oracle(data):
     """Arrival order is not event order: trades come shuffled across batches, many share a timestamp, and
