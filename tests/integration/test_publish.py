@@ -91,7 +91,7 @@ def test_cache_holds_latest_and_capped_recent_closed_candles(redis_client, setti
         pub.put(agg.drain(i))
     latest = decode_message(redis_client.get(keys.latest("BTCUSDT", "1s")))
     assert (latest.open_time, latest.closed) == (T0 + 19_000, False)
-    assert redis_client.ttl(keys.latest("BTCUSDT", "1s")) > 0
+    assert 86_390 <= redis_client.ttl(keys.latest("BTCUSDT", "1s")) <= 86_400  # a day, in seconds
     recent = [decode_message(m) for m in redis_client.zrange(keys.recent("BTCUSDT", "1s"), 0, -1)]
     assert [c.open_time for c in recent] == [T0 + i * 1_000 for i in range(14, 19)]
     assert all(c.closed for c in recent)
