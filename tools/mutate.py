@@ -47,7 +47,10 @@ GROUPS: dict[str, Group] = {
         ("backend/models.py", "backend/sources/fields.py"),
         ("tests/unit/test_models.py", "tests/unit/test_protocol.py", "tests/unit/test_binance_decode.py"),
     ),
-    "cache": Group(("backend/cache.py", "backend/sinks/redis.py"), ("tests/integration/test_publish.py",)),
+    "cache": Group(  # the relay reads the cache: its REST tests check what it reads
+        ("backend/cache.py", "backend/sinks/redis.py"),
+        ("tests/integration/test_publish.py", "tests/integration/test_api_rest.py"),
+    ),
     "store": Group(("backend/store.py",), ("tests/integration/test_store.py",)),
     "relay": Group(
         ("backend/relay/hub.py", "backend/relay/auth.py", "backend/relay/routes/*"),

@@ -170,3 +170,42 @@ def test_within_one_batch_the_last_version_of_a_candle_wins(db_engine):
         conn.exec_driver_sql("DELETE FROM candles")
     assert upsert_candles(db_engine, [candle(T0, 2.0), candle(T0, 5.0, volume=2.0)]) == 1
     assert [(c.close, c.volume) for c in query_candles(db_engine, "BTCUSDT", "1m")] == [(5.0, 2.0)]
+
+
+def test_a_range_is_start_inclusive_end_exclusive_and_limits_count_from_the_right_end(db_engine):
+    with db_engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM candles")
+    upsert_candles(db_engine, [candle(T0 + i * 60_000, 10.0 + i) for i in range(6)])
+    upsert_candles(db_engine, [candle(T0, 99.0, symbol="ETHUSDT")])
+
+    def opens(**kw):
+        return [(c.open_time - T0) // 60_000 for c in query_candles(db_engine, "BTCUSDT", "1m", **kw)]
+
+    assert opens() == [0, 1, 2, 3, 4, 5]
+    assert opens(start=T0 + 60_000, end=T0 + 180_000) == [1, 2]  # [start, end)
+    assert opens(start=T0 + 60_001) == [2, 3, 4, 5]
+    assert opens(end=T0 + 60_001) == [0, 1]
+    assert opens(start=T0 + 120_000, end=T0 + 120_000) == []
+    assert opens(limit=2) == [0, 1]
+    assert opens(limit=2, descending=True) == [4, 5]  # the newest two, oldest first
+    assert opens(end=T0 + 240_000, limit=3, descending=True) == [1, 2, 3]
+    assert query_candles(db_engine, "BTCUSDT", "5m") == []
+    (row,) = query_candles(db_engine, "ETHUSDT", "1m")
+    assert (row.symbol, row.interval, row.close, row.closed, row.seq) == ("ETHUSDT", "1m", 99.0, True, 0)
+    assert count_candles(db_engine) == 7
+
+
+def test_urls_and_sqlite_settings(tmp_path):
+    from backend.store import check_connection, normalize_url
+
+    assert normalize_url("postgresql://u@h:5432/db") == "postgresql+psycopg://u@h:5432/db"
+    assert normalize_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalize_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalize_url("sqlite:///x.sqlite3") == "sqlite:///x.sqlite3"
+    engine = make_engine(f"sqlite:///{tmp_path / 'new' / 'dir' / 'c.sqlite3'}", busy_timeout_ms=1234)
+    with engine.connect() as conn:
+        names = ("journal_mode", "synchronous", "busy_timeout")
+        pragmas = [conn.exec_driver_sql(f"PRAGMA {p}").scalar() for p in names]
+    assert pragmas == ["wal", 1, 1234]  # synchronous=NORMAL is 1
+    check_connection(engine)
+    engine.dispose()
