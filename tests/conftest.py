@@ -122,6 +122,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
 
 
+if os.environ.get("CANDLES_MUTATION") == "1":  # make mutate: a failing example kills the mutant, no need to shrink it
+    from hypothesis import Phase, settings
+
+    settings.register_profile("mutation", phases=(Phase.explicit, Phase.reuse, Phase.generate))
+    settings.load_profile("mutation")
+
+
 def _mutant() -> str | None:
     """The mutant mutmut is testing in this process (``make mutate``), if any."""
     name = os.environ.get("MUTANT_UNDER_TEST", "")
