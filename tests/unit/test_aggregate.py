@@ -395,3 +395,10 @@ def test_offline_output_leaves_seq_and_emission_time_alone():
     (forming,) = agg.open_candles(emitted_at=77)
     assert (forming.open_time, forming.seq, forming.emitted_at, forming.closed) == (T0 + 2_000, 5, 77, False)
     assert [(c.seq, c.closed) for c in agg.drain(T0 + 3_000)] == [(5, False)]  # open_candles took no seq
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 30.0, 1, T0 + 5_100, 10)]))  # two empty seconds between
+    flats = agg.take_closed()
+    assert [(c.open_time, c.trades, c.taker_buy_volume, c.emitted_at) for c in flats] == [
+        (T0 + 2_000, 1, 1.0, 0),
+        (T0 + 3_000, 0, 0.0, 0),
+        (T0 + 4_000, 0, 0.0, 0),
+    ]
