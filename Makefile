@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint format setup demo bench bench-dashboard clean
+.PHONY: run test lint format setup demo bench bench-dashboard mutate clean
 
 # make run SOURCE=exchange:binance SYMBOLS=BTCUSDT,ETHUSDT watches a live exchange (CANDLES_SOURCE, CANDLES_SYMBOLS)
 run:
@@ -32,5 +32,10 @@ bench: setup
 bench-dashboard: setup
 	$(PY) benchmarks/dashboard.py
 
+# Mutation testing (not part of `make test`): the score per module group and the surviving mutants.
+# `make mutate GROUPS=aggregate` runs one group; MUTATE_JOBS (default 2) mutants run at once.
+mutate: setup
+	$(PY) tools/mutate.py $(GROUPS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache mutants

@@ -10,8 +10,9 @@ run on SQLite always and on PostgreSQL when ``CANDLES_TEST_DATABASE_URL`` is set
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +26,6 @@ from tests.stack import isolated_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "data" / "samples"
-CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if shutil.which(p)), None)
 
 
 @pytest.fixture(scope="session")
@@ -117,3 +117,40 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         elif "browser" in parts:
             item.add_marker(pytest.mark.browser)
             item.add_marker(pytest.mark.integration)
+    if _mutant():  # make mutate: fastest tests first, so the first failure (-x) ends it
+        durations = _mutmut_durations()
+        items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
+
+
+if os.environ.get("CANDLES_MUTATION") == "1":  # make mutate: a failing example kills the mutant, no need to shrink it
+    from hypothesis import Phase, settings
+
+    settings.register_profile("mutation", phases=(Phase.explicit, Phase.reuse, Phase.generate))
+    settings.load_profile("mutation")
+
+
+def _mutant() -> str | None:
+    """The mutant mutmut is testing in this process (``make mutate``), if any."""
+    name = os.environ.get("MUTANT_UNDER_TEST", "")
+    return name if "__mutmut_" in name else None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under mutmut, 4 GB more data at most: a mutant that loops forever appending fails, not the machine.
+
+    The data limit, not the address space: numpy's and glibc's per-thread reservations are address space only.
+    """
+    if _mutant() and sys.platform == "linux":
+        import resource
+
+        fields = Path("/proc/self/status").read_text().split("VmData:")[1].split()
+        _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        resource.setrlimit(resource.RLIMIT_DATA, (int(fields[0]) * 1024 + (4 << 30), hard))
+
+
+def _mutmut_durations() -> dict[str, float]:
+    """How long each test took in mutmut's first run (it runs the tests inside its ``mutants/`` folder)."""
+    try:
+        return json.loads(Path("mutmut-stats.json").read_text())["duration_by_test"]
+    except (OSError, ValueError, KeyError):
+        return {}

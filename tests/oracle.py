@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from backend.config import INTERVALS_MS
-from backend.models import Candle, TradeBatch
+from backend.models import Candle, Trade, TradeBatch
 
 FIELDS = (
     "open",
@@ -72,3 +72,25 @@ def candles_frame(candles: list[Candle]) -> pd.DataFrame:
     """The aggregator's candles in the oracle's shape."""
     rows = [{"symbol": c.symbol, "open_time": c.open_time, **{f: getattr(c, f) for f in FIELDS}} for c in candles]
     return pd.DataFrame(rows).set_index(["symbol", "open_time"]).sort_index()
+
+
+def accepted_in_arrival_order(batches: list[TradeBatch], fine_ms: int) -> tuple[TradeBatch, dict[str, int]]:
+    """The trades an aggregator keeps when ``batches`` arrive in this order, and the late ones per symbol.
+
+    A trade is late when it is older than the open candle of its symbol's finest interval, i.e. than the
+    period of the newest trade of that symbol kept from an earlier batch (a batch is one step of event time:
+    within it, order does not matter). Written trade by trade, apart from the aggregator's vectorised check.
+    """
+    newest: dict[str, int] = {}
+    late: dict[str, int] = {}
+    kept: list[Trade] = []
+    for batch in batches:
+        trades = batch.to_trades()
+        before = dict(newest)
+        for t in trades:
+            if t.symbol in before and t.ts_ms < before[t.symbol] - before[t.symbol] % fine_ms:
+                late[t.symbol] = late.get(t.symbol, 0) + 1
+                continue
+            kept.append(t)
+            newest[t.symbol] = max(newest.get(t.symbol, t.ts_ms), t.ts_ms)
+    return TradeBatch.from_trades(kept), late

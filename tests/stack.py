@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -84,7 +86,7 @@ class Server:
     """A backend process serving the relay's API at ``url``."""
 
     url: str
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | Any  # a RelayThread when the relay is served in this process
     log_path: Path
     group: bool = False  # started in its own session: stop() ends its children too
     client: httpx.Client = field(init=False)
@@ -150,6 +152,51 @@ def _spawn(args: list[str], env: dict[str, str], log_dir: Path | None, name: str
     return process, log_path
 
 
+class RelayThread:
+    """The relay served by uvicorn on a thread of this process, with the ``poll``/``returncode`` of a process.
+
+    ``make mutate`` serves the relay this way (``CANDLES_TEST_RELAY_IN_PROCESS=1``): mutmut only sees the code
+    its tests run in their own process. Everything else about the relay is as ``python -m backend api`` serves it.
+    """
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        import uvicorn
+
+        from backend.relay.server import uvicorn_config
+
+        self.log = logging.FileHandler(log_path)  # the relay's log lines, as the process would write them
+        self.log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger("backend").addHandler(self.log)
+        logging.getLogger("backend").setLevel(logging.INFO)
+        self.server = uvicorn.Server(uvicorn_config(settings))
+        self.thread = threading.Thread(target=self.server.run, name="relay", daemon=True)
+        self.thread.start()
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None and not self.thread.is_alive():
+            self.returncode = 0 if self.server.started else 1
+        return self.returncode
+
+    def stop(self, timeout: float) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout)
+        self.poll()
+        logging.getLogger("backend").removeHandler(self.log)
+        self.log.close()
+
+
+@dataclass
+class InProcessServer(Server):
+    def stop(self, timeout: float = 15) -> None:
+        self.client.close()
+        self.process.stop(timeout)
+
+
+def relay_in_process() -> bool:
+    return os.environ.get("CANDLES_TEST_RELAY_IN_PROCESS", "") == "1"
+
+
 def start_relay(
     settings: Settings,
     *,
@@ -160,8 +207,13 @@ def start_relay(
 ) -> Server:
     """``python -m backend api`` for ``settings`` on ``port`` (default: a free one); waits until it is healthy."""
     settings = settings.model_copy(update={"api_host": "127.0.0.1", "api_port": port or free_port()})
-    process, log_path = _spawn(["api"], clean_environ(settings_env(settings)), log_dir, "relay", group=False)
-    server = Server(f"http://127.0.0.1:{settings.api_port}", process, log_path)
+    if relay_in_process():
+        log_path = (log_dir or Path(tempfile.mkdtemp(prefix="candles-"))) / "relay.log"  # logs go to pytest's capture
+        relay = RelayThread(settings, log_path)
+        server: Server = InProcessServer(f"http://127.0.0.1:{settings.api_port}", relay, log_path)
+    else:
+        process, log_path = _spawn(["api"], clean_environ(settings_env(settings)), log_dir, "relay", group=False)
+        server = Server(f"http://127.0.0.1:{settings.api_port}", process, log_path)
     try:
         if healthy:
             server.wait_healthy(timeout)

@@ -21,7 +21,15 @@ log = logging.getLogger(__name__)
 def serve(settings: Settings) -> None:
     """Run the relay with uvicorn on ``api_host:api_port`` until SIGINT/SIGTERM."""
     _raise_fd_limit()
-    config = uvicorn.Config(
+    config = uvicorn_config(settings)
+    log.info("relay listening on http://%s:%d", settings.api_host, settings.api_port)
+    with _no_signal_echo():
+        uvicorn.Server(config).run()
+
+
+def uvicorn_config(settings: Settings) -> uvicorn.Config:
+    """How the relay is served: its app, the WebSocket protocol and limits, no access log (the app logs requests)."""
+    return uvicorn.Config(
         create_app(settings),
         host=settings.api_host,
         port=settings.api_port,
@@ -36,9 +44,6 @@ def serve(settings: Settings) -> None:
         timeout_graceful_shutdown=5,
         lifespan="on",
     )
-    log.info("relay listening on http://%s:%d", settings.api_host, settings.api_port)
-    with _no_signal_echo():
-        uvicorn.Server(config).run()
 
 
 def _raise_fd_limit() -> None:

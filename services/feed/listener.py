@@ -54,6 +54,7 @@ class Listener:
         self._ws: websocket.WebSocket | None = None
         self._subscribed: set[Stream] = set()
         self.frames = 0
+        self.pongs = 0  # answers to our pings: a quiet relay is alive
         self.candles_in = 0
         self.gaps = 0
         self.resyncs = 0
@@ -204,8 +205,11 @@ class Listener:
             if opcode == websocket.ABNF.OPCODE_CLOSE:
                 self._conn.error = "the relay closed the connection"
                 return
+            if opcode == websocket.ABNF.OPCODE_PONG:
+                self.pongs += 1
+                continue
             if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY) or not data:
-                continue  # ping / pong
+                continue  # a ping (websocket-client answers it), an empty frame
             try:
                 self.handle_frame(data)
             except Exception:

@@ -8,8 +8,18 @@ from typing import Any
 import pytest
 
 from tests.browser.chromium import SYMBOLS
-from tests.dashboard_fixtures import CHROME_FLAGS, CHROMIUM, StreamlitApp, seed_history
+from tests.dashboard_fixtures import CHROME_FLAGS, CHROMIUM, StreamlitApp, browser_required, seed_history
 from tests.stack import Server, start_stack
+
+
+@pytest.fixture(scope="session", autouse=True)
+def chromium_present() -> None:
+    """No Chromium: skip here (saying how to get it), fail in CI, where a skip would hide every browser test."""
+    if CHROMIUM is None:
+        why = "no Chromium on PATH (chromium) or at a known path: apt-get install -y chromium"
+        if browser_required():
+            pytest.fail(f"{why} (required: CI or CANDLES_TEST_REQUIRE_BROWSER is set)", pytrace=False)
+        pytest.skip(why)
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,13 @@ import pytest
 
 from backend.models import now_ms
 from tests.browser.chromium import CHART, shot, wait_chart
-from tests.dashboard_fixtures import CHROMIUM, StreamlitApp
+from tests.dashboard_fixtures import StreamlitApp
 from tests.stack import Server
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
     pytest.mark.integration,
-    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: apt-get install -y chromium"),
 ]
 
 FORM = ".st-key-new-alert"

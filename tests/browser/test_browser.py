@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.browser.chromium import CHART, shot, wait_chart
-from tests.dashboard_fixtures import CHROMIUM, StreamlitApp
+from tests.dashboard_fixtures import StreamlitApp
 from tests.proxy import TcpProxy
 from tests.stack import Server
 
@@ -20,7 +20,6 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
     pytest.mark.integration,
-    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: apt-get install -y chromium"),
 ]
 
 

@@ -214,7 +214,8 @@ def test_subscriptions_follow_live_sessions(relay: Server, publisher: Publisher,
 def test_a_quiet_relay_is_pinged_not_dropped(relay: Server, feed_factory) -> None:
     feed = feed_factory(relay.url, recv_timeout_s=0.2)  # nobody wants a stream: no data frames at all
     wait_for(lambda: feed.status().live, what="connection")
-    time.sleep(1.5)  # seven receive timeouts; the pongs keep it alive
+    # more answered pings than the three silent timeouts that would drop the connection
+    wait_for(lambda: feed.listener.pongs >= 5, what="five pongs")
     assert feed.status().live and feed.state.connection.reconnects == 0
 
 

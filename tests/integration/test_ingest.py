@@ -101,23 +101,32 @@ def test_the_simulator_opens_on_its_recent_past_then_goes_live(redis_client, set
     stop = threading.Event()
     started = now_ms()
 
+    keys = CacheKeys(settings.redis_prefix)
+    live_at: list[int] = []
+
+    def newest_closed_second() -> int:
+        last = redis_client.zrange(keys.recent("BTCUSDT", "1s"), -1, -1)
+        return decode_message(last[0]).close_time if last else 0
+
     def stop_when_live() -> None:
+        """Stop once a 1s candle has closed after the source went live (the live market's first closes)."""
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not (source.live and service.aggregator.trades_in):
             time.sleep(0.01)
-        time.sleep(1.5)  # a little live market, closed by the wall clock
+        live_at.append(now_ms())
+        while time.monotonic() < deadline and newest_closed_second() < live_at[0]:
+            time.sleep(0.01)
         stop.set()
 
     threading.Thread(target=stop_when_live, daemon=True).start()
     service.run(stop)
     assert source.live
-    keys = CacheKeys(settings.redis_prefix)
+    assert service.aggregator.live  # the aggregator followed the source: candles now also close on the clock
     minutes = [decode_message(m) for m in redis_client.zrange(keys.recent("BTCUSDT", "1m"), 0, -1)]
     assert 9 <= len(minutes) <= 11  # ten minutes of the past, closed by the trades that followed
     assert minutes[0].open_time >= started - 600_000 - 60_000
     assert all(b.open_time - a.open_time == 60_000 for a, b in itertools.pairwise(minutes))
-    seconds = [decode_message(m) for m in redis_client.zrange(keys.recent("BTCUSDT", "1s"), -3, -1)]
-    assert seconds[-1].close_time >= started  # closed by the live market, after the history ended
+    assert newest_closed_second() >= live_at[0]  # closed by the live market, after the history ended
     assert service.aggregator.late == {}
 
 

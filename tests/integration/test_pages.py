@@ -97,18 +97,28 @@ def test_candles_page_follows_and_writes_the_query_parameters(stack: Server, mon
 
 def test_unknown_query_values_fall_back_to_defaults(stack: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     use_relay(monkeypatch, stack.url)
-    at = run_until(app("pages/candles.py", symbol="NOPE", interval="7m", bars="12"), lambda at: True)
-    assert at.selectbox[0].value in {"BTCUSDT", "ETHUSDT"}
+    at = run_until(
+        app("pages/candles.py", symbol="NOPE", interval="7m", bars="12"),
+        lambda at: 'data-testid="last-price"' in markdown_text(at),  # the chart of the fallback stream has data
+    )
+    assert at.selectbox[0].value == "BTCUSDT"  # the relay's first symbol
     assert at.query_params["interval"] == "1m" and "bars" not in at.query_params
 
 
 def test_older_history_loads_on_demand(stack: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     use_relay(monkeypatch, stack.url)
+    # the simulator's two hours of history are in SQL: far more than the 100 bars shown plus a page of 500
+    history = {"interval": "1s", "limit": 500, "end": int(time.time() * 1000) - 200_000}
+    stack.wait_until(lambda: stack.get("/api/v1/history/BTCUSDT", params=history).json()["count"] == 500,
+                     what="500 closed 1s candles in SQL history")  # fmt: skip
     at = run_until(app("pages/candles.py", symbol="BTCUSDT", interval="1s", bars="100"),
                    lambda at: 'data-testid="last-price"' in markdown_text(at))  # fmt: skip
     at.button[0].click().run()
     assert not at.exception
-    assert at.caption or at.info or at.warning  # older candles, or a plain note that there are none
+    assert [c.value for c in at.caption if "older candles" in c.value] == [
+        "500 older candles loaded from history · drag or scroll the chart to see them"
+    ]
+    assert not at.info and not at.warning
 
 
 def test_system_page_shows_pipeline_relay_and_listener(stack: Server, monkeypatch: pytest.MonkeyPatch) -> None:

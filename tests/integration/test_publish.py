@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
+import msgspec
 import pytest
 import redis
 
@@ -109,7 +111,7 @@ def test_cache_holds_latest_and_capped_recent_closed_candles(redis_client, setti
         pub.put(agg.drain(i))
     latest = decode_message(redis_client.get(keys.latest("BTCUSDT", "1s")))
     assert (latest.open_time, latest.closed) == (T0 + 19_000, False)
-    assert redis_client.ttl(keys.latest("BTCUSDT", "1s")) > 0
+    assert 86_390 <= redis_client.ttl(keys.latest("BTCUSDT", "1s")) <= 86_400  # a day, in seconds
     recent = [decode_message(m) for m in redis_client.zrange(keys.recent("BTCUSDT", "1s"), 0, -1)]
     assert [c.open_time for c in recent] == [T0 + i * 1_000 for i in range(14, 19)]
     assert all(c.closed for c in recent)
@@ -207,3 +209,66 @@ def test_the_symbol_set_is_rebuilt_after_redis_comes_back_empty(settings):
     finally:
         client.close()
         again.stop()
+
+
+WIRE_FIELDS = [
+    "type", "symbol", "interval", "open_time", "close_time", "open", "high", "low", "close", "volume",
+    "quote_volume", "trades", "taker_buy_volume", "taker_buy_quote_volume", "closed", "seq", "event_time",
+    "emitted_at",
+]  # fmt: skip
+
+
+def test_keys_ttl_and_wire_shapes_are_the_documented_ones(redis_client):
+    """DESIGN.md's Redis contract, read back with raw commands and literal names (not through ``CacheKeys``)."""
+
+    prefix = f"contract{time.monotonic_ns()}"
+    channel = f"{prefix}:updates"
+    sub = Subscriber(redis_client, channel)
+    pub = RedisSink(redis_client, keys=CacheKeys(prefix), channel=channel)  # the default TTL: a day, in seconds
+    one = Candle(
+        symbol="BTCUSDT", interval="1m", open_time=T0, close_time=T0 + 59_999, open=1.5, high=2.5, low=1.0,
+        close=2.0, volume=3.0, quote_volume=6.0, trades=4, taker_buy_volume=1.0, taker_buy_quote_volume=2.0,
+        closed=True, seq=7, event_time=T0 + 12_345,
+    )  # fmt: skip
+    assert pub.put([one])
+    assert sub.candles(1) == [one]
+    assert len(sub.messages) == 1
+    published = json.loads(sub.messages[0])
+    assert isinstance(published, list) and len(published) == 1  # a one-candle PUBLISH is an array too
+    assert list(published[0]) == WIRE_FIELDS
+    assert published[0]["type"] == "candle" and published[0]["open_time"] == 1_732_665_600_000
+
+    latest_key = f"{prefix}:latest:BTCUSDT:1m"
+    assert json.loads(redis_client.get(latest_key))["seq"] == 7
+    assert 86_390 <= redis_client.ttl(latest_key) <= 86_400
+    recent_key = f"{prefix}:recent:BTCUSDT:1m"
+    assert redis_client.zrange(recent_key, 0, -1, withscores=True) == [(redis_client.get(latest_key), float(T0))]
+    assert redis_client.smembers(f"{prefix}:symbols") == {b"BTCUSDT"}
+    assert sorted(redis_client.keys(f"{prefix}:*")) == sorted(
+        k.encode() for k in (latest_key, recent_key, f"{prefix}:symbols")
+    )
+
+
+def test_a_closed_candle_written_again_with_changed_data_replaces_the_old_one(redis_client, settings):
+    """A retry or replay that rewrites a closed candle leaves one entry per open_time, the newest data."""
+    pub = publisher(redis_client, settings)
+    recent_key = f"{settings.redis_prefix}:recent:BTCUSDT:1s"
+    first = [
+        Candle(symbol="BTCUSDT", interval="1s", open_time=T0 + i * 1_000, close_time=T0 + i * 1_000 + 999,
+               open=1.0, high=1.0, low=1.0, close=1.0, volume=1.0, quote_volume=1.0, trades=1, taker_buy_volume=0.0,
+               taker_buy_quote_volume=0.0, closed=True, seq=i, event_time=T0 + i * 1_000, emitted_at=1)
+        for i in range(3)
+    ]  # fmt: skip
+    assert pub.put(first)
+    again = [msgspec_replace(c, close=9.0, emitted_at=2) for c in first[1:]]
+    assert pub.put(again)
+    stored = [decode_message(m) for m in redis_client.zrange(recent_key, 0, -1)]
+    assert [(c.open_time, c.close, c.emitted_at) for c in stored] == [
+        (T0, 1.0, 1),
+        (T0 + 1_000, 9.0, 2),
+        (T0 + 2_000, 9.0, 2),
+    ]
+
+
+def msgspec_replace(candle: Candle, **changes: object) -> Candle:
+    return msgspec.structs.replace(candle, **changes)

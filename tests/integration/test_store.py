@@ -24,6 +24,7 @@ from backend.store import (
     table_digest,
     upsert_candles,
 )
+from tests.examples import examples
 from tests.proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
@@ -47,7 +48,7 @@ rows_strategy = st.lists(
 )
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(15), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=rows_strategy)
 def test_replaying_the_same_trades_twice_leaves_the_table_unchanged(db_engine, rows):
     with db_engine.begin() as conn:
@@ -122,7 +123,10 @@ def test_postgres_outage_delays_but_loses_nothing():
     while writer.healthy and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not writer.healthy and writer.pending > 0
-    time.sleep(2)  # the outage goes on; the writer keeps retrying with backoff
+    failed = writer.errors
+    while writer.errors < failed + 3 and time.monotonic() < deadline + 15:  # the outage goes on: retries fail
+        time.sleep(0.05)
+    assert writer.errors >= failed + 3
     proxy.restore()
     assert writer.flush(timeout=30)
     writer.close()
@@ -156,5 +160,82 @@ def test_postgres_calls_have_deadlines_so_a_hung_server_is_an_error_not_a_hang()
     with pytest.raises(OperationalError, match="connection timeout expired"):
         check_connection(engine)  # a new connection: the connect timeout
     proxy.resume()
+
+
+def candle(open_time: int, close: float, *, symbol: str = "BTCUSDT", volume: float = 1.0) -> Candle:
+    return Candle(
+        symbol=symbol, interval="1m", open_time=open_time, close_time=open_time + 59_999, open=1.0,
+        high=max(close, 1.0), low=min(close, 1.0), close=close, volume=volume, quote_volume=volume * close, trades=3,
+        taker_buy_volume=0.5, taker_buy_quote_volume=0.5 * close, closed=True, seq=1, event_time=open_time + 1_000,
+        emitted_at=open_time + 2_000,
+    )  # fmt: skip
+
+
+def test_an_upsert_with_changed_data_replaces_every_value_column(db_engine):
+    """Second write wins: a corrected candle replaces the stored one, field by field; other keys are untouched."""
+    with db_engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM candles")
+    assert (
+        upsert_candles(db_engine, [candle(T0, 2.0), candle(T0 + 60_000, 3.0), candle(T0, 4.0, symbol="ETHUSDT")]) == 3
+    )
+    corrected = Candle(
+        symbol="BTCUSDT", interval="1m", open_time=T0, close_time=T0 + 59_999, open=1.5, high=7.0, low=0.5, close=6.0,
+        volume=9.0, quote_volume=54.0, trades=11, taker_buy_volume=4.0, taker_buy_quote_volume=24.0, closed=True,
+        seq=2, event_time=T0 + 59_000, emitted_at=T0 + 61_000,
+    )  # fmt: skip
+    assert upsert_candles(db_engine, [corrected]) == 1
+    assert count_candles(db_engine) == 3
+    (row,) = query_candles(db_engine, "BTCUSDT", "1m", start=T0, end=T0 + 1)
+    assert (row.open, row.high, row.low, row.close, row.volume, row.quote_volume, row.trades) == (
+        1.5, 7.0, 0.5, 6.0, 9.0, 54.0, 11,
+    )  # fmt: skip
+    assert (row.taker_buy_volume, row.taker_buy_quote_volume, row.event_time) == (4.0, 24.0, T0 + 59_000)
+    (untouched,) = query_candles(db_engine, "BTCUSDT", "1m", start=T0 + 60_000)
+    assert untouched.close == 3.0
+    assert [c.close for c in query_candles(db_engine, "ETHUSDT", "1m")] == [4.0]
+
+
+def test_within_one_batch_the_last_version_of_a_candle_wins(db_engine):
+    with db_engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM candles")
+    assert upsert_candles(db_engine, [candle(T0, 2.0), candle(T0, 5.0, volume=2.0)]) == 1
+    assert [(c.close, c.volume) for c in query_candles(db_engine, "BTCUSDT", "1m")] == [(5.0, 2.0)]
+
+
+def test_a_range_is_start_inclusive_end_exclusive_and_limits_count_from_the_right_end(db_engine):
+    with db_engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM candles")
+    upsert_candles(db_engine, [candle(T0 + i * 60_000, 10.0 + i) for i in range(6)])
+    upsert_candles(db_engine, [candle(T0, 99.0, symbol="ETHUSDT")])
+
+    def opens(**kw):
+        return [(c.open_time - T0) // 60_000 for c in query_candles(db_engine, "BTCUSDT", "1m", **kw)]
+
+    assert opens() == [0, 1, 2, 3, 4, 5]
+    assert opens(start=T0 + 60_000, end=T0 + 180_000) == [1, 2]  # [start, end)
+    assert opens(start=T0 + 60_001) == [2, 3, 4, 5]
+    assert opens(end=T0 + 60_001) == [0, 1]
+    assert opens(start=T0 + 120_000, end=T0 + 120_000) == []
+    assert opens(limit=2) == [0, 1]
+    assert opens(limit=2, descending=True) == [4, 5]  # the newest two, oldest first
+    assert opens(end=T0 + 240_000, limit=3, descending=True) == [1, 2, 3]
+    assert query_candles(db_engine, "BTCUSDT", "5m") == []
+    (row,) = query_candles(db_engine, "ETHUSDT", "1m")
+    assert (row.symbol, row.interval, row.close, row.closed, row.seq) == ("ETHUSDT", "1m", 99.0, True, 0)
+    assert count_candles(db_engine) == 7
+
+
+def test_urls_and_sqlite_settings(tmp_path):
+    from backend.store import check_connection, normalize_url
+
+    assert normalize_url("postgresql://u@h:5432/db") == "postgresql+psycopg://u@h:5432/db"
+    assert normalize_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalize_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalize_url("sqlite:///x.sqlite3") == "sqlite:///x.sqlite3"
+    engine = make_engine(f"sqlite:///{tmp_path / 'new' / 'dir' / 'c.sqlite3'}", busy_timeout_ms=1234)
+    with engine.connect() as conn:
+        names = ("journal_mode", "synchronous", "busy_timeout")
+        pragmas = [conn.exec_driver_sql(f"PRAGMA {p}").scalar() for p in names]
+    assert pragmas == ["wal", 1, 1234]  # synchronous=NORMAL is 1
     check_connection(engine)
     engine.dispose()

@@ -17,7 +17,8 @@ from backend.aggregate import Aggregator
 from backend.config import INTERVALS_MS
 from backend.models import Candle, Trade, TradeBatch
 from tests.conftest import SAMPLES
-from tests.oracle import FIELDS, candles_frame, oracle_candles
+from tests.examples import examples
+from tests.oracle import FIELDS, accepted_in_arrival_order, candles_frame, oracle_candles
 
 T0 = 1_732_665_600_000  # 2024-11-27 00:00 UTC, aligned to every interval
 
@@ -190,7 +191,7 @@ def assert_frames_equal(got: pd.DataFrame, want: pd.DataFrame) -> None:
         np.testing.assert_allclose(got[f].to_numpy(float), want[f].to_numpy(float), rtol=1e-9, atol=1e-9, err_msg=f)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=trade_rows, cuts=st.lists(st.integers(0, 300), max_size=6), interval=st.sampled_from(["1s", "1m", "5m"]))
 def test_candles_equal_the_pandas_oracle(rows, cuts, interval):
     batch = make_batch(rows)
@@ -201,7 +202,7 @@ def test_candles_equal_the_pandas_oracle(rows, cuts, interval):
     assert_frames_equal(candles_frame(got), oracle_candles(batch, interval))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(rows=trade_rows)
 def test_a_5m_candle_is_the_roll_up_of_its_five_1m_candles(rows):
     agg = Aggregator(["1m", "5m"])
@@ -223,7 +224,7 @@ def test_a_5m_candle_is_the_roll_up_of_its_five_1m_candles(rows):
         assert five.quote_volume == pytest.approx(sum(m.quote_volume for m in inside), rel=1e-9)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(rows=trade_rows, cuts=st.lists(st.integers(0, 300), max_size=8), emit_ms=st.sampled_from([0, 100, 1_000]))
 def test_seq_has_no_gaps(rows, cuts, emit_ms):
     agg = Aggregator(["1s", "1m", "5m"], emit_ms=emit_ms)
@@ -277,3 +278,127 @@ def test_binance_aggtrades_reproduce_binance_klines_exactly(interval):
     assert got[-1].closed is False  # the last kline was still open when it was downloaded
     assert all(c.closed for c in got[:-1])
     assert INTERVALS_MS[interval] == got[1].open_time - got[0].open_time
+
+
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_shuffled_arrival_equal_timestamps_and_ids_out_of_order_match_the_oracle(data):
+    """Arrival order is not event order: trades come shuffled across batches, many share a timestamp, and
+    trade ids do not follow time. Kept trades must give the oracle's candles; late ones are counted per symbol."""
+    rows = data.draw(
+        st.lists(
+            st.tuples(
+                st.integers(0, 2),
+                st.integers(0, 480).map(lambda k: k * 500),  # a coarse grid: equal timestamps are common
+                st.floats(0.5, 2_000.0),
+                st.floats(0.001, 50.0),
+                st.booleans(),
+                st.integers(1, 5),
+            ),
+            min_size=1,
+            max_size=200,
+        )
+    )
+    ids = data.draw(st.permutations(range(len(rows))))  # unique, in no relation to time
+    arrival = data.draw(st.permutations(range(len(rows))))
+    cuts = data.draw(st.lists(st.integers(0, len(rows)), max_size=8))
+    interval = data.draw(st.sampled_from(["1s", "1m", "5m"]))
+    symbols = ["AAAUSDT", "BBBUSDT", "CCCUSDT"]
+    arrived = []
+    for i in arrival:
+        sym, ts, price, qty, buy, count = rows[i]
+        arrived.append(trade(symbols[sym], price, qty, T0 + ts, ids[i], "buy" if buy else "sell", count))
+    parts = slices(TradeBatch.from_trades(arrived), cuts)
+    agg = Aggregator(["1s", "1m", "5m", "15m"])
+    for part in parts:
+        agg.add(part)
+    kept, late = accepted_in_arrival_order(parts, fine_ms=1_000)
+    assert agg.late == late
+    assert agg.trades_in == len(kept)
+    got = [c for c in all_candles(agg) if c.interval == interval]
+    assert_frames_equal(candles_frame(got), oracle_candles(kept, interval))
+
+
+def test_a_trade_exactly_at_the_open_candles_start_in_a_later_batch_is_not_late():
+    agg = Aggregator(["1s"], emit_ms=0)
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 10.0, 1, T0 + 1_500, 5)]))
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 20.0, 1, T0 + 1_000, 9)]))  # exactly open_time: in, and first
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 30.0, 1, T0 + 999, 1)]))  # 1 ms before: late
+    assert agg.late == {"BTCUSDT": 1}
+    assert agg.trades_in == 2
+    (c,) = agg.open_candles()
+    assert (c.open_time, c.open, c.close, c.high, c.low, c.trades) == (T0 + 1_000, 20.0, 10.0, 20.0, 10.0, 2)
+
+
+def test_equal_timestamps_order_by_trade_id_across_batches():
+    agg = Aggregator(["1m"], emit_ms=0)
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 2.0, 1, T0 + 5, 7), trade("BTCUSDT", 3.0, 1, T0 + 5, 8)]))
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 1.0, 1, T0 + 5, 6), trade("BTCUSDT", 4.0, 1, T0 + 5, 9)]))
+    (c,) = agg.open_candles()
+    assert (c.open, c.close, c.event_time) == (1.0, 4.0, T0 + 5)
+
+
+def test_a_live_candle_closes_at_exactly_its_end_plus_the_grace():
+    agg = Aggregator(["1s", "1m"], emit_ms=0, live=True, close_grace_ms=250)
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 100.0, 2, T0 + 100, 1)]))
+    assert [(c.interval, c.closed, c.seq) for c in agg.drain(T0 + 200)] == [("1s", False, 1), ("1m", False, 1)]
+    assert agg.next_due_ms() == T0 + 1_250
+    assert agg.drain(T0 + 1_249) == []
+    out = agg.drain(T0 + 1_250)
+    assert [(c.interval, c.closed, c.open_time, c.seq, c.emitted_at) for c in out] == [
+        ("1s", True, T0, 2, T0 + 1_250),
+        ("1s", False, T0 + 1_000, 3, T0 + 1_250),
+    ]
+    assert (out[0].open, out[0].volume, out[0].trades, out[0].close_time) == (100.0, 2.0, 1, T0 + 999)
+    assert (out[1].open, out[1].high, out[1].low, out[1].close, out[1].volume) == (100.0, 100.0, 100.0, 100.0, 0.0)
+    assert agg.next_due_ms() == T0 + 2_250
+
+
+def test_the_clock_closes_every_period_that_passed_and_later_trades_of_them_are_late():
+    agg = Aggregator(["1s"], emit_ms=0, live=True, close_grace_ms=250)
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 100.0, 1, T0 + 100, 1), trade("ETHUSDT", 5.0, 1, T0 + 900, 2)]))
+    agg.drain(T0 + 950)
+    out = agg.drain(T0 + 3_250)  # three periods ended: the traded one and two flat ones, per symbol
+    closed = [(c.symbol, c.open_time) for c in out if c.closed]
+    assert closed == [(s, T0 + k * 1_000) for s in ("BTCUSDT", "ETHUSDT") for k in range(3)]
+    assert [(c.symbol, c.open_time) for c in out if not c.closed] == [("BTCUSDT", T0 + 3_000), ("ETHUSDT", T0 + 3_000)]
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 1.0, 1, T0 + 2_999, 3)]))  # its candle was closed by the clock
+    assert agg.late == {"BTCUSDT": 1}
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 90.0, 1, T0 + 3_000, 4)]))  # the clock-opened candle: first
+    (c,) = [c for c in agg.drain(T0 + 3_300) if c.symbol == "BTCUSDT"]
+    assert (c.open_time, c.open, c.close, c.trades, c.closed, c.seq) == (T0 + 3_000, 90.0, 90.0, 1, False, 6)
+
+
+def test_a_live_aggregator_with_nothing_open_has_nothing_due():
+    agg = Aggregator(["1s"], live=True)
+    assert agg.drain(T0) == []
+    assert Aggregator(["1s"], live=False).next_due_ms() is None
+
+
+def test_the_clock_closes_only_what_ended_a_grace_ago():
+    agg = Aggregator(["1s"], emit_ms=0, live=True, close_grace_ms=250)
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 100.0, 1, T0 + 100, 1)]))
+    agg.drain(T0 + 150)
+    out = agg.drain(T0 + 1_800)  # [T0 + 1000, T0 + 2000) ends at 2000: not yet closed at 1800
+    assert [(c.open_time, c.closed) for c in out] == [(T0, True), (T0 + 1_000, False)]
+    assert agg.next_due_ms() == T0 + 2_250
+
+
+def test_offline_output_leaves_seq_and_emission_time_alone():
+    agg = Aggregator(["1s"], emit_ms=0)
+    for i in range(3):
+        agg.add(TradeBatch.from_trades([trade("BTCUSDT", 10.0 + i, 1, T0 + 1_500 + i, i)]))
+        agg.drain(T0 + 2_000 + i)
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 20.0, 1, T0 + 2_500, 9)]))  # closes [T0 + 1000, T0 + 2000)
+    (closed,) = agg.take_closed()
+    assert (closed.open_time, closed.seq, closed.emitted_at, closed.close) == (T0 + 1_000, 4, 0, 12.0)
+    (forming,) = agg.open_candles(emitted_at=77)
+    assert (forming.open_time, forming.seq, forming.emitted_at, forming.closed) == (T0 + 2_000, 5, 77, False)
+    assert [(c.seq, c.closed) for c in agg.drain(T0 + 3_000)] == [(5, False)]  # open_candles took no seq
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 30.0, 1, T0 + 5_100, 10)]))  # two empty seconds between
+    flats = agg.take_closed()
+    assert [(c.open_time, c.trades, c.taker_buy_volume, c.emitted_at) for c in flats] == [
+        (T0 + 2_000, 1, 1.0, 0),
+        (T0 + 3_000, 0, 0.0, 0),
+        (T0 + 4_000, 0, 0.0, 0),
+    ]

@@ -300,3 +300,14 @@ def test_the_status_line_names_the_source_and_a_feeds_state() -> None:
     assert "cs-dot down" in down and 'title="no message">disconnected<' in down
     (sim,) = source_status({"source": "simulator"})
     assert sim.endswith(">source simulator</span>") and "make run SOURCE=exchange:binance" in sim
+
+
+def test_one_missing_seq_is_a_gap_and_the_next_seq_is_not() -> None:
+    feed, q = feed_with(BTC)
+    feed.listener.handle_frame(encode_batch([candle(0, seq=1), candle(0, seq=2), candle(1, seq=3)]))
+    assert q.drain().resync == frozenset() and feed.listener.gaps == 0  # 1, 2, 3: consecutive
+    feed.listener.handle_frame(encode_batch([candle(1, seq=5)]))  # exactly one (4) went missing
+    assert q.drain().resync == {BTC}
+    assert feed.listener.gaps == 1
+    feed.listener.handle_frame(encode_batch([candle(1, seq=6), candle(2, seq=7)]))
+    assert q.drain().resync == frozenset() and feed.listener.gaps == 1

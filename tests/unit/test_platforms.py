@@ -131,3 +131,33 @@ def test_a_guarded_child_ends_when_its_parent_is_killed() -> None:
     while processes.alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not processes.alive(child)
+
+
+def test_chromium_is_found_on_path_first_as_ci_installs_it(tmp_path, monkeypatch) -> None:
+    from tests.dashboard_fixtures import find_chromium
+
+    exe = tmp_path / "chromium"
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert find_chromium() == str(exe)
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    monkeypatch.setattr("tests.dashboard_fixtures.CHROMIUM_PATHS", (str(tmp_path / "absent"), str(exe)))
+    assert find_chromium() == str(exe)
+    monkeypatch.setattr("tests.dashboard_fixtures.CHROMIUM_PATHS", (str(tmp_path / "absent"),))
+    assert find_chromium() is None
+
+
+@pytest.mark.parametrize(
+    ("ci", "require", "required"),
+    [(None, None, False), ("true", None, True), ("1", None, True), ("false", None, False), ("0", "1", True)],
+)
+def test_a_missing_browser_fails_in_ci(monkeypatch, ci, require, required) -> None:
+    from tests.dashboard_fixtures import browser_required
+
+    for name, value in (("CI", ci), ("CANDLES_TEST_REQUIRE_BROWSER", require)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert browser_required() is required

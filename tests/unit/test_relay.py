@@ -107,3 +107,65 @@ def test_settings_survive_the_trip_through_the_environment(tmp_path: Path) -> No
                                  cors_origins=("http://a", "http://b"), seed=3)  # fmt: skip
     assert Settings.from_env(settings_env(settings)) == settings
     assert msgspec.json.decode(msgspec.json.encode(settings_env(settings)))["CANDLES_WS_SLOW_TIMEOUT_S"] == "2.5"
+
+
+def test_the_slow_client_threshold_grows_with_its_streams(hub: Hub) -> None:
+    """5 streams: 4 updates per stream + 16 spare = 36 may wait; the 37th starts coalescing."""
+    streams = [f"S{i}USDT:1m" for i in range(5)]
+    client = attach(hub, *streams)
+
+    def message(seq: int) -> None:  # six updates: one per stream, and a second one of the first stream
+        candles = [make_candle(s.split(":")[0], "1m", T0, seq=seq) for s in streams]
+        dispatch(hub, *candles, make_candle("S0USDT", "1m", T0 + 60_000, seq=seq + 1))
+
+    for seq in range(1, 7):
+        message(seq * 2)
+    assert client.unsent == 36 and client.latest_only is None and hub.coalesced == 0  # exactly at the threshold
+    message(20)
+    # the 37th update coalesces the 37 waiting to one per stream (32 dropped); the 5 after it each replace one
+    assert client.latest_only is not None and hub.coalesced == 32 + 5 and client.unsent == 5
+    lone = attach(hub, "S9USDT:1m")
+    for seq in range(1, 21):  # one stream: 4 + 16 = 20 may wait
+        dispatch(hub, make_candle("S9USDT", "1m", T0, seq=seq))
+    assert lone.unsent == 20 and lone.latest_only is None
+    dispatch(hub, make_candle("S9USDT", "1m", T0, seq=21))
+    assert lone.latest_only is not None
+
+
+def scope(path: str = "/api/v1/symbols", *, auth: str | None = None, query: str = "", kind: str = "http",
+          method: str = "GET") -> dict[str, Any]:  # fmt: skip
+    headers = [(b"authorization", auth.encode("latin-1"))] if auth is not None else []
+    return {"type": kind, "path": path, "method": method, "headers": headers, "query_string": query.encode()}
+
+
+@pytest.mark.parametrize(
+    ("request_scope", "allowed"),
+    [
+        (scope(auth="Bearer s3cret-token"), True),
+        (scope(auth="bearer s3cret-token"), True),  # the scheme is case-insensitive
+        (scope(auth="Bearer  s3cret-token "), True),
+        (scope(auth="Bearer s"), False),  # a prefix
+        (scope(auth="Bearer s3cret-toke"), False),
+        (scope(auth="Bearer 3cret-token"), False),  # a suffix
+        (scope(auth="Bearer s3cret-tokenx"), False),
+        (scope(auth="Bearer S3CRET-TOKEN"), False),  # the token is case-sensitive
+        (scope(auth="Bearer "), False),
+        (scope(auth="Basic s3cret-token"), False),
+        (scope(auth="s3cret-token"), False),
+        (scope(), False),
+        (scope(query="token=s3cret-token"), False),  # a query token only where a header cannot be set
+        (scope("/ws", query="token=s3cret-token", kind="websocket"), True),
+        (scope("/ws/test", query="token=s3cret-token"), True),
+        (scope("/ws", query="token=s3cret-toke", kind="websocket"), False),
+        (scope("/ws", query="token=", kind="websocket"), False),
+        (scope("/ws", kind="websocket"), False),
+        (scope("/health"), True),
+        (scope("/health/x"), False),
+        (scope(method="OPTIONS"), True),  # a CORS preflight carries no credentials
+        (scope("/ws", method="OPTIONS", kind="websocket"), False),
+    ],
+)
+def test_only_the_exact_token_is_accepted(request_scope: dict[str, Any], allowed: bool) -> None:
+    from backend.relay.auth import TokenAuth
+
+    assert TokenAuth(_nothing, "s3cret-token").authorized(request_scope) is allowed  # type: ignore[arg-type]
