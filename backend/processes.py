@@ -87,7 +87,8 @@ def guard(pid: int) -> None:
     with _guardian_lock:
         if _guardian is None or _guardian.poll() is not None:
             cmd = [sys.executable, "-m", "backend.processes"]
-            _guardian = subprocess.Popen(cmd, stdin=subprocess.PIPE, **group_options(True))
+            package_root = Path(__file__).resolve().parents[1]  # this very package, whatever our working directory
+            _guardian = subprocess.Popen(cmd, stdin=subprocess.PIPE, cwd=package_root, **group_options(True))
         _tell_guardian(_guardian, f"+{pid}")
 
 
