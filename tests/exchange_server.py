@@ -3,7 +3,7 @@
 :class:`ExchangeServer` is Binance USDⓈ-M futures; one aiohttp server answers both sides ccxt uses:
 - WebSocket ``/ws/…``, ``/market/ws/…``: after a ``SUBSCRIBE``, the capture's
   ``aggTrade`` events of the subscribed streams at their recorded arrival times
-  (``speed`` scales them), combined-stream wrapped as Binance sends them; it can
+  (``speed`` scales them), raw as Binance sends them on a ``/ws`` connection; it can
   drop the connection after a given number of events (what arrives while a
   client is away is lost to it, as on the real exchange) and inject raw frames;
 - REST ``/fapi/v1/exchangeInfo``, ``/fapi/v1/aggTrades`` (the events that have
@@ -164,7 +164,7 @@ class ExchangeServer(ReplayServer):
 
     def trade_frames(self) -> list[tuple[float, str, str]]:
         return [
-            (t, stream, json.dumps({"stream": stream, "data": e}))
+            (t, stream, json.dumps(e))  # raw events, as Binance sends them on a /ws connection
             for t, stream, e in self.capture.of("aggTrade", self.symbols)
         ]
 
@@ -241,6 +241,7 @@ class ExchangeServer(ReplayServer):
             "api.fapiPublic": f"http://{base}/fapi/v1",
             "api.fapiPublicV2": f"http://{base}/fapi/v2",
             "api.ws.linear": f"ws://{base}/ws",
+            "api.ws.future": f"ws://{base}/ws",  # the same, as ccxt before 4.5.7x names it
         }
 
 
