@@ -431,7 +431,11 @@ def test_the_open_stays_the_earliest_trade_over_three_batches():
 def test_each_symbol_splits_its_own_periods_in_one_batch():
     """B trades in an earlier second than A, then in A's second: two candles of B, not one."""
     agg = Aggregator(["1s"], emit_ms=0)
-    a = trade("AAAUSDT", 10.0, 1, T0 + 5_100, 1)
-    agg.add(TradeBatch.from_trades([a, trade("BBBUSDT", 1.0, 1, T0 + 3_100, 2), trade("BBBUSDT", 2.0, 1, T0 + 5_200, 3)]))
+    a, b1, b2 = (
+        trade("AAAUSDT", 10.0, 1, T0 + 5_100, 1),
+        trade("BBBUSDT", 1.0, 1, T0 + 3_100, 2),
+        trade("BBBUSDT", 2.0, 1, T0 + 5_200, 3),
+    )
+    agg.add(TradeBatch.from_trades([a, b1, b2]))
     b = [(c.open_time, c.open, c.close, c.trades, c.closed) for c in all_candles(agg) if c.symbol == "BBBUSDT"]
     assert b == [(T0 + 3_000, 1.0, 1.0, 1, True), (T0 + 4_000, 1.0, 1.0, 0, True), (T0 + 5_000, 2.0, 2.0, 1, False)]
