@@ -123,10 +123,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 if os.environ.get("CANDLES_MUTATION") == "1":  # make mutate: a failing example kills the mutant, no need to shrink it
-    from hypothesis import Phase, settings
+    from hypothesis import Phase
+    from hypothesis import settings as hypothesis_settings  # not `settings`: that is a fixture here
 
-    settings.register_profile("mutation", phases=(Phase.explicit, Phase.reuse, Phase.generate))
-    settings.load_profile("mutation")
+    hypothesis_settings.register_profile("mutation", phases=(Phase.explicit, Phase.reuse, Phase.generate))
+    hypothesis_settings.load_profile("mutation")
 
 
 def _mutant() -> str | None:

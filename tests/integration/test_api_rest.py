@@ -175,10 +175,11 @@ def test_unknown_query_parameters_are_named_in_a_422(relay: Server, path: str, p
 def test_stats_combine_the_ingest_hash_and_the_relay(relay: Server, relay_settings: Settings) -> None:
     assert relay.get("/api/v1/stats").json()["ingest"] is None
     r = redis.Redis.from_url(relay_settings.redis_url or "")
-    r.hset(f"{relay_settings.redis_prefix}:stats:ingest", mapping={"trades_in": "42", "source": '"simulator"'})
+    mapping = {"trades_in": "42", "source": '"simulator"', "note": b"plain \xff text"}  # the last is not JSON
+    r.hset(f"{relay_settings.redis_prefix}:stats:ingest", mapping=mapping)
     r.close()
     body = relay.get("/api/v1/stats").json()
-    assert body["ingest"] == {"trades_in": 42, "source": "simulator"}
+    assert body["ingest"] == {"trades_in": 42, "source": "simulator", "note": "plain \ufffd text"}
     assert body["relay"]["redis"]["connected"] is True
 
 

@@ -169,17 +169,23 @@ def test_closed_candles_survive_a_redis_outage(settings):
     for i, batch in enumerate(batches[:4]):
         agg.add(batch)
         assert pub.put(agg.drain(i))
+    assert pub.stats() == {"redis_ok": True, "redis_errors": 0, "publish_receivers": 0, "publish_unheard": 4}
+    assert (pub.flushes, pub.published, pub.errors) == (4, 7, 0)  # 3 closes and 4 forming updates
     server.stop()
     for i, batch in enumerate(batches[4:8]):
         agg.add(batch)
         assert not pub.put(agg.drain(10 + i))
-    assert not pub.healthy
+    assert pub.healthy is False
+    assert pub.stats() == {"redis_ok": False, "redis_errors": 4, "publish_receivers": 0, "publish_unheard": 4}
+    assert (pub.flushes, pub.published) == (4, 7)
     again = EmbeddedValkey(port=server.port, password=server.password)  # where the client expects it
     try:
         for i, batch in enumerate(batches[8:]):
             agg.add(batch)
             assert pub.put(agg.drain(20 + i))
-        assert pub.healthy
+        assert pub.healthy is True
+        assert pub.stats() == {"redis_ok": True, "redis_errors": 4, "publish_receivers": 0, "publish_unheard": 8}
+        assert (pub.flushes, pub.published) == (8, 7 + 4 + 4 + 4)  # 4 kept closes, then 4 closes and 4 updates
         recent = client.zrange(CacheKeys(settings.redis_prefix).recent("BTCUSDT", "1s"), 0, -1)
         # the restarted server is empty (no persistence); what closed during the outage was kept and delivered
         assert [decode_message(m).open_time for m in recent] == [T0 + i * 1_000 for i in range(3, 11)]

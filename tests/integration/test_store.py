@@ -239,3 +239,12 @@ def test_urls_and_sqlite_settings(tmp_path):
     assert pragmas == ["wal", 1, 1234]  # synchronous=NORMAL is 1
     check_connection(engine)
     engine.dispose()
+
+
+def test_nothing_to_write_writes_nothing_and_a_page_is_500_by_default(db_engine):
+    with db_engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM candles")
+    assert upsert_candles(db_engine, []) == 0
+    assert upsert_candles(db_engine, [candle(T0 + i * 60_000, 1.0) for i in range(501)]) == 501
+    page = query_candles(db_engine, "BTCUSDT", "1m")
+    assert (len(page), page[0].open_time, page[-1].open_time) == (500, T0, T0 + 499 * 60_000)

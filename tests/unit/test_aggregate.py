@@ -402,3 +402,40 @@ def test_offline_output_leaves_seq_and_emission_time_alone():
         (T0 + 3_000, 0, 0.0, 0),
         (T0 + 4_000, 0, 0.0, 0),
     ]
+
+
+def test_the_documented_defaults_and_a_clear_error_without_intervals():
+    agg = Aggregator(["1m", "1s", "1m"])
+    assert (agg.intervals, agg.emit_ms, agg.live, agg.close_grace_ms) == (("1s", "1m"), 100, False, 250)
+    with pytest.raises(ValueError, match=r"^at least one interval is needed$"):
+        Aggregator([])
+
+
+def test_a_stream_changed_twice_before_a_drain_is_emitted_once():
+    agg = Aggregator(["1s", "1m"], emit_ms=0)
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 1.0, 1, T0 + 10, 1)]))
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 2.0, 1, T0 + 20, 2)]))
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 3.0, 1, T0 + 30, 3)]))
+    assert [(c.interval, c.seq, c.close) for c in agg.drain(T0 + 40)] == [("1s", 1, 3.0), ("1m", 1, 3.0)]
+    assert agg.drain(T0 + 50) == []
+
+
+def test_the_open_stays_the_earliest_trade_over_three_batches():
+    agg = Aggregator(["1m"], emit_ms=0)
+    for price, ts, tid in ((5.0, 50, 5), (1.0, 10, 1), (3.0, 30, 3), (9.0, 90, 9), (7.0, 70, 7)):
+        agg.add(TradeBatch.from_trades([trade("BTCUSDT", price, 1, T0 + ts, tid)]))
+    (c,) = agg.open_candles()
+    assert (c.open, c.close, c.high, c.low, c.trades) == (1.0, 9.0, 9.0, 1.0, 5)
+
+
+def test_each_symbol_splits_its_own_periods_in_one_batch():
+    """B trades in an earlier second than A, then in A's second: two candles of B, not one."""
+    agg = Aggregator(["1s"], emit_ms=0)
+    a, b1, b2 = (
+        trade("AAAUSDT", 10.0, 1, T0 + 5_100, 1),
+        trade("BBBUSDT", 1.0, 1, T0 + 3_100, 2),
+        trade("BBBUSDT", 2.0, 1, T0 + 5_200, 3),
+    )
+    agg.add(TradeBatch.from_trades([a, b1, b2]))
+    b = [(c.open_time, c.open, c.close, c.trades, c.closed) for c in all_candles(agg) if c.symbol == "BBBUSDT"]
+    assert b == [(T0 + 3_000, 1.0, 1.0, 1, True), (T0 + 4_000, 1.0, 1.0, 0, True), (T0 + 5_000, 2.0, 2.0, 1, False)]

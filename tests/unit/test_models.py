@@ -239,3 +239,45 @@ def test_bad_fields_name_their_reason(read: object, value: object, reason: str) 
     with pytest.raises(Bad) as bad:
         read(value)  # type: ignore[operator]
     assert bad.value.reason == reason
+
+
+def test_the_clock_is_integer_milliseconds() -> None:
+    import time
+
+    from backend.models import now_ms
+
+    before = time.time_ns() // 1_000_000
+    got = now_ms()
+    after = time.time_ns() // 1_000_000
+    assert type(got) is int and before <= got <= after
+
+
+def test_more_symbol_forms_and_the_default_clock() -> None:
+    assert normalize_symbol("ETH/USDT:USDT:X") == "ETHUSDT"  # everything after the first colon is the settlement
+    assert trade_problem(1.0, 1.0, 1_764_460_800_000) is None  # the real clock: a plausible time
+    assert trade_problem(1.0, 1.0, 9_999_999_999_999) == "ts_in_future"
+
+
+def test_frames_with_leading_whitespace_and_the_dict_form() -> None:
+    from backend.models import candle_to_dict
+
+    assert decode_batch(f"\n [{CANDLE_JSON}] ".encode()) == [CANDLE]
+    assert decode_batch(f"\n [{CANDLE_JSON}] ") == [CANDLE]
+    as_dict = candle_to_dict(CANDLE)
+    assert as_dict == json.loads(CANDLE_JSON) and list(as_dict)[:3] == ["type", "symbol", "interval"]
+
+
+def test_batch_columns_have_fixed_types_and_sides_round_trip() -> None:
+    batch = TradeBatch.from_columns(["XUSDT"], [0], [NOW], [5], [2], [7], [1], [3])
+    dtypes = [str(getattr(batch, c).dtype) for c in ("sym", "ts", "price", "qty", "trade_id", "taker_buy", "count")]
+    assert dtypes == ["int32", "int64", "float64", "float64", "int64", "bool", "int64"]
+    empty = TradeBatch.empty()
+    assert empty.symbols == [] and empty.to_trades() == []
+    assert [getattr(empty, c).shape for c in ("sym", "ts", "price", "qty", "trade_id", "taker_buy", "count")] == [
+        (0,)
+    ] * 7
+    sides = TradeBatch.from_trades([Trade("XUSDT", 1.0, 1.0, NOW, 1, s) for s in ("buy", "sell", None)])
+    assert sides.taker_buy.tolist() == [True, False, False]
+    assert [t.taker_side for t in sides.to_trades()] == ["buy", "sell", "sell"]
+    assert sides.take(slice(0, 1)).rejects is sides.rejects
+    assert str(Bad("bad_side")) == "bad_side"

@@ -169,3 +169,37 @@ def test_only_the_exact_token_is_accepted(request_scope: dict[str, Any], allowed
     from backend.relay.auth import TokenAuth
 
     assert TokenAuth(_nothing, "s3cret-token").authorized(request_scope) is allowed  # type: ignore[arg-type]
+
+
+def refused(extensions: dict[str, Any] | None, first: str = "websocket.connect") -> list[dict[str, Any]]:
+    """What the relay sends to refuse a WebSocket handshake without a valid token."""
+    from backend.relay.auth import deny_websocket
+
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": first}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    request = scope("/ws", kind="websocket") | ({"extensions": extensions} if extensions is not None else {})
+    asyncio.run(deny_websocket(request, receive, send, "rid-1"))  # type: ignore[arg-type]
+    return sent
+
+
+def test_a_refused_websocket_gets_http_401_where_the_server_allows_it_else_close_1008() -> None:
+    start, body = refused({"websocket.http.response": {}})
+    assert (start["type"], start["status"]) == ("websocket.http.response.start", 401)
+    headers = dict(start["headers"])
+    assert headers[b"x-request-id"] == b"rid-1" and headers[b"www-authenticate"] == b"Bearer"
+    assert body["type"] == "websocket.http.response.body"
+    assert msgspec.json.decode(body["body"]) == {
+        "error": "unauthorized",
+        "message": "a valid API token is required (Authorization: Bearer …)",
+        "detail": None,
+        "request_id": "rid-1",
+    }
+    assert refused(None) == [{"type": "websocket.close", "code": 1008, "reason": "unauthorized"}]
+    assert refused({}) == [{"type": "websocket.close", "code": 1008, "reason": "unauthorized"}]
+    assert refused({"websocket.http.response": {}}, first="websocket.disconnect") == []
