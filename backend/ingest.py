@@ -84,11 +84,12 @@ class IngestService:
     def run(self, stop: threading.Event) -> None:
         agg = self.aggregator
         take_finals = getattr(self.source, "take_finals", None)  # a live exchange's own candles (backfill)
-        resume = getattr(self.source, "resume", None)  # a live exchange fetches what came after restored candles
+        # a live exchange fetches what came after the restored candles (not Resumable: it makes no trades itself)
+        continue_after = getattr(self.source, "continue_after", None)
         if self.settings.resume:
             self.restore()
-        if resume is not None:
-            resume(agg.last_trades())
+        if continue_after is not None:
+            continue_after(agg.last_trades())
         try:
             for batch in self.source.batches(stop):
                 agg.live = self.source.live  # a source may replay its recent past before it goes live

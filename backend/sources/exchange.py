@@ -257,7 +257,7 @@ class ExchangeSource:
         lag = self.state.lag_ms
         return self.state.state == "connected" and (lag is None or lag < LIVE_LAG_MS)
 
-    def resume(self, after: Mapping[str, tuple[int, int]]) -> None:
+    def continue_after(self, after: Mapping[str, tuple[int, int]]) -> None:
         """Start from restored candles: fetch each symbol's trades after ``(ts, trade_id)``, not its history."""
         for symbol, key in after.items():
             if symbol in self._seen:

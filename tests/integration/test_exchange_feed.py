@@ -211,7 +211,7 @@ def test_a_restart_with_restored_candles_resumes_after_their_last_trade():
         ours = forming_updates(first, restored)
         after = [e for _, _, e in CAPTURE.of("aggTrade", SYMBOLS) if e["T"] >= MINUTE]
         source = ExchangeSource("binanceusdm", sorted(SYMBOLS), history_s=600, silence_s=30, urls=server.urls())
-        source.resume(restored.last_trades())
+        source.continue_after(restored.last_trades())
         stop = threading.Event()
         got: list[Trade] = []
         for batch in source.batches(stop):
