@@ -462,12 +462,18 @@ def test_the_format_registry_feeds_the_help_and_the_readme() -> None:
 
 
 def test_the_source_registry_names_every_source() -> None:
-    assert SPEC_HELP == "use 'simulator' or 'replay:PATH'"
-    assert source_help() == "simulator | replay:PATH"
+    assert SPEC_HELP == "use 'simulator' or 'replay:PATH' or 'exchange:ID'"
+    assert source_help() == "simulator | replay:PATH | exchange:ID"
     with pytest.raises(ValueError, match="unknown source 'simulator:x'"):
         open_source("simulator:x")
     with pytest.raises(ValueError, match="replay needs a file"):
         open_source("replay")
+    with pytest.raises(ValueError, match=r"exchange needs a ccxt id, e\.g\. exchange:binance"):
+        open_source("exchange")
+    with pytest.raises(ValueError, match="exchange:binance needs symbols: --symbols BTCUSDT,ETHUSDT"):
+        open_source("exchange:binance")
+    with pytest.raises(ValueError, match="unknown exchange 'nope': `python -m backend feeds` lists them"):
+        open_source("exchange:nope", symbols=["BTCUSDT"])
 
 
 # ---------------------------------------------------------------- simulator
