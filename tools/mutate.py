@@ -174,7 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             names: list[str] = []
             if ns.survivors:
                 names = [n for n, s in results(folders[group]).items() if s not in KILLED and n not in EQUIVALENT]
-                shutil.rmtree(folders[group] / "mutants" / "tests", ignore_errors=True)  # copied again: the new tests
+                # the tests are copied again, and which test calls which function is recorded again
+                shutil.rmtree(folders[group] / "mutants" / "tests", ignore_errors=True)
+                (folders[group] / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
                 if not names:
                     continue
             run_group(folders[group], 1 if on_postgres(GROUPS[group]) else ns.max_children, names)
