@@ -197,6 +197,15 @@ def relay_in_process() -> bool:
     return os.environ.get("CANDLES_TEST_RELAY_IN_PROCESS", "") == "1"
 
 
+def relay_scope(fixture_name: str, config: Any) -> str:
+    """The scope of a test module's relay: the module, or each test under mutation testing.
+
+    The routes are closures made with the app, so mutmut credits them to the test that made the app: a relay per
+    test lets every test of the routes kill their mutants.
+    """
+    return "function" if relay_in_process() and os.environ.get("CANDLES_MUTATION") == "1" else "module"
+
+
 def start_relay(
     settings: Settings,
     *,

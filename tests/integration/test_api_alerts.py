@@ -15,7 +15,7 @@ from backend.models import (
     AlertRule,
 )
 from backend.store import make_engine
-from tests.stack import Publisher, Server, isolated_settings, make_candle, start_relay
+from tests.stack import Publisher, Server, isolated_settings, make_candle, relay_scope, start_relay
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,7 @@ def relay_settings(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
     return isolated_settings(redis_url, tmp_path_factory.mktemp("alerts"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=relay_scope)
 def relay(relay_settings: Settings) -> Iterator[Server]:
     with start_relay(relay_settings, log_dir=relay_settings.data_dir) as server:
         publisher = Publisher(relay_settings)

@@ -9,7 +9,7 @@ import pytest
 import websocket
 
 from backend.config import Settings
-from tests.stack import Server, WsClient, isolated_settings, start_relay
+from tests.stack import Server, WsClient, isolated_settings, relay_scope, start_relay
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +53,7 @@ def relay_settings(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=relay_scope)
 def relay(relay_settings: Settings) -> Iterator[Server]:
     with start_relay(relay_settings, log_dir=relay_settings.data_dir) as server:
         yield server

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 
 from backend.config import Settings
 from backend.store import make_engine, upsert_candles
-from tests.stack import Publisher, Server, WsClient, free_port, isolated_settings, make_candle, start_relay
+from tests.stack import Publisher, Server, WsClient, free_port, isolated_settings, make_candle, relay_scope, start_relay
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ def relay_settings(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
     return isolated_settings(redis_url, tmp_path_factory.mktemp("rest"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=relay_scope)
 def relay(relay_settings: Settings) -> Iterator[Server]:
     closed = [make_candle("HISTUSDT", "1m", T0 + i * MINUTE, seq=i, close=100 + i, closed=True) for i in range(N_SQL)]
     engine = make_engine(relay_settings.database_url or "")

@@ -24,6 +24,7 @@ from tests.stack import (
     free_port,
     isolated_settings,
     make_candle,
+    relay_scope,
     start_relay,
 )
 
@@ -38,7 +39,7 @@ def relay_settings(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
     return isolated_settings(redis_url, tmp_path_factory.mktemp("relay"), ws_slow_timeout_s=2.0)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=relay_scope)
 def relay(relay_settings: Settings) -> Iterator[Server]:
     with start_relay(relay_settings, log_dir=relay_settings.data_dir) as server:
         yield server

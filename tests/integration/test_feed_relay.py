@@ -14,7 +14,16 @@ from services.client import RelayClient, RelayDown, RelayError
 from services.feed.feed import Feed
 from services.feed.queue import Drained, SessionQueue
 from tests.proxy import TcpProxy
-from tests.stack import Publisher, Server, cache_candles, free_port, isolated_settings, make_candle, start_relay
+from tests.stack import (
+    Publisher,
+    Server,
+    cache_candles,
+    free_port,
+    isolated_settings,
+    make_candle,
+    relay_scope,
+    start_relay,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +36,7 @@ def relay_settings(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
     return isolated_settings(redis_url, tmp_path_factory.mktemp("feed-relay"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=relay_scope)
 def relay(relay_settings: Settings) -> Iterator[Server]:
     server = start_relay(relay_settings)
     yield server

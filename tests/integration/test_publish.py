@@ -164,6 +164,7 @@ def test_closed_candles_survive_a_redis_outage(settings):
     server = EmbeddedValkey()
     client = redis.Redis.from_url(server.url, socket_timeout=1, socket_connect_timeout=1)
     pub = publisher(client, settings)
+    assert pub.stats() == {"redis_ok": True, "redis_errors": 0} and pub.healthy is True
     agg = Aggregator(["1s"], emit_ms=0)
     batches = trades(12, symbols=("BTCUSDT",), step_ms=1_000)
     for i, batch in enumerate(batches[:4]):

@@ -203,3 +203,35 @@ def test_a_refused_websocket_gets_http_401_where_the_server_allows_it_else_close
     assert refused(None) == [{"type": "websocket.close", "code": 1008, "reason": "unauthorized"}]
     assert refused({}) == [{"type": "websocket.close", "code": 1008, "reason": "unauthorized"}]
     assert refused({"websocket.http.response": {}}, first="websocket.disconnect") == []
+
+
+def test_the_watchdog_closes_a_client_behind_longer_than_the_timeout_with_4008(tmp_path: Path) -> None:
+    """A client that keeps 3 updates waiting past ws_slow_timeout_s is closed ("slow consumer"), and counted."""
+    hub = Hub(isolated_settings("redis://127.0.0.1:1/0", tmp_path, ws_slow_timeout_s=0.2))
+    closes: list[dict[str, Any]] = []
+
+    async def record(message: dict[str, Any]) -> None:
+        closes.append(message)
+
+    async def run() -> None:
+        slow = Client(hub, record, "slow")
+        keeping_up = Client(hub, _nothing, "fine")
+        for client in (slow, keeping_up):
+            hub.clients.add(client)
+            hub.attach(client, ["BTCUSDT:1m"])
+        hub.detach(keeping_up, ["BTCUSDT:1m"])  # nothing waits for this one
+        loop = asyncio.get_running_loop()
+        for seq in range(1, 4):
+            slow.offer(f"S{seq}USDT:1m", encode_message(make_candle(f"S{seq}USDT", "1m", T0, seq=seq)), loop.time())
+        watchdog = asyncio.ensure_future(hub.run_watchdog())
+        while not closes:  # the watchdog checks every timeout / 4
+            await asyncio.sleep(0.01)
+        watchdog.cancel()
+        assert slow.closed and not keeping_up.closed
+        assert hub.clients == {keeping_up}
+        hub.drop_slow(slow)  # already closed: not counted twice
+        await asyncio.sleep(0)
+
+    asyncio.run(asyncio.wait_for(run(), 10))
+    assert closes == [{"type": "websocket.close", "code": 4008, "reason": "slow consumer"}]
+    assert (hub.slow_disconnects, hub.dropped) == (1, 3)
