@@ -299,9 +299,12 @@ def legend(symbol: str, interval: str, last_two: list[Candle], *, resyncing: boo
         f"<span><b>{escape(pair_label(symbol))}</b> <span class='cs-muted'>{escape(interval)}{tag}</span></span>"
         f'<span class="cs-big {cls}-text" data-testid="last-price">{fmt_price(c.close)}</span>'
         f'<span class="cs-pill {cls}">{fmt_pct(chg)}</span>'
-        f"<span><em>O</em>{fmt_price(c.open)}</span><span><em>H</em>{fmt_price(c.high)}</span>"
-        f"<span><em>L</em>{fmt_price(c.low)}</span><span><em>C</em>{fmt_price(c.close)}</span>"
-        f"<span><em>Vol</em>{fmt_compact(c.volume, 3)}</span><span><em>Trades</em>{c.trades:,}</span>"
+        f'<span class="cs-detail"><em>O</em>{fmt_price(c.open)}</span>'
+        f'<span class="cs-detail"><em>H</em>{fmt_price(c.high)}</span>'
+        f'<span class="cs-detail"><em>L</em>{fmt_price(c.low)}</span>'
+        f'<span class="cs-detail"><em>C</em>{fmt_price(c.close)}</span>'
+        f'<span class="cs-detail"><em>Vol</em>{fmt_compact(c.volume, 3)}</span>'
+        f'<span class="cs-detail"><em>Trades</em>{c.trades:,}</span>'
         "</div>",
         unsafe_allow_html=True,
     )

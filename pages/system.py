@@ -143,9 +143,7 @@ def relay(sample: StatsSample) -> None:
     cols = st.columns(6)
     _metric(cols[0], "Connections", fmt_int(ws.get("connections")))
     _metric(cols[1], "Streams subscribed", fmt_int(len(ws.get("subscriptions") or {})))
-    _metric(
-        cols[2], "Messages in / out", f"{fmt_compact(ws.get('messages_in'))} / {fmt_compact(ws.get('messages_out'))}"
-    )
+    _metric(cols[2], "Messages out", fmt_compact(ws.get("messages_out")), f"{fmt_compact(ws.get('messages_in'))} in")
     _metric(cols[3], "Coalesced", fmt_compact(ws.get("coalesced")))
     _metric(cols[4], "Dropped", fmt_int(ws.get("dropped")), f"{fmt_int(ws.get('slow_disconnects'))} slow disconnects")
     _metric(

@@ -60,6 +60,17 @@ a.cs-tile:hover { border-color: rgba(240,185,11,0.75); background: rgba(128,128,
 .cs-num { text-align: right; } .cs-nowrap { white-space: nowrap; }
 .cs-table td.cs-msg { min-width: 200px; }
 .cs-table td.cs-deliv { min-width: 230px; max-width: 320px; overflow-wrap: anywhere; }
+/* Narrow screens: the chart controls share rows at their natural widths, without labels, so the chart stays on
+   the first screen; the legend keeps price and change. */
+@media (max-width: 640px) {
+  .st-key-chart-controls [data-testid="stHorizontalBlock"] { flex-wrap: wrap; gap: .5rem; }
+  .st-key-chart-controls [data-testid="stColumn"] { flex: 1 1 auto !important; width: auto !important;
+    min-width: 0 !important; }
+  .st-key-chart-controls [data-testid="stWidgetLabel"] { display: none; }
+  .cs-legend { gap: 8px; }
+  .cs-legend .cs-big { font-size: 1.3rem; }
+  .cs-legend .cs-detail { display: none; }
+}
 </style>
 """
 
