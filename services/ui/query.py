@@ -55,7 +55,7 @@ def refused_text(refused: Sequence[tuple[str, str]], shown: str) -> str:
 
 def plain(text: str, limit: int = 40) -> str:
     """A URL's text inside Markdown: no markup characters, bounded length."""
-    cleaned = "".join(ch for ch in text if ch.isalnum() or ch in " ./:-_,+")
+    cleaned = "".join(ch for ch in text if ch.isalnum() or ch in " ./:-_,+=")
     return cleaned[:limit] + ("…" if len(cleaned) > limit else "")
 
 

@@ -100,15 +100,30 @@ def test_unknown_query_values_fall_back_to_defaults(stack: Server, monkeypatch: 
     at = run_until(app("pages/candles.py", symbol="NOPE", interval="7m", bars="12"), lambda at: True)
     assert at.selectbox[0].value in {"BTCUSDT", "ETHUSDT"}
     assert at.query_params["interval"] == "1m" and "bars" not in at.query_params
+    shown = f"Showing **{at.selectbox[0].value[:3]}/USDT 1m** instead."
+    [warning] = [w.value for w in at.warning]  # the link says what it asked for, why not, and what is shown
+    assert warning.startswith("The link asked for **NOPE** · **7m** · **bars=12**, which can't be shown: ")
+    assert "the relay carries no NOPE (it carries BTC/USDT, ETH/USDT)" in warning and warning.endswith(shown)
 
 
 def test_older_history_loads_on_demand(stack: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     use_relay(monkeypatch, stack.url)
     at = run_until(app("pages/candles.py", symbol="BTCUSDT", interval="1s", bars="100"),
-                   lambda at: 'data-testid="last-price"' in markdown_text(at))  # fmt: skip
-    at.button[0].click().run()
+                   lambda at: any(b.label == "Load older history" for b in at.button))  # fmt: skip
+    assert any("History is stored from" in c.value for c in at.caption)  # offered because SQL has older candles
+    next(b for b in at.button if b.label == "Load older history").click().run()
     assert not at.exception
-    assert at.caption or at.info or at.warning  # older candles, or a plain note that there are none
+    assert any("including 500 older candles loaded from history" in c.value for c in at.caption), [
+        c.value for c in at.caption
+    ]
+
+
+def test_a_page_opens_at_its_own_path_and_an_unknown_path_at_the_overview() -> None:
+    """What ``app.py`` tells Streamlit before it resolves a URL (the browser tests open the real URLs)."""
+    from services.ui.routes import route
+
+    paths = ("overview", "candles", "alerts", "system")
+    assert [route(p, paths, "overview").page for p in paths] == ["", "candles", "alerts", "system"]
 
 
 def test_system_page_shows_pipeline_relay_and_listener(stack: Server, monkeypatch: pytest.MonkeyPatch) -> None:
