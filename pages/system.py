@@ -54,9 +54,9 @@ def main() -> None:
     page.live(draw, page_latency=False)
 
 
-def _metric(col: Any, label: str, value: str, note: str | None = None) -> None:
+def _metric(col: Any, label: str, value: str, note: str | None = None, tip: str | None = None) -> None:
     """A bordered figure with an optional neutral note beneath (no arrow, no colour)."""
-    col.metric(label, value, note, delta_color="off", delta_arrow="off", border=True)
+    col.metric(label, value, note, delta_color="off", delta_arrow="off", border=True, help=tip)
 
 
 def _age(sample: StatsSample) -> str:
@@ -89,8 +89,15 @@ def pipeline(sample: StatsSample, feed: Feed) -> None:
     _metric(cols[3], "DB written", fmt_compact(ingest.get("db_written")))
     _metric(cols[4], "DB dropped", fmt_int(ingest.get("db_dropped")))
     receivers = ingest.get("publish_receivers")
-    heard = "no PUBLISH yet" if receivers is None else f"{fmt_int(receivers)} listening (PUBLISH receivers)"
-    _metric(cols[5], "Candles published", fmt_compact(ingest.get("candles_published")), heard)
+    plural = "" if receivers == 1 else "s"
+    heard = "no PUBLISH yet" if receivers is None else f"to {fmt_int(receivers)} receiver{plural}"
+    _metric(
+        cols[5],
+        "Candles published",
+        fmt_compact(ingest.get("candles_published")),
+        heard,
+        "PUBLISH receivers: how many subscribers (relays) Redis delivered the last PUBLISH to",
+    )
     rates = _rates(feed)
     if rates is not None:
         live_plot(rates.value, key="rates")

@@ -164,8 +164,9 @@ def test_the_system_figures_fit_their_boxes(app: StreamlitApp, page: Any) -> Non
         timeout=30_000,
     )
     cut = page.evaluate(
-        """() => Array.from(document.querySelectorAll('[data-testid=stMetricValue] *'))
-            .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.innerText)"""
+        """() => Array.from(document.querySelectorAll('[data-testid=stMetric] *'))
+            .filter(e => getComputedStyle(e).textOverflow === 'ellipsis' && e.scrollWidth > e.clientWidth + 1)
+            .map(e => e.innerText)"""
     )
     assert cut == []
 
