@@ -97,7 +97,9 @@ def candles_figure_spec(df: pd.DataFrame, spec: ChartSpec) -> dict[str, Any]:
     max_volume = float(df["volume"].max()) if len(df) else 0.0
     layout = _layout(spec, panels, domains, axis, price_fmt, volume_fmt="~s" if max_volume >= 1000 else ",.3~f")
     if len(df):
-        layout["shapes"], layout["annotations"] = _last_price_marks(last_close, bool(up[-1]), has_rsi, axis)
+        # the last-price mark takes the colour of what it sits on: the last candle, or the line's move
+        mark = price[-1]["line"]["color"] if spec.style == "line" else (UP if up[-1] else DOWN)
+        layout["shapes"], layout["annotations"] = _last_price_marks(last_close, mark, has_rsi, axis)
     layout["meta"] = {
         "symbol": spec.symbol,
         "interval": spec.interval,
@@ -264,9 +266,8 @@ def _layout(
 
 
 def _last_price_marks(
-    price: float, up: bool, has_rsi: bool, axis: dict[str, str]
+    price: float, color: str, has_rsi: bool, axis: dict[str, str]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    color = UP if up else DOWN
     shapes: list[dict[str, Any]] = [
         {
             "type": "line",

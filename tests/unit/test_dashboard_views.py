@@ -120,6 +120,11 @@ def test_the_line_view_draws_the_close_as_an_area_over_the_lowest_close() -> Non
     np.testing.assert_allclose(decode(floor["y"]), [100.0, 100.0, 100.0, 100.0])
     assert line["fill"] == "tonexty" and floor["hoverinfo"] == "skip"
     assert line["line"]["color"] == palette.UP  # +5 % over the range
+    rose_then_dipped = candles_figure_spec(
+        candles_frame(series([100.0, 110.0, 109.0])), ChartSpec("X", "1m", style="line")
+    )
+    assert rose_then_dipped["layout"]["shapes"][0]["line"]["color"] == palette.UP  # the mark follows the line's
+    # move (+9 %), not the last candle's dip
     down = candles_figure_spec(candles_frame(series([105.0, 100.0])), ChartSpec("BTCUSDT", "1m", style="line"))
     assert down["data"][1]["line"]["color"] == palette.DOWN
     assert candles_figure_spec(candles_frame([]), ChartSpec("BTCUSDT", "1m", style="line"))["data"][1]["name"]
