@@ -22,6 +22,7 @@ from backend.config import INTERVALS_MS
 from services.charts.arrays import typed, wall_clock_ms
 from services.charts.fmt import fmt_price, pair_label, plotly_price_format
 from services.charts.frame import direction
+from services.charts.layout import chart_layout
 from services.charts.marks import AlertMark, marker_trace
 from services.charts.palette import DOWN, DOWN_VOLUME, FLAT, FONT, GRID, SPIKE, UP, UP_VOLUME
 from services.charts.trend import change_pct, trend, trend_color
@@ -205,20 +206,7 @@ def _layout(
     volume_fmt: str = "~s",
 ) -> dict[str, Any]:
     hover_fmt = _hover_time_format(spec.interval)
-    layout: dict[str, Any] = {
-        "uirevision": spec.uirevision,
-        "height": spec.height,
-        "margin": {"l": 8, "r": 78, "t": 28, "b": 44},
-        "paper_bgcolor": "rgba(0,0,0,0)",
-        "plot_bgcolor": "rgba(0,0,0,0)",
-        "font": {"family": FONT, "size": 12},
-        "hovermode": "x unified",
-        "hoverlabel": {"font": {"family": FONT, "size": 12}},
-        "dragmode": "pan",
-        "bargap": 0.15,
-        "showlegend": True,
-        "legend": {"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom", "bgcolor": "rgba(0,0,0,0)"},
-    }
+    layout = chart_layout(spec.uirevision, spec.height, right_margin=78) | {"bargap": 0.15}
     last = panels[-1]
     for name in panels:
         suffix = axis[name]

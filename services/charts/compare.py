@@ -17,7 +17,8 @@ import pandas as pd
 
 from services.charts.arrays import typed, wall_clock_ms
 from services.charts.fmt import fmt_pct, pair_label
-from services.charts.palette import FLAT, FONT, GRID, SPIKE
+from services.charts.layout import chart_layout
+from services.charts.palette import FLAT, GRID, SPIKE
 
 LINE_COLORS = ("#f0b90b", "#29b6f6", "#ab47bc", "#66bb6a", "#ff7043", "#ec407a", "#8d6e63", "#78909c")
 
@@ -72,18 +73,7 @@ def compare_figure_spec(frames: Mapping[str, pd.DataFrame], spec: CompareSpec) -
         }
         for rank, s in enumerate(order, start=1)
     ]
-    layout: dict[str, Any] = {
-        "uirevision": spec.uirevision,
-        "height": spec.height,
-        "margin": {"l": 8, "r": 60, "t": 28, "b": 44},
-        "paper_bgcolor": "rgba(0,0,0,0)",
-        "plot_bgcolor": "rgba(0,0,0,0)",
-        "font": {"family": FONT, "size": 12},
-        "hovermode": "x unified",
-        "hoverlabel": {"font": {"family": FONT, "size": 12}},
-        "dragmode": "pan",
-        "showlegend": True,
-        "legend": {"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom", "bgcolor": "rgba(0,0,0,0)"},
+    layout = chart_layout(spec.uirevision, spec.height, right_margin=60) | {
         "xaxis": {"type": "date", "showgrid": True, "gridcolor": GRID, "zeroline": False, "showspikes": True,
                   "spikemode": "across", "spikedash": "dot", "spikethickness": 1, "spikecolor": SPIKE},
         "yaxis": {"side": "right", "gridcolor": GRID, "ticksuffix": "%", "tickformat": "+.2f", "hoverformat": "+.2f",
