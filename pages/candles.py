@@ -149,7 +149,11 @@ def bad_link(
     if bars.asked is not None:
         refused.append((f"bars={bars.asked}", f"bars is one of {', '.join(BARS)}"))
     if refused:
-        shown = f"{pair_label(symbol.value)} {interval.value}"
+        if view.value == "compare":
+            chosen = [c.value for c in cmp if c.value] or symbols[:MAX_COMPARE]
+            shown = f"{', '.join(pair_label(s) for s in chosen)} compared at {interval.value}"
+        else:
+            shown = f"{pair_label(symbol.value)} {interval.value}"
         with st.container(key="bad-link"):
             st.warning(refused_text(refused, shown), icon=":material/link_off:")
 
@@ -197,11 +201,14 @@ def older_history(
     if not live:
         st.caption(f"{shown}. Older history can be loaded when the relay answers again.")
         return
-    try:
-        oldest = oldest_stored(spec.symbol, spec.interval)
-    except RelayError as exc:
-        st.caption(f"{shown}. Older history is not available now: {exc}")
-        return
+    key = f"oldest:{spec.symbol}:{spec.interval}"
+    oldest = st.session_state.get(key)
+    if oldest is None:  # once known, SQL's oldest candle stays put: this rerun asks (cached 30 s) only until then
+        try:
+            oldest = st.session_state[key] = oldest_stored(spec.symbol, spec.interval)
+        except RelayError as exc:
+            st.caption(f"{shown}. Older history is not available now: {exc}")
+            return
     if oldest is None or oldest >= first:
         st.caption(f"{shown}. No older candles are stored for this stream.")
         return

@@ -106,6 +106,15 @@ def test_unknown_query_values_fall_back_to_defaults(stack: Server, monkeypatch: 
     assert "the relay carries no NOPE (it carries BTC/USDT, ETH/USDT)" in warning and warning.endswith(shown)
 
 
+def test_a_refused_comparison_link_names_what_is_compared(stack: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_relay(monkeypatch, stack.url)
+    at = run_until(app("pages/candles.py", view="compare", cmp="ethusdt,NOPE"), lambda at: True)
+    [warning] = [w.value for w in at.warning]
+    assert warning.startswith("The link asked for **NOPE**, which can't be shown: the relay carries no NOPE ")
+    assert warning.endswith("Showing **ETH/USDT compared at 1m** instead.")
+    assert at.multiselect[0].value == ["ETHUSDT"] and at.query_params["cmp"] == "ETHUSDT"
+
+
 def test_older_history_loads_on_demand(stack: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     use_relay(monkeypatch, stack.url)
     at = run_until(app("pages/candles.py", symbol="BTCUSDT", interval="1s", bars="100"),
