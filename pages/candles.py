@@ -1,32 +1,39 @@
-"""Candles: one symbol and interval, live candlesticks with volume, overlays, alert markers and older history.
+"""Candles: one symbol and interval as candlesticks or a line, or several symbols compared in % change; live, with
+volume, overlays, alert markers and older history.
 
-The view lives in the URL (``?symbol=ETHUSDT&interval=5m&ind=ema20,vwap&tz=local&bars=500``).
+The view lives in the URL (``?symbol=ETHUSDT&interval=5m&view=line&ind=ema20,vwap&tz=local&bars=500``;
+``view=compare&cmp=BTCUSDT,ETHUSDT``); a link asking for what can't be shown says so.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import replace
 from html import escape
 
 import streamlit as st
 
 from backend.indicators import INDICATORS
-from backend.models import Candle
+from backend.models import Candle, normalize_symbol
 from services.charts.candles import ChartSpec
+from services.charts.compare import LINE_COLORS, CompareSpec
 from services.charts.fmt import fmt_compact, fmt_pct, fmt_price, pair_label
 from services.charts.marks import AlertMark
+from services.charts.trend import change_pct, trend
 from services.client import RelayError
 from services.feed.status import FeedStatus
 from services.ui.alert_data import stream_marks
-from services.ui.page import live_page
+from services.ui.page import LivePage, live_page
 from services.ui.plot import live_plot
-from services.ui.query import query_choice, set_query
+from services.ui.query import Choice, pick, plain, query_pick, refused_text, set_query
 from services.ui.runtime import Runtime, runtime
 
 BARS = ("100", "300", "500", "1000")
 TZ = {"utc": "UTC", "local": "Local"}
+VIEWS = {"candles": "Candles", "line": "Line", "compare": "Compare"}
 OLDER_PAGE = 500
+MAX_COMPARE = len(LINE_COLORS)
 
 
 @st.cache_data(ttl=600, max_entries=256, show_spinner=False)
@@ -35,41 +42,130 @@ def older_candles(symbol: str, interval: str, end: int, limit: int) -> list[Cand
     return runtime().feed.client.history_before(symbol, interval, end, limit)
 
 
+@st.cache_data(ttl=30, max_entries=256, show_spinner=False)
+def oldest_stored(symbol: str, interval: str) -> int | None:
+    """The open time of the stream's oldest candle in SQL history (None: none stored), shared by all sessions."""
+    items, _ = runtime().feed.client.history(symbol, interval, limit=1)
+    return items[0].open_time if items else None
+
+
+def _symbol_key(text: str) -> str:
+    return normalize_symbol(text) or text.strip().upper()
+
+
 def main() -> None:
     page = live_page("candles")
-    rt = page.rt
     symbols = page.symbols()
     intervals = page.intervals()
 
-    symbol = query_choice("symbol", symbols, symbols[0])
-    interval = query_choice("interval", intervals, "1m" if "1m" in intervals else intervals[0])
-    chosen = [k for k in str(st.query_params.get("ind", "")).split(",") if k in INDICATORS]
-    tz_key = query_choice("tz", list(TZ), "utc")
-    bars = int(query_choice("bars", BARS, "300"))
+    asked_symbol = query_pick("symbol", symbols, symbols[0], key=_symbol_key)
+    asked_interval = query_pick("interval", intervals, "1m" if "1m" in intervals else intervals[0])
+    asked_view = query_pick("view", list(VIEWS), "candles")
+    asked_ind = [pick(k, list(INDICATORS), "") for k in _listed("ind")]
+    asked_cmp = [pick(s, symbols, "", key=_symbol_key) for s in _listed("cmp")]
+    asked_tz = query_pick("tz", list(TZ), "utc")
+    asked_bars = query_pick("bars", BARS, "300")
+    bad_link(asked_symbol, asked_interval, asked_view, asked_ind, asked_cmp, asked_tz, asked_bars, symbols, intervals)
 
-    c1, c2, c3, c4, c5 = st.columns([1.2, 2.0, 3.4, 1.15, 0.85], vertical_alignment="bottom")
-    symbol = c1.selectbox("Symbol", symbols, index=symbols.index(symbol), format_func=pair_label)
-    interval = c2.segmented_control("Interval", intervals, default=interval) or interval
-    chosen = c3.multiselect(
-        "Indicators", list(INDICATORS), default=chosen, format_func=lambda k: INDICATORS[k].label, placeholder="None"
+    comparing = st.session_state.get("view", asked_view.value) == "compare"
+    with st.container(key="chart-controls"):
+        widths = [3.0, 2.2, 1.6, 0.9] if comparing else [1.3, 2.2, 1.6, 0.9]
+        c1, c2, c3, c4 = st.columns(widths, vertical_alignment="bottom")
+    view = c3.segmented_control(
+        "View", list(VIEWS), default=asked_view.value, format_func=VIEWS.__getitem__, key="view"
     )
-    tz_key = c4.segmented_control("Time", list(TZ), default=tz_key, format_func=TZ.__getitem__) or tz_key
-    bars = int(c5.selectbox("Bars", BARS, index=BARS.index(str(bars))))
+    view = view or asked_view.value
+    if view == "compare":
+        default_cmp = [c.value for c in asked_cmp if c.value] or symbols[:MAX_COMPARE]
+        compared = c1.multiselect(
+            "Symbols", symbols, default=default_cmp, format_func=pair_label, max_selections=MAX_COMPARE
+        )
+        symbol = asked_symbol.value
+    else:
+        symbol = c1.selectbox("Symbol", symbols, index=symbols.index(asked_symbol.value), format_func=pair_label)
+        compared = [c.value for c in asked_cmp if c.value]
+    interval = c2.segmented_control("Interval", intervals, default=asked_interval.value) or asked_interval.value
+    with c4.popover("Options", icon=":material/tune:", width="stretch"):
+        chosen = st.multiselect(
+            "Indicators",
+            list(INDICATORS),
+            default=[c.value for c in asked_ind if c.value],
+            format_func=lambda k: INDICATORS[k].label,
+            placeholder="None",
+            disabled=view == "compare",
+            help="Not drawn in the comparison view",
+        )
+        tz_key = st.segmented_control("Time", list(TZ), default=asked_tz.value, format_func=TZ.__getitem__)
+        tz_key = tz_key or asked_tz.value
+        bars = int(st.selectbox("Bars", BARS, index=BARS.index(asked_bars.value)))
     set_query(
         symbol=symbol,
         interval=interval,
+        view=None if view == "candles" else view,
+        cmp=",".join(compared) if view == "compare" and compared else None,
         ind=",".join(chosen) or None,
         tz=None if tz_key == "utc" else tz_key,
         bars=None if bars == 300 else str(bars),
     )
-
-    stream = (symbol, interval)
-    page.want({stream})
     tz = (st.context.timezone or "UTC") if tz_key == "local" else "UTC"
-    spec = ChartSpec(symbol, interval, tuple(chosen), tz)
-    older_key = f"older:{symbol}:{interval}"
+    if view == "compare":
+        compare_view(page, compared, interval, tz, bars)
+    else:
+        single_view(page, ChartSpec(symbol, interval, tuple(chosen), tz, style=view), bars)
+
+
+def _listed(name: str) -> list[str]:
+    return [k for k in str(st.query_params.get(name, "")).split(",") if k.strip()]
+
+
+def bad_link(
+    symbol: Choice,
+    interval: Choice,
+    view: Choice,
+    ind: list[Choice],
+    cmp: list[Choice],
+    tz: Choice,
+    bars: Choice,
+    symbols: list[str],
+    intervals: list[str],
+) -> None:
+    """Say what the link asked for that can't be shown, why, and what is shown instead."""
+    refused: list[tuple[str, str]] = []
+    carried = ", ".join(pair_label(s) for s in symbols)
+    for c in (symbol, *(c for c in cmp if c.asked is not None)):
+        if c.asked is not None:
+            known = normalize_symbol(c.asked)
+            why = f"the relay carries no {plain(known)}" if known else f"“{plain(c.asked)}” is not a symbol"
+            refused.append((c.asked, f"{why} (it carries {carried})"))
+    if interval.asked is not None:
+        refused.append((interval.asked, f"“{plain(interval.asked)}” is not an interval here ({', '.join(intervals)})"))
+    if view.asked is not None:
+        refused.append((f"view={view.asked}", f"the views are {', '.join(VIEWS)}"))
+    for c in ind:
+        if c.asked is not None:
+            refused.append((c.asked, f"“{plain(c.asked)}” is not an indicator ({', '.join(INDICATORS)})"))
+    if tz.asked is not None:
+        refused.append((f"tz={tz.asked}", "the time zone is utc or local"))
+    if bars.asked is not None:
+        refused.append((f"bars={bars.asked}", f"bars is one of {', '.join(BARS)}"))
+    if refused:
+        if view.value == "compare":
+            chosen = [c.value for c in cmp if c.value] or symbols[:MAX_COMPARE]
+            shown = f"{', '.join(pair_label(s) for s in chosen)} compared at {interval.value}"
+        else:
+            shown = f"{pair_label(symbol.value)} {interval.value}"
+        with st.container(key="bad-link"):
+            st.warning(refused_text(refused, shown), icon=":material/link_off:")
+
+
+def single_view(page: LivePage, spec: ChartSpec, bars: int) -> None:
+    """One symbol: candlesticks or the close as a line, with volume, indicators, alert marks and older history."""
+    rt = page.rt
+    stream = (spec.symbol, spec.interval)
+    page.want({stream})
+    older_key = f"older:{spec.symbol}:{spec.interval}"
     pages: list[int] = st.session_state.setdefault(older_key, [])
-    older = _older_rows(symbol, interval, pages)
+    older = _older_rows(spec.symbol, spec.interval, pages)
     rt.feed.wait_loaded([stream], timeout=5.0)
 
     def draw(status: FeedStatus) -> None:
@@ -80,31 +176,89 @@ def main() -> None:
                 book = rt.feed.book(stream)
                 err = book.error if book is not None else None
                 if err:
-                    st.warning(f"Could not load {pair_label(symbol)} {interval}: {err}")
+                    st.warning(f"Could not load {pair_label(spec.symbol)} {spec.interval}: {err}")
                 else:
-                    st.info(f"Loading {pair_label(symbol)} {interval}…", icon=":material/hourglass_top:")
+                    st.info(f"Loading {pair_label(spec.symbol)} {spec.interval}…", icon=":material/hourglass_top:")
             return
-        legend(symbol, interval, rendered.meta.get("last_two", []), resyncing=not rendered.synced)
+        legend(spec.symbol, spec.interval, rendered.meta.get("last_two", []), resyncing=not rendered.synced)
         live_plot(rendered.value, key="candles-chart")
+        older_history(rt, spec, bars, older, pages, live=status.live)
 
     page.live(draw)
 
-    left, right = st.columns([1, 3], vertical_alignment="center")
-    if left.button("Load older history", icon=":material/history:", help="500 more closed candles from SQL history"):
-        first = older[0].open_time if older else _first_open_time(rt, stream, bars)
-        if first is not None:
-            try:
-                more = older_candles(symbol, interval, first, OLDER_PAGE)
-            except RelayError as exc:
-                right.warning(f"Older history is not available now: {exc}")
-            else:
-                if more:
-                    pages.append(first)
-                    st.rerun()
-                else:
-                    right.info("No older candles are stored for this stream.")
+
+def older_history(
+    rt: Runtime, spec: ChartSpec, bars: int, older: list[Candle], pages: list[int], *, live: bool
+) -> None:
+    """The range shown, and "Load older history" only when SQL holds older candles and the relay answers."""
+    stream = (spec.symbol, spec.interval)
+    first = older[0].open_time if older else _first_open_time(rt, stream, bars)
+    if first is None:
+        return
+    shown = f"Shown from {_when(first, spec.interval)}"
     if older:
-        right.caption(f"{len(older):,} older candles loaded from history · drag or scroll the chart to see them")
+        shown += f", including {len(older):,} older candles loaded from history (drag or scroll the chart to see them)"
+    if not live:
+        st.caption(f"{shown}. Older history can be loaded when the relay answers again.")
+        return
+    key = f"oldest:{spec.symbol}:{spec.interval}"
+    oldest = st.session_state.get(key)
+    if oldest is None:  # once known, SQL's oldest candle stays put: this rerun asks (cached 30 s) only until then
+        try:
+            oldest = st.session_state[key] = oldest_stored(spec.symbol, spec.interval)
+        except RelayError as exc:
+            st.caption(f"{shown}. Older history is not available now: {exc}")
+            return
+    if oldest is None or oldest >= first:
+        st.caption(f"{shown}. No older candles are stored for this stream.")
+        return
+    left, right = st.columns([1, 3], vertical_alignment="center")
+    right.caption(f"{shown}. History is stored from {_when(oldest, spec.interval)}.")
+    if left.button("Load older history", icon=":material/history:", help=f"{OLDER_PAGE} more closed candles"):
+        try:
+            more = older_candles(spec.symbol, spec.interval, first, OLDER_PAGE)
+        except RelayError as exc:
+            right.warning(f"Older history is not available now: {exc}")
+            return
+        if more:
+            pages.append(first)
+            st.rerun(scope="app")
+        right.info("No older candles are stored before the range shown.")
+
+
+def _when(open_time: int, interval: str) -> str:
+    fmt = "%Y-%m-%d %H:%M:%S UTC" if interval.endswith("s") else "%Y-%m-%d %H:%M UTC"
+    return time.strftime(fmt, time.gmtime(open_time / 1000))
+
+
+def compare_view(page: LivePage, symbols: list[str], interval: str, tz: str, bars: int) -> None:
+    """Several symbols' closes as % change over the same range, live."""
+    rt = page.rt
+    if not symbols:
+        page.want(set())
+        st.info("Choose symbols to compare.", icon=":material/stacked_line_chart:")
+        return
+    streams = {(s, interval) for s in symbols}
+    page.want(streams)
+    spec = CompareSpec(tuple(symbols), interval, tz)
+    rt.feed.wait_loaded(sorted(streams), timeout=5.0)
+
+    def draw(status: FeedStatus) -> None:
+        rendered = rt.charts.compare(spec, bars)
+        if rendered is None:
+            if status.live:
+                st.info(f"Loading {len(symbols)} symbols at {interval}…", icon=":material/hourglass_top:")
+            return
+        since = rendered.meta.get("since")
+        span = f"since {_when(since, interval)}" if since is not None else ""
+        st.markdown(
+            f'<div class="cs-legend" data-testid="compare-legend"><span><b>% change</b> '
+            f"<span class='cs-muted'>{escape(interval)} · last {bars} bars · {escape(span)}</span></span></div>",
+            unsafe_allow_html=True,
+        )
+        live_plot(rendered.value, key="compare-chart")
+
+    page.live(draw)
 
 
 def _marks(rt: Runtime, stream: tuple[str, str], live: bool) -> tuple[AlertMark, ...]:
@@ -139,23 +293,25 @@ def _first_open_time(rt: Runtime, stream: tuple[str, str], bars: int) -> int | N
 
 
 def legend(symbol: str, interval: str, last_two: list[Candle], *, resyncing: bool) -> None:
-    """Price, change of the forming candle and its OHLC, above the chart."""
+    """Price, change of the forming candle and its OHLC, above the chart (coloured by the one trend rule)."""
     if not last_two:
         return
     c = last_two[-1]
     ref = last_two[-2].close if len(last_two) > 1 else c.open
-    chg = (c.close / ref - 1.0) * 100.0 if ref else None
-    cls = "cs-up" if (chg or 0) >= 0 else "cs-down"
+    chg = change_pct(ref, c.close)
     tag = " · resyncing…" if resyncing else ""
+    cls = f"cs-{trend(chg)}"
     st.markdown(
         f'<div class="cs-legend" data-testid="chart-legend">'
         f"<span><b>{escape(pair_label(symbol))}</b> <span class='cs-muted'>{escape(interval)}{tag}</span></span>"
-        f'<span class="cs-big {"cs-tick-up" if c.close >= c.open else "cs-tick-down"}" data-testid="last-price">'
-        f"{fmt_price(c.close)}</span>"
+        f'<span class="cs-big {cls}-text" data-testid="last-price">{fmt_price(c.close)}</span>'
         f'<span class="cs-pill {cls}">{fmt_pct(chg)}</span>'
-        f"<span><em>O</em>{fmt_price(c.open)}</span><span><em>H</em>{fmt_price(c.high)}</span>"
-        f"<span><em>L</em>{fmt_price(c.low)}</span><span><em>C</em>{fmt_price(c.close)}</span>"
-        f"<span><em>Vol</em>{fmt_compact(c.volume, 3)}</span><span><em>Trades</em>{c.trades:,}</span>"
+        f'<span class="cs-detail"><em>O</em>{fmt_price(c.open)}</span>'
+        f'<span class="cs-detail"><em>H</em>{fmt_price(c.high)}</span>'
+        f'<span class="cs-detail"><em>L</em>{fmt_price(c.low)}</span>'
+        f'<span class="cs-detail"><em>C</em>{fmt_price(c.close)}</span>'
+        f'<span class="cs-detail"><em>Vol</em>{fmt_compact(c.volume, 3)}</span>'
+        f'<span class="cs-detail"><em>Trades</em>{c.trades:,}</span>'
         "</div>",
         unsafe_allow_html=True,
     )

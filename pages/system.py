@@ -54,9 +54,9 @@ def main() -> None:
     page.live(draw, page_latency=False)
 
 
-def _metric(col: Any, label: str, value: str, note: str | None = None) -> None:
+def _metric(col: Any, label: str, value: str, note: str | None = None, tip: str | None = None) -> None:
     """A bordered figure with an optional neutral note beneath (no arrow, no colour)."""
-    col.metric(label, value, note, delta_color="off", delta_arrow="off", border=True)
+    col.metric(label, value, note, delta_color="off", delta_arrow="off", border=True, help=tip)
 
 
 def _age(sample: StatsSample) -> str:
@@ -90,8 +90,15 @@ def pipeline(sample: StatsSample, feed: Feed) -> None:
     _metric(cols[3], "DB written", fmt_compact(ingest.get("db_written")))
     _metric(cols[4], "DB dropped", fmt_int(ingest.get("db_dropped")))
     receivers = ingest.get("publish_receivers")
-    heard = "no PUBLISH yet" if receivers is None else f"{fmt_int(receivers)} listening (PUBLISH receivers)"
-    _metric(cols[5], "Candles published", fmt_compact(ingest.get("candles_published")), heard)
+    plural = "" if receivers == 1 else "s"
+    heard = "no PUBLISH yet" if receivers is None else f"to {fmt_int(receivers)} receiver{plural}"
+    _metric(
+        cols[5],
+        "Candles published",
+        fmt_compact(ingest.get("candles_published")),
+        heard,
+        "PUBLISH receivers: how many subscribers (relays) Redis delivered the last PUBLISH to",
+    )
     exchange_feed(ingest.get("feed"))
     rates = _rates(feed)
     if rates is not None:
@@ -164,9 +171,7 @@ def relay(sample: StatsSample) -> None:
     cols = st.columns(6)
     _metric(cols[0], "Connections", fmt_int(ws.get("connections")))
     _metric(cols[1], "Streams subscribed", fmt_int(len(ws.get("subscriptions") or {})))
-    _metric(
-        cols[2], "Messages in / out", f"{fmt_compact(ws.get('messages_in'))} / {fmt_compact(ws.get('messages_out'))}"
-    )
+    _metric(cols[2], "Messages out", fmt_compact(ws.get("messages_out")), f"{fmt_compact(ws.get('messages_in'))} in")
     _metric(cols[3], "Coalesced", fmt_compact(ws.get("coalesced")))
     _metric(cols[4], "Dropped", fmt_int(ws.get("dropped")), f"{fmt_int(ws.get('slow_disconnects'))} slow disconnects")
     _metric(

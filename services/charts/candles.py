@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -21,8 +22,10 @@ from backend.config import INTERVALS_MS
 from services.charts.arrays import typed, wall_clock_ms
 from services.charts.fmt import fmt_price, pair_label, plotly_price_format
 from services.charts.frame import direction
+from services.charts.layout import chart_layout
 from services.charts.marks import AlertMark, marker_trace
-from services.charts.palette import DOWN, DOWN_VOLUME, FONT, GRID, SPIKE, UP, UP_VOLUME
+from services.charts.palette import DOWN, DOWN_VOLUME, FLAT, FONT, GRID, SPIKE, UP, UP_VOLUME
+from services.charts.trend import change_pct, trend, trend_color
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class ChartSpec:
     height: int = 560
     extra: tuple[Any, ...] = field(default=())  # caller's cache discriminator (e.g. older history loaded)
     markers: tuple[AlertMark, ...] = ()  # alerts fired on this stream, drawn above their candles
+    style: str = "candles"  # "candles", or "line": an area under the close
 
     @property
     def uirevision(self) -> str:
@@ -62,22 +66,11 @@ def candles_figure_spec(df: pd.DataFrame, spec: ChartSpec) -> dict[str, Any]:
     axis = {name: ("" if i == 0 else str(i + 1)) for i, name in enumerate(panels)}  # price → x/y, volume → x2/y2
     x = typed(wall_clock_ms(df["open_time"], spec.tz))
     up = direction(df)
+    last_close = float(df["close"].iloc[-1]) if len(df) else math.nan
+    price_fmt = plotly_price_format(last_close if math.isfinite(last_close) else 1.0)
+    price = _close_area(df, x, spec, price_fmt) if spec.style == "line" else [_candlesticks(df, x, spec)]
     data: list[dict[str, Any]] = [
-        {
-            "type": "candlestick",
-            "name": pair_label(spec.symbol),
-            "x": x,
-            "open": typed(df["open"]),
-            "high": typed(df["high"]),
-            "low": typed(df["low"]),
-            "close": typed(df["close"]),
-            "increasing": {"line": {"color": UP, "width": 1}, "fillcolor": UP},
-            "decreasing": {"line": {"color": DOWN, "width": 1}, "fillcolor": DOWN},
-            "whiskerwidth": 0,
-            "showlegend": False,
-            "xaxis": "x",
-            "yaxis": "y",
-        },
+        *price,
         {
             "type": "bar",
             "name": "Volume",
@@ -97,8 +90,6 @@ def candles_figure_spec(df: pd.DataFrame, spec: ChartSpec) -> dict[str, Any]:
             "yaxis": "y" + axis["volume"],
         },
     ]
-    last_close = float(df["close"].iloc[-1]) if len(df) else math.nan
-    price_fmt = plotly_price_format(last_close if math.isfinite(last_close) else 1.0)
     for key in keys:
         data.extend(_indicator_traces(key, df, x, axis, price_fmt))
     marks = marker_trace(df, spec.markers, spec.tz)
@@ -107,7 +98,9 @@ def candles_figure_spec(df: pd.DataFrame, spec: ChartSpec) -> dict[str, Any]:
     max_volume = float(df["volume"].max()) if len(df) else 0.0
     layout = _layout(spec, panels, domains, axis, price_fmt, volume_fmt="~s" if max_volume >= 1000 else ",.3~f")
     if len(df):
-        layout["shapes"], layout["annotations"] = _last_price_marks(last_close, bool(up[-1]), has_rsi, axis)
+        # the last-price mark takes the colour of what it sits on: the last candle, or the line's move
+        mark = price[-1]["line"]["color"] if spec.style == "line" else (UP if up[-1] else DOWN)
+        layout["shapes"], layout["annotations"] = _last_price_marks(last_close, mark, has_rsi, axis)
     layout["meta"] = {
         "symbol": spec.symbol,
         "interval": spec.interval,
@@ -118,6 +111,53 @@ def candles_figure_spec(df: pd.DataFrame, spec: ChartSpec) -> dict[str, Any]:
         "seq": int(df["seq"].iloc[-1]) if len(df) and "seq" in df else None,
     }
     return {"data": data, "layout": layout}
+
+
+def _candlesticks(df: pd.DataFrame, x: dict[str, str], spec: ChartSpec) -> dict[str, Any]:
+    return {
+        "type": "candlestick",
+        "name": pair_label(spec.symbol),
+        "x": x,
+        "open": typed(df["open"]),
+        "high": typed(df["high"]),
+        "low": typed(df["low"]),
+        "close": typed(df["close"]),
+        "increasing": {"line": {"color": UP, "width": 1}, "fillcolor": UP},
+        "decreasing": {"line": {"color": DOWN, "width": 1}, "fillcolor": DOWN},
+        "whiskerwidth": 0,
+        "showlegend": False,
+        "xaxis": "x",
+        "yaxis": "y",
+    }
+
+
+def _close_area(df: pd.DataFrame, x: dict[str, str], spec: ChartSpec, price_fmt: str) -> list[dict[str, Any]]:
+    """The close as a line over a soft area down to the lowest close shown, coloured by the move over the range.
+
+    The area fills down to an invisible floor line (not to zero, which would flatten the price axis).
+    """
+    closes = df["close"].to_numpy(dtype=float)
+    color = trend_color(trend(change_pct(closes[0], closes[-1]))) if len(closes) else FLAT
+    floor = np.full(len(closes), closes.min() if len(closes) else 0.0)
+    common = {"type": "scatter", "mode": "lines", "x": x, "xaxis": "x", "yaxis": "y", "showlegend": False}
+    return [
+        {**common, "name": "floor", "y": typed(floor), "line": {"width": 0}, "hoverinfo": "skip"},
+        {
+            **common,
+            "name": pair_label(spec.symbol),
+            "y": typed(closes),
+            "line": {"color": color, "width": 1.8},
+            "fill": "tonexty",
+            "fillcolor": _soft(color),
+            "hovertemplate": f"Close %{{y:{price_fmt}}}<extra></extra>",
+        },
+    ]
+
+
+def _soft(color: str) -> str:
+    """A hex colour as a light fill."""
+    r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},0.16)"
 
 
 def candles_figure(df: pd.DataFrame, spec: ChartSpec) -> go.Figure:
@@ -152,7 +192,7 @@ def _indicator_traces(
             "y": typed(lines.iloc[:, 0]),
             "line": {"color": spec.color, "width": 1.4},
             "hovertemplate": f"{spec.label} %{{y:{fmt}}}<extra></extra>",
-            "showlegend": spec.panel == "price",
+            "showlegend": True,  # the RSI panel's line too: every drawn indicator is named in the legend
         }
     ]
 
@@ -166,20 +206,7 @@ def _layout(
     volume_fmt: str = "~s",
 ) -> dict[str, Any]:
     hover_fmt = _hover_time_format(spec.interval)
-    layout: dict[str, Any] = {
-        "uirevision": spec.uirevision,
-        "height": spec.height,
-        "margin": {"l": 8, "r": 78, "t": 28, "b": 44},
-        "paper_bgcolor": "rgba(0,0,0,0)",
-        "plot_bgcolor": "rgba(0,0,0,0)",
-        "font": {"family": FONT, "size": 12},
-        "hovermode": "x unified",
-        "hoverlabel": {"font": {"family": FONT, "size": 12}},
-        "dragmode": "pan",
-        "bargap": 0.15,
-        "showlegend": True,
-        "legend": {"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom", "bgcolor": "rgba(0,0,0,0)"},
-    }
+    layout = chart_layout(spec.uirevision, spec.height, right_margin=78) | {"bargap": 0.15}
     last = panels[-1]
     for name in panels:
         suffix = axis[name]
@@ -227,9 +254,8 @@ def _layout(
 
 
 def _last_price_marks(
-    price: float, up: bool, has_rsi: bool, axis: dict[str, str]
+    price: float, color: str, has_rsi: bool, axis: dict[str, str]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    color = UP if up else DOWN
     shapes: list[dict[str, Any]] = [
         {
             "type": "line",

@@ -59,8 +59,11 @@ def fmt_compact(value: float | None, decimals: int = 2) -> str:
 
 
 def fmt_pct(value: float | None, decimals: int = 2) -> str:
+    """+1.23% · -0.45% · +0.00% (a change that rounds to zero is never "-0.00%")."""
     if value is None or not math.isfinite(value):
         return "—"
+    if round(value, decimals) == 0:
+        value = 0.0
     return f"{value:+.{decimals}f}%"
 
 

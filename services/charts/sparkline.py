@@ -5,15 +5,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from services.charts.palette import DOWN, UP
+from services.charts.trend import Trend, change_pct, trend, trend_color
 
 
-def sparkline_svg(values: Sequence[float], *, width: int = 220, height: int = 46, up: bool | None = None) -> str:
-    """A small inline SVG line with a soft fill, coloured by the move over the series."""
+def sparkline_svg(
+    values: Sequence[float], *, width: int = 220, height: int = 46, direction: Trend | None = None
+) -> str:
+    """A small inline SVG line with a soft fill, coloured by ``direction`` (else by the move over the series)."""
     vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    if up is None:
-        up = len(vals) < 2 or vals[-1] >= vals[0]
-    color = UP if up else DOWN
+    if direction is None:
+        direction = trend(change_pct(vals[0], vals[-1])) if len(vals) > 1 else "flat"
+    color = trend_color(direction)
     if len(vals) < 2:
         mid = height / 2
         return (
@@ -28,7 +30,7 @@ def sparkline_svg(values: Sequence[float], *, width: int = 220, height: int = 46
     pts = [(i * step, pad + (height - 2 * pad) * (1 - (v - lo) / span)) for i, v in enumerate(vals)]
     line = " ".join(f"{px:.1f},{py:.1f}" for px, py in pts)
     area = f"0,{height} {line} {width},{height}"
-    gid = f"g{'u' if up else 'd'}"
+    gid = f"g{direction}"
     return (
         f'<svg viewBox="0 0 {width} {height}" width="100%" height="{height}" preserveAspectRatio="none">'
         f'<defs><linearGradient id="{gid}" x1="0" y1="0" x2="0" y2="1">'

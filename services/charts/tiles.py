@@ -14,6 +14,7 @@ from backend.config import INTERVALS_MS
 from backend.models import Candle, now_ms
 from services.charts.fmt import fmt_compact, fmt_pct, fmt_price, split_symbol
 from services.charts.sparkline import sparkline_svg
+from services.charts.trend import RULE, Trend, change_pct, trend
 
 SPARK_INTERVALS: tuple[str, ...] = ("1m", "1s")  # sparkline source: 1m candles, or 1s ones on a young feed
 DAY_INTERVAL = "1h"
@@ -35,8 +36,12 @@ class TileData:
     quote_volume: float | None
     spark: tuple[float, ...]
     spark_label: str
-    tick_up: bool | None
     event_time: int | None
+
+    @property
+    def trend(self) -> Trend:
+        """The tile's one colour rule: the direction of the change shown in its pill (price and sparkline follow)."""
+        return trend(self.change_pct)
 
 
 def tile_data(symbol: str, books: dict[str, list[Candle]], now: int | None = None) -> TileData:
@@ -51,7 +56,7 @@ def tile_data(symbol: str, books: dict[str, list[Candle]], now: int | None = Non
     high = low = qv = None
     if day and price is not None:
         first = day[0]
-        change = (price / first.open - 1.0) * 100.0 if first.open else None
+        change = change_pct(first.open, price)
         label = "24h" if first.open_time <= now - 86_400_000 + INTERVALS_MS[DAY_INTERVAL] else "since " + _hhmm(first)
         high = max(c.high for c in day)
         low = min(c.low for c in day)
@@ -66,8 +71,6 @@ def tile_data(symbol: str, books: dict[str, list[Candle]], now: int | None = Non
             span_ms = INTERVALS_MS[interval] * len(pts)
             spark_label = f"last {_span(span_ms)}" if pts else ""
             break
-    prev = _previous_close(books)
-    tick_up = None if prev is None or price is None or price == prev else price > prev
     return TileData(
         symbol,
         price,
@@ -78,14 +81,8 @@ def tile_data(symbol: str, books: dict[str, list[Candle]], now: int | None = Non
         qv,
         spark,
         spark_label,
-        tick_up,
         last.event_time if last else None,
     )
-
-
-def _previous_close(books: dict[str, list[Candle]]) -> float | None:
-    rows = books.get("1s") or []
-    return rows[-2].close if len(rows) >= 2 else None
 
 
 def _hhmm(c: Candle) -> str:
@@ -99,22 +96,28 @@ def _span(ms: int) -> str:
     return f"{s // 3600}h"
 
 
+def tile_tooltip(t: TileData) -> str:
+    """The tile's tooltip: what its colours mean and what each figure covers."""
+    spark = f"; the line shows the {t.spark_label}" if t.spark_label else ""
+    return f"Change {t.change_label} (price against the open {t.change_label}{spark}). {RULE}"
+
+
 def tile_html(t: TileData, href: str | None = None) -> str:
-    """The overview tile: pair, price (coloured by the last tick), change pill, sparkline, range and volume."""
+    """The overview tile: pair, price, change pill, sparkline, range and volume; one colour rule for all three."""
     base, quote = split_symbol(t.symbol)
-    up = (t.change_pct or 0.0) >= 0
-    tick = "" if t.tick_up is None else (" cs-tick-up" if t.tick_up else " cs-tick-down")
-    pill = "cs-up" if up else "cs-down"
-    spark = sparkline_svg(t.spark, up=(t.spark[-1] >= t.spark[0]) if len(t.spark) > 1 else None)
+    direction = t.trend
+    spark = sparkline_svg(t.spark, direction=direction)
     quote_html = f'<span class="cs-quote">/{escape(quote)}</span>' if quote else ""
-    tag, attrs = ("a", f' href="{escape(href)}" target="_self"') if href else ("span", "")
+    tag = "a" if href else "span"
+    attrs = (f' href="{escape(href)}" target="_self"' if href else "") + f' title="{escape(tile_tooltip(t))}"'
+    attrs += f' data-trend="{direction}"'
     # spans only (styled as blocks): Streamlit's markdown splits an <a> wrapped around <div>s
     return (
         f'<{tag} class="cs-tile"{attrs} data-symbol="{escape(t.symbol)}">'
         f'<span class="cs-head"><span class="cs-pair">{escape(base)}{quote_html}</span>'
         f'<span class="cs-chg"><span class="cs-muted">{escape(t.change_label)}</span>'
-        f'<span class="cs-pill {pill}">{fmt_pct(t.change_pct)}</span></span></span>'
-        f'<span class="cs-price{tick}" data-testid="tile-price">{fmt_price(t.price)}</span>'
+        f'<span class="cs-pill cs-{direction}">{fmt_pct(t.change_pct)}</span></span></span>'
+        f'<span class="cs-price cs-{direction}-text" data-testid="tile-price">{fmt_price(t.price)}</span>'
         f'<span class="cs-spark">{spark}</span>'
         f'<span class="cs-foot"><span><em>High</em>{fmt_price(t.high)}</span>'
         f"<span><em>Low</em>{fmt_price(t.low)}</span>"

@@ -12,6 +12,7 @@ from typing import Any
 
 from backend.models import Candle
 from services.charts.candles import ChartSpec, candles_figure_spec
+from services.charts.compare import CompareSpec, compare_figure_spec
 from services.charts.frame import candles_frame
 from services.charts.tiles import OVERVIEW_INTERVALS, tile_data, tile_html
 from services.feed.book import Stream, StreamBook
@@ -42,6 +43,24 @@ class ChartRenderer:
             return encode_plot(fig, CANDLES_CONFIG), {**fig["layout"]["meta"], "last_two": rows[-2:]}
 
         return self.cache.get((spec, bars), version, build, synced=synced)
+
+    def compare(self, spec: CompareSpec, bars: int) -> Rendered | None:
+        """The comparison figure over the last ``bars`` candles of each symbol, or None before any snapshot."""
+        streams = [(s, spec.interval) for s in spec.symbols]
+        states = [self.feed.read(s, lambda b: (b.version, b.loaded, b.synced)) for s in streams]
+        loaded = [st for st in states if st is not None and st[1]]
+        if not loaded:
+            return None
+        version = sum(st[0] for st in loaded)
+
+        def build() -> tuple[Any, dict[str, Any]]:
+            frames = {
+                s: candles_frame(self.feed.read((s, spec.interval), lambda b: b.tail(bars)) or []) for s in spec.symbols
+            }
+            fig = compare_figure_spec(frames, spec)
+            return encode_plot(fig, CANDLES_CONFIG), dict(fig["layout"]["meta"])
+
+        return self.cache.get(("compare", spec, bars), version, build, synced=all(st[2] for st in loaded))
 
 
 class TileRenderer:

@@ -24,8 +24,9 @@ a.cs-tile:hover { border-color: rgba(240,185,11,0.75); background: rgba(128,128,
 .cs-pill { font-size: .8rem; font-weight: 700; padding: 2px 8px; border-radius: 6px; }
 .cs-up { color: #26a69a; background: rgba(38,166,154,0.14); }
 .cs-down { color: #ef5350; background: rgba(239,83,80,0.14); }
+.cs-flat { color: #8a919e; background: rgba(138,145,158,0.14); }
+.cs-up-text { color: #26a69a; } .cs-down-text { color: #ef5350; } .cs-flat-text { color: inherit; }
 .cs-tile > .cs-price { font-size: 1.65rem; font-weight: 700; margin: 4px 0 2px; line-height: 1.2; }
-.cs-tick-up { color: #26a69a; } .cs-tick-down { color: #ef5350; }
 .cs-spark { position: relative; margin: 2px -2px 4px; }
 .cs-spark svg { display: block; }
 .cs-foot { display: flex; justify-content: space-between; font-size: .76rem; opacity: .85; gap: 6px;
@@ -59,6 +60,17 @@ a.cs-tile:hover { border-color: rgba(240,185,11,0.75); background: rgba(128,128,
 .cs-num { text-align: right; } .cs-nowrap { white-space: nowrap; }
 .cs-table td.cs-msg { min-width: 200px; }
 .cs-table td.cs-deliv { min-width: 230px; max-width: 320px; overflow-wrap: anywhere; }
+/* Narrow screens: the chart controls share rows at their natural widths, without labels, so the chart stays on
+   the first screen; the legend keeps price and change. */
+@media (max-width: 640px) {
+  .st-key-chart-controls [data-testid="stHorizontalBlock"] { flex-wrap: wrap; gap: .5rem; }
+  .st-key-chart-controls [data-testid="stColumn"] { flex: 1 1 auto !important; width: auto !important;
+    min-width: 0 !important; }
+  .st-key-chart-controls [data-testid="stWidgetLabel"] { display: none; }
+  .cs-legend { gap: 8px; }
+  .cs-legend .cs-big { font-size: 1.3rem; }
+  .cs-legend .cs-detail { display: none; }
+}
 </style>
 """
 

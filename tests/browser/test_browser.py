@@ -137,6 +137,8 @@ def test_the_page_says_when_the_relay_goes_down_and_recovers_by_itself(
         page.wait_for_function("() => document.body.innerText.includes('is not answering')", timeout=30_000)
         assert "Relay down" in page.locator("[data-testid=feed-status]").first.inner_text()
         assert "Traceback" not in page.locator("body").inner_text()
+        page.wait_for_function("() => document.body.innerText.includes('loaded when the relay answers again')")
+        assert page.get_by_role("button", name="Load older history").count() == 0  # never offered while down
         shot(page, "relay-down")
         proxy.restore()
         seq = page.evaluate(f"() => document.querySelector('{CHART}').dataset.seq")

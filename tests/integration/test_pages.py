@@ -103,6 +103,19 @@ def test_unknown_query_values_fall_back_to_defaults(stack: Server, monkeypatch: 
     )
     assert at.selectbox[0].value == "BTCUSDT"  # the relay's first symbol
     assert at.query_params["interval"] == "1m" and "bars" not in at.query_params
+    shown = f"Showing **{at.selectbox[0].value[:3]}/USDT 1m** instead."
+    [warning] = [w.value for w in at.warning]  # the link says what it asked for, why not, and what is shown
+    assert warning.startswith("The link asked for **NOPE** · **7m** · **bars=12**, which can't be shown: ")
+    assert "the relay carries no NOPE (it carries BTC/USDT, ETH/USDT)" in warning and warning.endswith(shown)
+
+
+def test_a_refused_comparison_link_names_what_is_compared(stack: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_relay(monkeypatch, stack.url)
+    at = run_until(app("pages/candles.py", view="compare", cmp="ethusdt,NOPE"), lambda at: True)
+    [warning] = [w.value for w in at.warning]
+    assert warning.startswith("The link asked for **NOPE**, which can't be shown: the relay carries no NOPE ")
+    assert warning.endswith("Showing **ETH/USDT compared at 1m** instead.")
+    assert at.multiselect[0].value == ["ETHUSDT"] and at.query_params["cmp"] == "ETHUSDT"
 
 
 def test_older_history_loads_on_demand(stack: Server, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -112,13 +125,21 @@ def test_older_history_loads_on_demand(stack: Server, monkeypatch: pytest.Monkey
     stack.wait_until(lambda: stack.get("/api/v1/history/BTCUSDT", params=history).json()["count"] == 500,
                      what="500 closed 1s candles in SQL history")  # fmt: skip
     at = run_until(app("pages/candles.py", symbol="BTCUSDT", interval="1s", bars="100"),
-                   lambda at: 'data-testid="last-price"' in markdown_text(at))  # fmt: skip
-    at.button[0].click().run()
+                   lambda at: any(b.label == "Load older history" for b in at.button))  # fmt: skip
+    assert any("History is stored from" in c.value for c in at.caption)  # offered because SQL has older candles
+    next(b for b in at.button if b.label == "Load older history").click().run()
     assert not at.exception
-    assert [c.value for c in at.caption if "older candles" in c.value] == [
-        "500 older candles loaded from history · drag or scroll the chart to see them"
+    assert any("including 500 older candles loaded from history" in c.value for c in at.caption), [
+        c.value for c in at.caption
     ]
-    assert not at.info and not at.warning
+
+
+def test_a_page_opens_at_its_own_path_and_an_unknown_path_at_the_overview() -> None:
+    """What ``app.py`` tells Streamlit before it resolves a URL (the browser tests open the real URLs)."""
+    from services.ui.routes import route
+
+    paths = ("overview", "candles", "alerts", "system")
+    assert [route(p, paths, "overview").page for p in paths] == ["", "candles", "alerts", "system"]
 
 
 def test_system_page_shows_pipeline_relay_and_listener(stack: Server, monkeypatch: pytest.MonkeyPatch) -> None:

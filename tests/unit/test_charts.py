@@ -87,6 +87,7 @@ def test_overlays_and_an_rsi_panel() -> None:
     assert rsi_trace["yaxis"] == "y3" and fig["layout"]["xaxis3"]["matches"] == "x"
     assert fig["layout"]["yaxis3"]["range"] == [0, 100]
     assert [s["y0"] for s in fig["layout"]["shapes"][1:]] == [30, 70]
+    assert rsi_trace["showlegend"] is True  # the RSI panel is named in the legend like every overlay
 
 
 def test_local_time_shifts_the_axis_to_the_browser_zone(df) -> None:
@@ -113,7 +114,9 @@ def test_sparkline_svg() -> None:
     up = sparkline_svg([1, 2, 3])
     assert "<polyline" in up and palette.UP in up
     assert palette.DOWN in sparkline_svg([3, 2, 1])
-    assert "<line" in sparkline_svg([5.0])
+    assert palette.FLAT in sparkline_svg([2, 3, 2])  # no change over the series: neutral
+    assert palette.FLAT in sparkline_svg([5.0]) and "<line" in sparkline_svg([5.0])
+    assert palette.UP in sparkline_svg([3, 2, 1], direction="up")  # a tile colours it by its own rule
 
 
 @pytest.mark.parametrize(

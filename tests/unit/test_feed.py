@@ -271,7 +271,7 @@ def test_tile_data_change_since_the_first_candle_and_sparkline() -> None:
     assert t.change_label.startswith("since ")
     assert t.quote_volume == sum(c.quote_volume for c in hourly)
     assert len(t.spark) == 20 and t.spark_label == "last 20s"
-    assert t.tick_up is True  # 103 → 104 on the last two 1s candles
+    assert t.trend == "up"  # 100 → 104 since the first hourly open: the pill, the price and the line are green
 
 
 def test_alerts_reach_every_session_and_the_recent_list() -> None:
