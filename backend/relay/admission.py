@@ -76,4 +76,5 @@ async def refuse(scope: Scope, receive: Receive, send: Send, status: int, code: 
     rid = request_id(scope)
     log.info("WebSocket %s refused (%s): %s rid=%s", scope["path"], code, message, rid)
     response = encoded_response(ErrorBody(code, message, request_id=rid), status)
-    await refuse_websocket(scope, receive, send, response, close_code=1008 if status == 403 else 1013, reason=code)
+    close_code = 1008 if status == 403 else 1013
+    await refuse_websocket(scope, receive, send, response, rid=rid, close_code=close_code, reason=code)

@@ -72,4 +72,4 @@ def unauthorized(rid: str) -> Response:
 async def deny_websocket(scope: Scope, receive: Receive, send: Send, rid: str) -> None:
     """Refuse a WebSocket handshake with HTTP 401 (or close 1008 where the server cannot)."""
     log.info("WebSocket %s refused: no valid token rid=%s", scope["path"], rid)
-    await refuse_websocket(scope, receive, send, unauthorized(rid), close_code=1008, reason="unauthorized")
+    await refuse_websocket(scope, receive, send, unauthorized(rid), rid=rid, close_code=1008, reason="unauthorized")

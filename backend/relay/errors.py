@@ -55,13 +55,12 @@ def _error(
 
 
 async def refuse_websocket(
-    scope: Scope, receive: Receive, send: Send, response: Response, *, close_code: int, reason: str
+    scope: Scope, receive: Receive, send: Send, response: Response, *, rid: str, close_code: int, reason: str
 ) -> None:
     """Refuse a WebSocket handshake with ``response`` (HTTP), or close with ``close_code`` where the server cannot."""
     if (await receive())["type"] != "websocket.connect":
         return
-    if "websocket.http.response" in scope.get("extensions", {}):
-        rid = scope.get("state", {}).get("request_id", "")
+    if "websocket.http.response" in (scope.get("extensions") or {}):
         headers = [*response.raw_headers, (b"x-request-id", rid.encode())]
         await send({"type": "websocket.http.response.start", "status": response.status_code, "headers": headers})
         await send({"type": "websocket.http.response.body", "body": response.body})

@@ -232,7 +232,7 @@ def test_urls_and_sqlite_settings(tmp_path):
     assert normalize_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalize_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalize_url("sqlite:///x.sqlite3") == "sqlite:///x.sqlite3"
-    engine = make_engine(f"sqlite:///{tmp_path / 'new' / 'dir' / 'c.sqlite3'}", busy_timeout_ms=1234)
+    engine = make_engine(f"sqlite:///{tmp_path / 'new' / 'dir' / 'c.sqlite3'}", timeouts=DbTimeouts(statement_s=1.234))
     with engine.connect() as conn:
         names = ("journal_mode", "synchronous", "busy_timeout")
         pragmas = [conn.exec_driver_sql(f"PRAGMA {p}").scalar() for p in names]
