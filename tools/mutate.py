@@ -180,10 +180,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if not names:
                     continue
             run_group(folders[group], 1 if on_postgres(GROUPS[group]) else ns.max_children, names)
-    below = []
+    below, shown = [], set()
     print(f"\nmutation score per group (killed / mutants, equivalent ones left out; target {TARGET:.0%}):")
     for group in groups:
         statuses = results(folders[group])
+        shown |= set(statuses)
         line, survivors, score = score_line(group, statuses)
         print(line, flush=True)
         for name in survivors:
@@ -193,7 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if score < TARGET:
             below.append(group)
     for name, why in sorted(EQUIVALENT.items()):
-        print(f"equivalent: {name}: {why}")
+        if name in shown:
+            print(f"equivalent: {name}: {why}")
     if below:
         print(f"below {TARGET:.0%}: {', '.join(below)}")
     return 1 if below else 0
