@@ -188,12 +188,3 @@ def test_preview_marks_where_the_rule_would_have_fired_over_the_cached_candles(r
     assert relay.get("/api/v1/alerts/rules").status_code == 200
     assert "PRVWUSDT" not in relay.get("/api/v1/alerts/rules").text  # a preview saves nothing
 
-
-def test_a_bad_symbol_filter_is_a_422_naming_it(relay: Server) -> None:
-    for path in ("/api/v1/alerts/rules", "/api/v1/alerts/events"):
-        answer = relay.get(path, params={"symbol": "BTC$USDT"})
-        assert answer.status_code == 422, path
-        assert (answer.json()["error"], answer.json()["message"]) == (
-            "invalid_request",
-            "symbol: 'BTC$USDT' is not a symbol like BTCUSDT",
-        )
