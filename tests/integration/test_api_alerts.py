@@ -187,4 +187,3 @@ def test_preview_marks_where_the_rule_would_have_fired_over_the_cached_candles(r
     assert [f["message"] for f in answer["fires"]] == ["PRVWUSDT crossed above 100"] * 2
     assert relay.get("/api/v1/alerts/rules").status_code == 200
     assert "PRVWUSDT" not in relay.get("/api/v1/alerts/rules").text  # a preview saves nothing
-
