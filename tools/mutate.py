@@ -113,12 +113,13 @@ def on_postgres(group: Group) -> bool:
     return group.postgres and bool(os.environ.get("CANDLES_TEST_DATABASE_URL"))
 
 
-def run_group(folder: Path, max_children: int, names: Sequence[str] = ()) -> int:
+def run_group(folder: Path, max_children: int, names: Sequence[str] = (), redis_url: str | None = None) -> int:
     """Run mutmut in the group's folder (only the mutants ``names`` when given); its progress goes to the terminal.
 
     Relay tests serve the relay on a thread of their own process (``tests.stack.RelayThread``), where mutmut sees it.
     """
     env = os.environ | {"CANDLES_TEST_RELAY_IN_PROCESS": "1", "CANDLES_MUTATION": "1"}  # see tests/examples.py
+    env |= {"CANDLES_TEST_REDIS_URL": redis_url} if redis_url else {}
     return subprocess.call([*MUTMUT, "run", "--max-children", str(max_children), *names], cwd=folder, env=env)
 
 
@@ -168,22 +169,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown group {', '.join(unknown)}; choose from {', '.join(GROUPS)}")
     groups = ns.groups or list(GROUPS)
     folders = {g: prepare(g, GROUPS[g]) for g in groups}
-    if not ns.report:
-        for group in groups:
-            print(f"== mutating {group}: {' '.join(GROUPS[group].modules)}", flush=True)
-            names: list[str] = []
-            if ns.survivors:
-                names = [n for n, s in results(folders[group]).items() if s not in KILLED and n not in EQUIVALENT]
-                # the tests are copied again, and which test calls which function is recorded again
-                shutil.rmtree(folders[group] / "mutants" / "tests", ignore_errors=True)
-                (folders[group] / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
-                if not names:
-                    continue
-            run_group(folders[group], 1 if on_postgres(GROUPS[group]) else ns.max_children, names)
-    below = []
+    server = None
+    if not ns.report and not os.environ.get("CANDLES_TEST_REDIS_URL"):
+        # one server for every mutant's tests (each test has its own key prefix): a test run that mutmut stops
+        # for its time cannot leave a server of its own behind
+        sys.path.insert(0, str(ROOT))
+        from backend.embedded import start_embedded
+
+        server = start_embedded()
+    redis_url = server.url if server else None
+    try:
+        if not ns.report:
+            for group in groups:
+                print(f"== mutating {group}: {' '.join(GROUPS[group].modules)}", flush=True)
+                names: list[str] = []
+                if ns.survivors:
+                    names = [n for n, s in results(folders[group]).items() if s not in KILLED and n not in EQUIVALENT]
+                    # the tests are copied again, and which test calls which function is recorded again
+                    shutil.rmtree(folders[group] / "mutants" / "tests", ignore_errors=True)
+                    (folders[group] / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
+                    if not names:
+                        continue
+                jobs = 1 if on_postgres(GROUPS[group]) else ns.max_children
+                run_group(folders[group], jobs, names, redis_url)
+    finally:
+        if server is not None:
+            server.stop()
+    below, shown = [], set()
     print(f"\nmutation score per group (killed / mutants, equivalent ones left out; target {TARGET:.0%}):")
     for group in groups:
         statuses = results(folders[group])
+        shown |= set(statuses)
         line, survivors, score = score_line(group, statuses)
         print(line, flush=True)
         for name in survivors:
@@ -193,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if score < TARGET:
             below.append(group)
     for name, why in sorted(EQUIVALENT.items()):
-        print(f"equivalent: {name}: {why}")
+        if name in shown:
+            print(f"equivalent: {name}: {why}")
     if below:
         print(f"below {TARGET:.0%}: {', '.join(below)}")
     return 1 if below else 0

@@ -311,3 +311,13 @@ def test_one_missing_seq_is_a_gap_and_the_next_seq_is_not() -> None:
     assert feed.listener.gaps == 1
     feed.listener.handle_frame(encode_batch([candle(1, seq=6), candle(2, seq=7)]))
     assert q.drain().resync == frozenset() and feed.listener.gaps == 1
+
+
+def test_a_duplicate_in_a_frame_does_not_hide_what_follows_it_and_gaps_add_up() -> None:
+    feed, q = feed_with(BTC)
+    feed.listener.handle_frame(encode_batch([candle(0, seq=1), candle(0, seq=2)]))
+    feed.listener.handle_frame(encode_batch([candle(0, seq=2), candle(1, seq=3)]))  # a duplicate, then the next one
+    assert [c.seq for c in q.drain().candles] == [2, 3]  # seq 1 and 2 are one candle: the queue keeps the newer
+    feed.listener.handle_frame(encode_batch([candle(2, seq=5)]))
+    feed.listener.handle_frame(encode_batch([candle(3, seq=8)]))
+    assert feed.listener.gaps == 2
