@@ -22,7 +22,6 @@ import contextlib
 import io
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,22 +35,12 @@ from typing import Any
 import httpx
 
 from backend import processes
+from services.browser import CHROME_FLAGS, find_chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ("overview", "candles", "alerts", "system")
 THEMES = ("dark", "light")
 CHART = ".cs-plot.js-plotly-plot"
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
-CHROMIUM_PATHS = (
-    "/usr/bin/chromium",
-    "/usr/bin/chromium-browser",
-    "/snap/bin/chromium",
-    "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
-    "/Applications/Chromium.app/Contents/MacOS/Chromium",
-    r"C:\Program Files\Google\Chrome\Application\chrome.exe",
-    r"C:\Program Files (x86)\Google\Chrome\Application\chrome.exe",
-)
-CHROME_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
 NO_CHROMIUM = (
     "error: no Chromium or Chrome found: install Debian/Ubuntu's `chromium` package (apt install chromium), "
     "or Google Chrome, or name one with --browser PATH"
@@ -93,17 +82,6 @@ class Capture:
 
 
 # ---------------------------------------------------------------- pure parts
-
-
-def find_chromium(explicit: str | None = None) -> str | None:
-    """The browser to drive: ``explicit``, else a Chromium or Chrome on PATH, else a known install path."""
-    if explicit:
-        return explicit if Path(explicit).exists() or shutil.which(explicit) else None
-    for name in CHROMIUM_NAMES:
-        found = shutil.which(name)
-        if found:
-            return found
-    return next((p for p in CHROMIUM_PATHS if Path(p).exists()), None)
 
 
 def page_url(app_url: str, name: str, options: CaptureOptions) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import numpy as np
 from backend import processes
 from backend.config import INTERVALS_MS
 from backend.models import Candle
+from services.browser import find_chromium
 from tests.stack import ROOT, clean_environ, free_port
 
 T0 = 1_732_665_600_000  # 2024-11-27 00:00 UTC
@@ -126,29 +126,6 @@ class StreamlitApp:
         processes.stop(self.process, 15)
 
 
-# Where Chromium is found, in the order .ci/run looks: `chromium` on PATH (what it installs when missing), then
-# the other names and the packages' known paths.
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-CHROMIUM_PATHS = (
-    "/usr/bin/chromium",
-    "/usr/bin/chromium-browser",
-    "/usr/lib/chromium/chromium",
-    "/snap/bin/chromium",
-    "/usr/bin/google-chrome",
-    "/Applications/Chromium.app/Contents/MacOS/Chromium",
-    "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
-)
-
-
-def find_chromium() -> str | None:
-    """The Chromium (or Chrome) executable: a name on PATH first, then a known path; None when there is none."""
-    for name in CHROMIUM_NAMES:
-        found = shutil.which(name)
-        if found:
-            return found
-    return next((p for p in CHROMIUM_PATHS if os.access(p, os.X_OK)), None)
-
-
 def browser_required() -> bool:
     """CI (``CI`` set, as CI services do) or ``CANDLES_TEST_REQUIRE_BROWSER=1``: a missing Chromium fails the tests."""
     flags = (os.environ.get("CI", ""), os.environ.get("CANDLES_TEST_REQUIRE_BROWSER", ""))
@@ -156,7 +133,6 @@ def browser_required() -> bool:
 
 
 CHROMIUM = find_chromium()
-CHROME_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
 
 
 def seed_history(redis_url: str, symbols: Sequence[str], spans: dict[str, int], *, seed: int = 7) -> None:

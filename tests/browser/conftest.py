@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from services.browser import CHROME_FLAGS
 from tests.browser.chromium import SYMBOLS
-from tests.dashboard_fixtures import CHROME_FLAGS, CHROMIUM, StreamlitApp, browser_required, seed_history
+from tests.dashboard_fixtures import CHROMIUM, StreamlitApp, browser_required, seed_history
 from tests.stack import Server, start_stack
 
 

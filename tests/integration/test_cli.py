@@ -86,13 +86,9 @@ def test_aggregate_fails_with_one_line(tmp_path, args, message):
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], res.stderr
 
 
-def test_ingest_replays_only_the_symbols_asked_for(redis_url, settings, tmp_path):
-    """``--symbols`` filters a replay; without it the whole file plays (tested in test_ingest)."""
-    import redis
-
-    from backend.cache import CacheKeys
-
-    env = dict(
+def ingest_env(redis_url, settings, tmp_path):
+    """The environment of an ``ingest`` subprocess on the test's Redis (own prefix) and its own SQLite file."""
+    return dict(
         os.environ,
         PYTHONPATH=str(ROOT),
         CANDLES_REDIS_URL=redis_url,
@@ -100,6 +96,15 @@ def test_ingest_replays_only_the_symbols_asked_for(redis_url, settings, tmp_path
         CANDLES_REDIS_PREFIX=settings.redis_prefix,
         CANDLES_UPDATES_CHANNEL=settings.updates_channel,
     )
+
+
+def test_ingest_replays_only_the_symbols_asked_for(redis_url, settings, tmp_path):
+    """``--symbols`` filters a replay; without it the whole file plays (tested in test_ingest)."""
+    import redis
+
+    from backend.cache import CacheKeys
+
+    env = ingest_env(redis_url, settings, tmp_path)
     capture = SAMPLES / "ws_recordings" / "BINANCE_FUTURES.ws.1.0"
     args = ["ingest", "--source", f"replay:{capture}", "--speed", "0", "--symbols", "CTKUSDT,SUSHIUSDT"]
     res = subprocess.run(
@@ -141,14 +146,7 @@ def test_a_file_that_breaks_mid_way_is_one_line_and_what_was_read_is_kept(redis_
     ]
     assert "(near byte " in res.stderr
 
-    env = dict(
-        os.environ,
-        PYTHONPATH=str(ROOT),
-        CANDLES_REDIS_URL=redis_url,
-        CANDLES_DATABASE_URL=f"sqlite:///{tmp_path / 'replay.sqlite3'}",
-        CANDLES_REDIS_PREFIX=settings.redis_prefix,
-        CANDLES_UPDATES_CHANNEL=settings.updates_channel,
-    )
+    env = ingest_env(redis_url, settings, tmp_path)
     res = subprocess.run(
         [sys.executable, "-m", "backend", "ingest", "--source", f"replay:{broken}", "--speed", "0"],
         cwd=tmp_path,

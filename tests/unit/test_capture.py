@@ -49,6 +49,7 @@ def test_find_chromium_honours_an_explicit_path(tmp_path: Path) -> None:
     assert find_chromium(str(tmp_path / "nope")) is None
     browser = tmp_path / "chrome"
     browser.write_text("")
+    browser.chmod(0o755)
     assert find_chromium(str(browser)) == str(browser)
     assert "apt install chromium" in NO_CHROMIUM and "\n" not in NO_CHROMIUM
 

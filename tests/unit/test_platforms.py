@@ -134,7 +134,7 @@ def test_a_guarded_child_ends_when_its_parent_is_killed() -> None:
 
 
 def test_chromium_is_found_on_path_first_as_ci_installs_it(tmp_path, monkeypatch) -> None:
-    from tests.dashboard_fixtures import find_chromium
+    from services.browser import find_chromium
 
     exe = tmp_path / "chromium"
     exe.write_text("#!/bin/sh\n")
@@ -142,9 +142,9 @@ def test_chromium_is_found_on_path_first_as_ci_installs_it(tmp_path, monkeypatch
     monkeypatch.setenv("PATH", str(tmp_path))
     assert find_chromium() == str(exe)
     monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
-    monkeypatch.setattr("tests.dashboard_fixtures.CHROMIUM_PATHS", (str(tmp_path / "absent"), str(exe)))
+    monkeypatch.setattr("services.browser.CHROMIUM_PATHS", (str(tmp_path / "absent"), str(exe)))
     assert find_chromium() == str(exe)
-    monkeypatch.setattr("tests.dashboard_fixtures.CHROMIUM_PATHS", (str(tmp_path / "absent"),))
+    monkeypatch.setattr("services.browser.CHROMIUM_PATHS", (str(tmp_path / "absent"),))
     assert find_chromium() is None
 
 
