@@ -82,7 +82,8 @@ function typedArray(spec) {
   const bin = atob(spec.bdata);
   const bytes = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-  return spec.dtype === "u1" ? bytes : new Float64Array(bytes.buffer);
+  // u1 (a volume bar's up/down) as plain numbers: Plotly's colour scales take no Uint8Array
+  return spec.dtype === "u1" ? Array.from(bytes) : new Float64Array(bytes.buffer);
 }
 function isTyped(v) { return v && typeof v === "object" && typeof v.bdata === "string" && typeof v.dtype === "string"; }
 function decodeTraces(data) {
@@ -99,6 +100,7 @@ function decodeTraces(data) {
   });
 }
 function spliced(old, drop, keep, tail) {
+  if (Array.isArray(old)) return old.slice(drop, drop + keep).concat(tail);
   const out = new old.constructor(keep + tail.length);
   out.set(old.subarray(drop, drop + keep), 0);
   out.set(tail, keep);
@@ -133,18 +135,21 @@ export default function (component) {
   if (!data) return;
   // what this plot holds: a full figure replaces it; a patch applies only on the version it was made from
   let held = root.__csHeld || null;
+  const counted = data.figure ? "fulls" : "patches";  // what this plot was sent: tests and benchmarks read them
   if (data.figure) {
     held = { token: data.token == null ? null : data.token, data: decodeTraces(data.figure.data),
              layout: data.figure.layout || {}, config: data.config || {} };
   } else if (data.token != null) {
     if (held && held.token === data.token) return;  // already applied, or nothing changed since
     if (!held || held.token !== data.base || !data.patch) {  // missed an update, or a fresh mount
+      root.dataset.asks = String(Number(root.dataset.asks || 0) + 1);
       if (setTriggerValue) setTriggerValue("resync", held ? held.token : null);  // ask for the whole figure
       return;
     }
     held = Object.assign(applyPatch(held, data.patch), { token: data.token, config: held.config });
   } else return;
   root.__csHeld = held;
+  root.dataset[counted] = String(Number(root.dataset[counted] || 0) + 1);
   const layout = held.layout;
   root.style.height = (layout.height ? layout.height : 450) + "px";
   const meta = layout.meta || {};
