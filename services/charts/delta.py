@@ -3,8 +3,9 @@
 A live chart changes at its end: the forming candle moves, a new candle comes, the oldest one leaves the
 window, and the indicator points those touch move with them. A patch says, per trace that changed, how
 many points leave the front (``drop``), how many of the old points that follow stay (``keep``) and the new
-points after them (``tail``, typed arrays like the figure's), plus the non-array properties and the top-level layout
-entries that changed. ``None`` means "send the whole figure": the traces differ in number or kind, or the
+points after them (``tail``, typed arrays like the figure's), plus the non-array properties and the layout
+entries that changed (down to the one number of a shape that moved).
+``None`` means "send the whole figure": the traces differ in number or kind, or the
 windows do not overlap. Pure: figure dicts in (as :mod:`services.charts.candles` builds them, numeric
 arrays in Plotly's typed-array form), patch out; :func:`apply_patch` is what the browser does, in Python,
 so the two can be checked against each other.
@@ -116,9 +117,31 @@ def figure_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | N
         if p is not False:
             traces[str(i)] = p
     old_layout, new_layout = old.get("layout", {}), new.get("layout", {})
-    layout = {k: v for k, v in new_layout.items() if old_layout.get(k) != v}
+    layout = {k: value_patch(old_layout.get(k), v) for k, v in new_layout.items() if old_layout.get(k) != v}
     removed = sorted(set(old_layout) - set(new_layout))
     return {"traces": traces, "layout": layout, "layout_removed": removed}
+
+
+def value_patch(old: Any, new: Any) -> dict[str, Any]:
+    """A layout value's change, as small as the last-price line moving: ``$set`` a value, ``$merge`` a dict's changed
+    entries (same keys), ``$items`` a list's changed items (same length); ``old != new``."""
+    if isinstance(old, dict) and isinstance(new, dict) and old.keys() == new.keys():
+        return {"$merge": {k: value_patch(old[k], v) for k, v in new.items() if old[k] != v}}
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return {"$items": {str(i): value_patch(a, b) for i, (a, b) in enumerate(zip(old, new, strict=True)) if a != b}}
+    return {"$set": new}
+
+
+def patched_value(old: Any, patch: dict[str, Any]) -> Any:
+    """:func:`value_patch` applied (the component's JavaScript does the same)."""
+    if "$set" in patch:
+        return patch["$set"]
+    if "$merge" in patch:
+        return {**old, **{k: patched_value(old[k], p) for k, p in patch["$merge"].items()}}
+    items = list(old)
+    for i, p in patch["$items"].items():
+        items[int(i)] = patched_value(items[int(i)], p)
+    return items
 
 
 def apply_patch(fig: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -140,5 +163,7 @@ def apply_patch(fig: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
                 out[path[0]][path[1]] = merged
         out.update(p["set"])
         data.append(out)
-    layout = {k: v for k, v in fig["layout"].items() if k not in patch["layout_removed"]} | patch["layout"]
+    layout = {k: v for k, v in fig["layout"].items() if k not in patch["layout_removed"]}
+    for k, p in patch["layout"].items():
+        layout[k] = patched_value(layout.get(k), p)
     return {"data": data, "layout": layout}

@@ -20,6 +20,7 @@ and loaded by the browser once per page.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import logging
@@ -40,7 +41,9 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
 STATIC_PLOTLY = ROOT / "static" / "plotly.min.js"
 
-_JS = r"""
+# The component's code proper: served from ``static/`` and loaded once per page, because an inline
+# ``js=`` is sent again with every rerun's element (6 KB a second per open chart).
+_IMPL_JS = r"""
 function plotlyUrl() {
   const base = window.location.href.split(/[?#]/)[0].replace(/[^/]*$/, "");
   return base + "app/static/plotly.min.js";
@@ -106,6 +109,18 @@ function spliced(old, drop, keep, tail) {
   out.set(tail, keep);
   return out;
 }
+function patchedValue(old, p) {
+  // services/charts/delta.py patched_value
+  if ("$set" in p) return p.$set;
+  if ("$merge" in p) {
+    const out = Object.assign({}, old);
+    for (const [k, v] of Object.entries(p.$merge)) out[k] = patchedValue(old[k], v);
+    return out;
+  }
+  const out = old.slice();
+  for (const [i, v] of Object.entries(p.$items)) out[Number(i)] = patchedValue(old[Number(i)], v);
+  return out;
+}
 function applyPatch(held, patch) {
   // services/charts/delta.py apply_patch, on decoded arrays
   const data = held.data.map((trace, i) => {
@@ -121,7 +136,8 @@ function applyPatch(held, patch) {
   });
   const layout = Object.assign({}, held.layout);
   for (const k of patch.layout_removed) delete layout[k];
-  return { data, layout: Object.assign(layout, patch.layout) };
+  for (const [k, p] of Object.entries(patch.layout)) layout[k] = patchedValue(layout[k], p);
+  return { data, layout };
 }
 export default function (component) {
   const { parentElement, setTriggerValue } = component;
@@ -168,6 +184,21 @@ export default function (component) {
 }
 """
 
+STATIC_IMPL = ROOT / "static" / "candlestream_plot.js"
+_IMPL_VERSION = hashlib.sha256(_IMPL_JS.encode()).hexdigest()[:12]
+
+# What each rerun sends: load the code above once per page (from a Blob URL: Streamlit serves static files as
+# text/plain), then hand it every update in order.
+_JS = (
+    r"""export default function (c) {
+  const w = window, u = location.href.split(/[?#]/)[0].replace(/[^/]*$/, "") + "app/static/candlestream_plot.js?v=V";
+  w.__csPlot = w.__csPlot || fetch(u).then((r) => r.ok ? r.text() : Promise.reject(new Error("HTTP " + r.status)))
+    .then((t) => import(URL.createObjectURL(new Blob([t], { type: "text/javascript" })))).then((m) => m.default)
+    .catch((e) => { w.__csPlot = null; throw e; });
+  w.__csPlot.then((d) => d(c), (e) => { c.parentElement.textContent = "The chart could not be drawn: " + e; });
+}"""
+).replace("=V", "=" + _IMPL_VERSION)
+
 _CSS = ".cs-plot { width: 100%; }"
 
 CANDLES_CONFIG: dict[str, Any] = {
@@ -194,9 +225,24 @@ def ensure_plotly_js(target: Path = STATIC_PLOTLY) -> Path | None:
         return None
 
 
+def ensure_impl_js(target: Path = STATIC_IMPL) -> Path | None:
+    """Write the component's code into ``static/`` when missing or different."""
+    try:
+        if not target.exists() or target.read_text() != _IMPL_JS:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(".tmp")
+            tmp.write_text(_IMPL_JS)
+            tmp.replace(target)
+        return target
+    except OSError as exc:
+        log.error("could not provide the chart's code at %s: %s", target, exc)
+        return None
+
+
 @st.cache_resource(show_spinner=False)
 def _component() -> Any:
     ensure_plotly_js()
+    ensure_impl_js()
     return st.components.v2.component("candlestream_plot", js=_JS, css=_CSS, isolate_styles=False)
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from services.charts.arrays import typed
 from services.charts.candles import ChartSpec, candles_figure_spec
-from services.charts.delta import apply_patch, decode, figure_patch
+from services.charts.delta import apply_patch, decode, figure_patch, patched_value, value_patch
 from services.ui.plot import PatchCache, plot_frame
 
 T0 = 1_732_665_600_000
@@ -48,7 +48,7 @@ def test_new_candle_slides_the_window() -> None:
     p0 = patch["traces"]["0"]
     assert (p0["drop"], p0["keep"]) == (1, 2)
     assert decode(p0["tail"]["y"]).tolist() == [13.0]
-    assert patch["layout"] == {"title": "b"}
+    assert patch["layout"] == {"title": {"$set": "b"}}
     assert apply_patch(old, patch) == new
 
 
@@ -123,3 +123,15 @@ def test_patch_cache_sends_full_patch_or_nothing() -> None:
     unrelated = plot_frame(candles_figure_spec(_frame(300, 1000, 101.0), spec))
     assert cache.update(a, unrelated) == unrelated.full
     assert json.loads(a.full)["token"] == a.token
+
+
+def test_layout_changes_down_to_the_number_that_moved() -> None:
+    old = {"shapes": [{"y0": 1.0, "y1": 1.0, "line": {"color": "red", "width": 1}}, {"y0": 30}], "title": "a"}
+    new = {"shapes": [{"y0": 2.0, "y1": 2.0, "line": {"color": "green", "width": 1}}, {"y0": 30}], "title": "a"}
+    patch = value_patch(old, new)
+    line = {"$merge": {"color": {"$set": "green"}}}
+    first = {"$merge": {"y0": {"$set": 2.0}, "y1": {"$set": 2.0}, "line": line}}
+    assert patch == {"$merge": {"shapes": {"$items": {"0": first}}}}
+    assert patched_value(old, patch) == new
+    assert value_patch([1, 2], [1, 2, 3]) == {"$set": [1, 2, 3]}
+    assert value_patch({"a": 1}, {"b": 1}) == {"$set": {"b": 1}}
