@@ -33,11 +33,11 @@ def test_after_a_while_of_patches_the_chart_equals_a_fresh_load(app: StreamlitAp
     live = browser.new_context(viewport={"width": 1440, "height": 900}, color_scheme="dark").new_page()
     live.goto(app.url + URL)
     wait_chart(live)
-    live.wait_for_timeout(
-        3000
-    )  # the page's first runs: the whole figure (twice at most: the app's run, then its fragment's)
+    # the first runs send the whole figure (the app's run, its fragment's, and again if the page drew only the last
+    # of two quick updates and asked for the figure); after that, only patches
+    live.wait_for_timeout(3000)
     first = live.evaluate(SNAPSHOT)
-    assert 1 <= first["fulls"] <= 2
+    assert first["fulls"] >= 1
     live.wait_for_function(  # half a minute of live updates: the window slid, the forming candle moved
         f"(n) => Number(document.querySelector('{CHART}').dataset.patches || 0) >= n",
         arg=first["patches"] + 30,
