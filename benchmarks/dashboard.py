@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/dashboard.py                  # everything (about 3 minutes)
     .venv/bin/python benchmarks/dashboard.py --sessions 1,20,100 --seconds 20 --skip-browser
+    .venv/bin/python benchmarks/dashboard.py --bytes-only --seconds 20   # bytes/s per page, before and after
 
 It starts the real stack (``python -m backend run``, simulator, embedded Valkey, SQLite) and
 ``streamlit run app.py`` on free ports, then measures:
@@ -11,6 +12,9 @@ It starts the real stack (``python -m backend run``, simulator, embedded Valkey,
   (``event_time`` is the trade's own timestamp; the simulator stamps trades at most one 100 ms tick
   before they enter the pipeline, so this is an upper bound). p50 / p99.
 - bytes per update: what Streamlit sends to a session for one live update of that page.
+- bytes per second per open page (overview, candles 1s/500 bars, candles 1m with EMA 20 and VWAP), what a
+  Chromium tab receives on Streamlit's WebSocket, before (``CANDLES_UI_DELTA=0``: the whole figure every
+  refresh) and after (patches), two Streamlit servers on the same stack, in one run (``--bytes-only``: just that).
 - sessions: N headless clients that speak Streamlit's WebSocket protocol like a browser tab (open
   the page, then ask for the live fragment on its timer, as the frontend does); a session "keeps
   refreshing" when it completes at least 0.9 updates per second.
@@ -215,6 +219,64 @@ def browser_latency(app: StreamlitApp, seconds: float) -> BrowserResult:
     return BrowserResult([float(x) for x in lat], window, int(draws))
 
 
+# ---------------------------------------------------------------- bytes per second per open page, before and after
+
+BYTES_PAGES = (
+    ("overview", "overview", "", ".cs-tile"),
+    ("candles BTCUSDT 1s, 500 bars", "candles", "symbol=BTCUSDT&interval=1s&bars=500", ".cs-plot.js-plotly-plot"),
+    ("candles ETHUSDT 1m, 300 bars, EMA 20 + VWAP", "candles", "symbol=ETHUSDT&interval=1m&ind=ema20,vwap",
+     ".cs-plot.js-plotly-plot"),
+)  # fmt: skip
+
+
+def page_bytes_per_s(app: StreamlitApp, path: str, query: str, ready: str, seconds: float) -> float:
+    """Bytes a Chromium tab receives on Streamlit's WebSocket per second, once the page shows data."""
+    from playwright.sync_api import sync_playwright
+
+    frames: list[tuple[float, int]] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROME_FLAGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.on(
+            "websocket",
+            lambda ws: ws.on("framereceived", lambda payload: frames.append((time.monotonic(), len(payload)))),
+        )
+        page.goto(f"{app.url}/{path}" + (f"?{query}" if query else ""))
+        page.wait_for_selector(ready, timeout=60_000)
+        page.wait_for_timeout(3000)  # the first runs (the whole page, the whole figure) are not the steady state
+        start = time.monotonic()
+        page.wait_for_timeout(seconds * 1000)
+        end = time.monotonic()
+        browser.close()
+    return sum(b for t, b in frames if start <= t <= end) / (end - start)
+
+
+def bytes_before_after(stack_url: str, log_dir: Path, seconds: float) -> None:
+    """The same pages on two Streamlit servers: whole figures every refresh (CANDLES_UI_DELTA=0), and patches."""
+    apps = {}
+    try:
+        for label, delta in (("before", "0"), ("after", "1")):
+            sub = log_dir / label
+            sub.mkdir(exist_ok=True)
+            apps[label] = StreamlitApp(stack_url, log_dir=sub, extra_env={"CANDLES_UI_DELTA": delta})
+        rows = []
+        for name, path, query, ready in BYTES_PAGES:
+            print(f"bytes/s: {name}, {seconds:g} s each, whole figures then patches …", flush=True)
+            before = page_bytes_per_s(apps["before"], path, query, ready, seconds)
+            after = page_bytes_per_s(apps["after"], path, query, ready, seconds)
+            rows.append((name, before, after))
+            print(f"  before {before / 1024:.1f} KB/s, after {after / 1024:.1f} KB/s", flush=True)
+        print()
+        print("| page (one Chromium tab) | before: whole figure, KB/s | after: patches, KB/s | ratio |")
+        print("|---|---:|---:|---:|")
+        for name, before, after in rows:
+            print(f"| {name} | {before / 1024:.1f} | {after / 1024:.1f} | {before / max(after, 1):.1f}× |")
+        print()
+    finally:
+        for a in apps.values():
+            a.stop()
+
+
 # ---------------------------------------------------------------- history, so the chart has 500 candles at once
 
 
@@ -229,6 +291,7 @@ def main() -> int:
     ap.add_argument("--skip-browser", action="store_true")
     ap.add_argument("--history", type=int, default=600, help="seconds of 1s history seeded first (500-candle chart)")
     ap.add_argument("--loaded", type=int, default=100, help="also measure latency with this many other sessions")
+    ap.add_argument("--bytes-only", action="store_true", help="only bytes per second per page, before and after")
     args = ap.parse_args()
     if CHROMIUM is None and not args.skip_browser:
         print("no Chromium (apt-get install -y chromium); use --skip-browser", file=sys.stderr)
@@ -245,6 +308,10 @@ def main() -> int:
     )
     app = None
     try:
+        if not args.skip_browser:
+            bytes_before_after(stack.url, tmp, args.seconds)
+        if args.bytes_only:
+            return 0
         app = StreamlitApp(stack.url, log_dir=tmp)
         time.sleep(3)  # let 1s candles accumulate
         if not args.skip_browser:

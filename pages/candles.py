@@ -23,9 +23,10 @@ from services.charts.marks import AlertMark
 from services.charts.trend import change_pct, trend
 from services.client import RelayError
 from services.feed.status import FeedStatus
+from services.settings import ui_settings
 from services.ui.alert_data import stream_marks
 from services.ui.page import LivePage, live_page
-from services.ui.plot import live_plot
+from services.ui.plot import live_figure
 from services.ui.query import Choice, pick, plain, query_pick, refused_text, set_query
 from services.ui.runtime import Runtime, runtime
 
@@ -181,7 +182,7 @@ def single_view(page: LivePage, spec: ChartSpec, bars: int) -> None:
                     st.info(f"Loading {pair_label(spec.symbol)} {spec.interval}…", icon=":material/hourglass_top:")
             return
         legend(spec.symbol, spec.interval, rendered.meta.get("last_two", []), resyncing=not rendered.synced)
-        live_plot(rendered.value, key="candles-chart")
+        live_figure(rendered.value, key="candles-chart", identity=(view, bars), delta=ui_settings().delta)
         older_history(rt, spec, bars, older, pages, live=status.live)
 
     page.live(draw)
@@ -256,7 +257,7 @@ def compare_view(page: LivePage, symbols: list[str], interval: str, tz: str, bar
             f"<span class='cs-muted'>{escape(interval)} · last {bars} bars · {escape(span)}</span></span></div>",
             unsafe_allow_html=True,
         )
-        live_plot(rendered.value, key="compare-chart")
+        live_figure(rendered.value, key="compare-chart", identity=(spec, bars), delta=ui_settings().delta)
 
     page.live(draw)
 

@@ -22,10 +22,11 @@ DEFAULT_RELAY_URL: str = Settings.model_fields["relay_url"].default
 
 
 class UiEnv(EnvSettings):
-    """The UI's knobs (``CANDLES_UI_REFRESH_S``, ``CANDLES_AUTOSTART``)."""
+    """The UI's knobs (``CANDLES_UI_REFRESH_S``, ``CANDLES_AUTOSTART``, ``CANDLES_UI_DELTA``)."""
 
     ui_refresh_s: float = Field(1.0, ge=0.1, le=60, description="live refresh period of the pages, s")
     autostart: bool = Field(True, description="start a local backend when no relay answers (0: never)")
+    ui_delta: bool = Field(True, description="live charts send only what changed (0: the whole figure every refresh)")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class UiSettings:
     refresh_s: float = 1.0
     autostart: bool = True
     error: str | None = None  # a setting that could not be read (shown on the pages)
+    delta: bool = True  # live charts send only what changed since the browser's version
 
 
 def ui_settings(environ: Mapping[str, str] | None = None) -> UiSettings:
@@ -63,4 +65,6 @@ def _read(environ: Mapping[str, str] | None) -> UiSettings:
     backend, backend_error = Settings.from_env_lenient(environ)
     ui, ui_error = UiEnv.from_env_lenient(environ)
     error = f"a CANDLES_ setting is invalid: {backend_error}" if backend_error else ui_error
-    return UiSettings(backend.relay_url.rstrip("/"), backend.api_token, ui.ui_refresh_s, ui.autostart, error)
+    return UiSettings(
+        backend.relay_url.rstrip("/"), backend.api_token, ui.ui_refresh_s, ui.autostart, error, ui.ui_delta
+    )

@@ -17,7 +17,7 @@ from services.charts.frame import candles_frame
 from services.charts.tiles import OVERVIEW_INTERVALS, tile_data, tile_html
 from services.feed.book import Stream, StreamBook
 from services.feed.feed import Feed
-from services.ui.plot import CANDLES_CONFIG, encode_plot
+from services.ui.plot import CANDLES_CONFIG, plot_frame
 from services.ui.render_cache import RenderCache, Rendered
 
 
@@ -29,7 +29,7 @@ class ChartRenderer:
         self.cache = cache or RenderCache()
 
     def figure(self, spec: ChartSpec, bars: int, older: Sequence[Candle] = ()) -> Rendered | None:
-        """The current figure as :func:`~services.ui.plot.live_plot` bytes, or None before the stream's snapshot."""
+        """The current figure as a :class:`~services.ui.plot.PlotFrame`, or None before the stream's snapshot."""
         stream = (spec.symbol, spec.interval)
         state = self.feed.read(stream, lambda b: (b.version, b.loaded, b.synced))
         if state is None or not state[1]:
@@ -40,7 +40,7 @@ class ChartRenderer:
         def build() -> tuple[Any, dict[str, Any]]:
             rows = self.feed.read(stream, lambda b: b.tail(bars, since_open_time=anchor)) or []
             fig = candles_figure_spec(candles_frame([*older, *rows]), spec)
-            return encode_plot(fig, CANDLES_CONFIG), {**fig["layout"]["meta"], "last_two": rows[-2:]}
+            return plot_frame(fig, CANDLES_CONFIG), {**fig["layout"]["meta"], "last_two": rows[-2:]}
 
         return self.cache.get((spec, bars), version, build, synced=synced)
 
@@ -58,7 +58,7 @@ class ChartRenderer:
                 s: candles_frame(self.feed.read((s, spec.interval), lambda b: b.tail(bars)) or []) for s in spec.symbols
             }
             fig = compare_figure_spec(frames, spec)
-            return encode_plot(fig, CANDLES_CONFIG), dict(fig["layout"]["meta"])
+            return plot_frame(fig, CANDLES_CONFIG), dict(fig["layout"]["meta"])
 
         return self.cache.get(("compare", spec, bars), version, build, synced=all(st[2] for st in loaded))
 

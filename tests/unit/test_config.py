@@ -205,3 +205,8 @@ def test_ui_settings_follow_changes_of_the_process_environment(monkeypatch: pyte
     monkeypatch.delenv("CANDLES_UI_REFRESH_S")
     (tmp_path / ".env").write_text("CANDLES_UI_REFRESH_S=5\n")
     assert ui_settings().refresh_s == 5.0
+
+
+def test_live_charts_send_patches_unless_told_not_to() -> None:
+    assert ui_settings({}).delta is True
+    assert ui_settings({"CANDLES_UI_DELTA": "0"}).delta is False

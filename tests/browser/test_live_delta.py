@@ -1,0 +1,81 @@
+"""The live chart sent as patches: after a while of updates it equals a fresh load; a new view comes whole at once."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any
+
+import pytest
+
+from tests.browser.chromium import CHART, shot, wait_chart
+from tests.dashboard_fixtures import StreamlitApp
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.integration]
+
+URL = "/candles?symbol=BTCUSDT&interval=1s&ind=ema20,vwap&bars=100"
+
+# every array of every trace, as plain numbers, with the version (token) the plot holds and what it was sent
+SNAPSHOT = f"""() => {{
+  const g = document.querySelector('{CHART}');
+  if (!g || !g.data) return null;
+  const arr = (v) => v == null ? null : Array.from(v, (x) => Number.isNaN(x) ? "NaN" : x);
+  return {{
+    token: g.dataset.token, fulls: Number(g.dataset.fulls || 0), patches: Number(g.dataset.patches || 0),
+    seq: Number(g.dataset.seq), meta: g.layout.meta,
+    traces: g.data.map((t) => ({{ type: t.type, name: t.name, x: arr(t.x), y: arr(t.y), open: arr(t.open),
+      high: arr(t.high), low: arr(t.low), close: arr(t.close), color: arr(t.marker && t.marker.color) }})),
+    shapes: g.layout.shapes, annotations: g.layout.annotations }};
+}}"""
+
+
+def test_after_a_while_of_patches_the_chart_equals_a_fresh_load(app: StreamlitApp, browser: Any) -> None:
+    live = browser.new_context(viewport={"width": 1440, "height": 900}, color_scheme="dark").new_page()
+    live.goto(app.url + URL)
+    wait_chart(live)
+    # the first runs send the whole figure (the app's run, its fragment's, and again if the page drew only the last
+    # of two quick updates and asked for the figure); after that, only patches
+    live.wait_for_timeout(3000)
+    first = live.evaluate(SNAPSHOT)
+    assert first["fulls"] >= 1
+    live.wait_for_function(  # half a minute of live updates: the window slid, the forming candle moved
+        f"(n) => Number(document.querySelector('{CHART}').dataset.patches || 0) >= n",
+        arg=first["patches"] + 30,
+        timeout=120_000,
+    )
+    moved = live.evaluate(SNAPSHOT)
+    assert moved["fulls"] == first["fulls"], "only patches once the chart is drawn"
+
+    fresh = browser.new_context(viewport={"width": 1440, "height": 900}, color_scheme="dark").new_page()
+    fresh.goto(app.url + URL)
+    wait_chart(fresh)
+    # each page shows the shared figure of its own rerun: wait until both show the same window (the same forming
+    # candle), then every closed candle and every indicator point on them must be equal, number for number
+    deadline = time.monotonic() + 30
+    while True:
+        a, b = live.evaluate(SNAPSHOT), fresh.evaluate(SNAPSHOT)
+        if a["traces"][0]["x"] == b["traces"][0]["x"]:
+            break
+        assert time.monotonic() < deadline, "the two pages never showed the same window"
+        live.wait_for_timeout(50)
+    assert a["fulls"] == first["fulls"] and b["patches"] < a["patches"]
+    assert len(a["traces"]) == len(b["traces"]) == 4  # candles, volume, EMA 20, VWAP
+    assert len(a["traces"][0]["x"]) == 100
+    for ta, tb in zip(a["traces"], b["traces"], strict=True):
+        closed_a = {k: v[:-1] for k, v in ta.items() if isinstance(v, list)}
+        closed_b = {k: v[:-1] for k, v in tb.items() if isinstance(v, list)}
+        assert closed_a == closed_b, f"{ta['type']} {ta['name']} differs from a fresh load"
+    fresh.context.close()
+
+    # another interval: the new series, whole, at the next draw
+    live.locator(".st-key-chart-controls").get_by_text("1m", exact=True).click()
+    live.wait_for_function(
+        f"() => {{ const g = document.querySelector('{CHART}'); return g.layout.meta.interval === '1m'; }}",
+        timeout=20_000,
+    )
+    after = live.evaluate(SNAPSHOT)
+    xs = after["traces"][0]["x"]
+    assert after["fulls"] == a["fulls"] + 1
+    assert len(xs) > 10 and {round(x1 - x0) for x0, x1 in itertools.pairwise(xs)} == {60_000}
+    shot(live, "candles-after-patches")
+    live.context.close()
