@@ -26,6 +26,7 @@ loaded into the same process and alternated round by round on the same trades, b
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import importlib.util
 import multiprocessing as mp
@@ -282,16 +283,24 @@ def write_csv_repeated(batch: TradeBatch, path: Path, times: int) -> None:
 
 
 def run_process(argv: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one process, start to exit."""
+    """Wall seconds and peak RSS (MB) of one process, start to exit.
+
+    The peak is the child's own ``VmHWM``, read every 5 ms while it runs: ``wait4``'s ``ru_maxrss``
+    would not do, Linux carries the parent's peak over into a forked child.
+    """
     t = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    peak_kb = 0
+    while proc.poll() is None:
+        with contextlib.suppress(OSError, ValueError), open(f"/proc/{proc.pid}/status") as f:
+            line = next(x for x in f if x.startswith("VmHWM:"))
+            peak_kb = max(peak_kb, int(line.split()[1]))
+        time.sleep(0.005)
     dt = time.perf_counter() - t
-    proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode() if proc.stderr else ""
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed: {err}")
-    return dt, usage.ru_maxrss / 1024
+    return dt, peak_kb / 1024
 
 
 def same_candles(ours: Path, theirs: Path) -> int:
