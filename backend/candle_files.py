@@ -43,7 +43,7 @@ def _row_format(closed: bool) -> str:
 
 _CSV_ROW = {closed: _row_format(closed) for closed in (True, False)}
 _VALUES = operator.attrgetter(*(f for f in _CELLS if f != "closed"))
-SPILL_BYTES = 64 << 20  # buffered text before streams are appended to their spill files
+SPILL_BYTES = 8 << 20  # buffered text before streams are appended to their spill files
 
 
 def csv_rows(candles: Iterable[Candle]) -> str:

@@ -292,7 +292,7 @@ def run_process(argv: list[str]) -> tuple[float, float]:
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak_kb = 0
     while proc.poll() is None:
-        with contextlib.suppress(OSError, ValueError), open(f"/proc/{proc.pid}/status") as f:
+        with contextlib.suppress(OSError, ValueError, StopIteration), open(f"/proc/{proc.pid}/status") as f:
             line = next(x for x in f if x.startswith("VmHWM:"))
             peak_kb = max(peak_kb, int(line.split()[1]))
         time.sleep(0.005)
