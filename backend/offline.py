@@ -2,21 +2,44 @@
 
 from __future__ import annotations
 
-import csv
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import msgspec
-
 from backend.aggregate import Aggregator
+from backend.candle_files import CSV_HEADER, CandleFile, csv_rows, jsonl_rows
 from backend.config import INTERVALS_MS, parse_intervals
 from backend.models import Candle, Rejects
+from backend.progress import row_progress
 
 if TYPE_CHECKING:
     from backend.sources.formats import ReadLimits
 
-OUTPUT_FIELDS = tuple(f for f in ("type", *Candle.__struct_fields__) if f != "emitted_at")
+
+def candle_batches(
+    path: Path,
+    agg: Aggregator,
+    *,
+    fmt: str | None = None,
+    symbol: str | None = None,
+    limits: ReadLimits | None = None,
+    rejects: Rejects,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[list[Candle]]:
+    """The file's candles in event order, a batch at a time: closed ones as they close, then those still open.
+
+    Within one (symbol, interval) they come in ``open_time`` order. ``progress`` gets the trades read per batch.
+    """
+    from backend.sources.formats import ReadLimits, read_trades
+
+    batches = read_trades(path, fmt, rejects=rejects, symbol=symbol, limits=limits or ReadLimits())
+    for batch in batches:
+        agg.add(batch)
+        yield agg.take_closed()
+        if progress is not None:
+            progress(len(batch))
+    yield agg.take_closed() + agg.open_candles()
 
 
 def aggregate_file(
@@ -27,43 +50,25 @@ def aggregate_file(
     symbol: str | None = None,
     limits: ReadLimits | None = None,
 ) -> tuple[list[Candle], Rejects, Aggregator]:
-    """Every candle of the file, closed ones and the one still open at the end, in stream order."""
-    from backend.sources.formats import ReadLimits, read_trades
-
+    """Every candle of the file in memory, sorted as the command writes them (for tests and small files)."""
     rejects = Rejects()
     agg = Aggregator(intervals)
-    closed: list[Candle] = []
-    for batch in read_trades(path, fmt, rejects=rejects, symbol=symbol, limits=limits or ReadLimits()):
-        agg.add(batch)
-        closed.extend(agg.take_closed())
-    closed.extend(agg.take_closed())
-    candles = closed + agg.open_candles()
+    candles: list[Candle] = []
+    for part in candle_batches(path, agg, fmt=fmt, symbol=symbol, limits=limits, rejects=rejects):
+        candles.extend(part)
     candles.sort(key=lambda c: (c.symbol, INTERVALS_MS[c.interval], c.open_time))
     return candles, rejects, agg
 
 
 def write_candles(candles: list[Candle], out: Path) -> None:
-    """CSV with a header row, or JSON lines when the name ends in ``.jsonl``."""
+    """CSV with a header row, or JSON lines when the name ends in ``.jsonl``; in the order given."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".jsonl":
-        enc = msgspec.json.Encoder()
-        with out.open("wb") as f:
-            for c in candles:
-                d = msgspec.to_builtins(c)
-                d.pop("emitted_at", None)
-                f.write(enc.encode(d) + b"\n")
-        return
     with out.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(OUTPUT_FIELDS)
-        for c in candles:
-            w.writerow(["candle", *(_cell(getattr(c, name)) for name in OUTPUT_FIELDS[1:])])
-
-
-def _cell(v: object) -> object:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return repr(v) if isinstance(v, float) else v
+        if out.suffix == ".jsonl":
+            f.write(jsonl_rows(candles))
+        else:
+            f.write(CSV_HEADER)
+            f.write(csv_rows(candles))
 
 
 def aggregate_command(
@@ -75,21 +80,33 @@ def aggregate_command(
     symbol: str | None = None,
     limits: ReadLimits | None = None,
 ) -> int:
+    """Aggregate ``path`` into ``out`` streaming, in bounded memory; the exit status (2: a one-line error)."""
+    rejects = Rejects()
+    sink = CandleFile(out)
     try:
         intervals = parse_intervals(intervals_text)
-        candles, rejects, agg = aggregate_file(path, intervals, fmt=fmt, symbol=symbol, limits=limits)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        agg = Aggregator(intervals)
+        with row_progress(path) as progress:
+            batches = candle_batches(
+                path, agg, fmt=fmt, symbol=symbol, limits=limits, rejects=rejects, progress=progress
+            )
+            for part in batches:
+                sink.add(part)
+        sink.finish()
     except FileNotFoundError:
         print(f"error: no such file: {path}", file=sys.stderr)
         return 2
     except (ValueError, OSError) as exc:
         print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
-    write_candles(candles, out)
+    finally:
+        sink.close()
     late = sum(agg.late.values())
     read = agg.trades_in + late + rejects.total
     print(
         f"read {read} rows: used {agg.trades_in}, rejected {rejects.total} ({rejects.summary()}), late {late}; "
-        f"wrote {len(candles)} candles to {out}",
+        f"wrote {sink.written} candles to {out}",
         file=sys.stderr,
     )
     return 0

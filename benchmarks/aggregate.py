@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/aggregate.py [--trades 1000000] [--symbols 20]
     .venv/bin/python benchmarks/aggregate.py --compare-with OTHER/backend/aggregate.py [--rounds 10]
+    .venv/bin/python benchmarks/aggregate.py --whole-process [--trades 1000000] [--memory-trades 10000000]
 
 Prints trades/s and peak memory of: the streaming aggregator alone; the whole
 ingest path (decode Binance trade messages → aggregate → Redis flush); pandas
@@ -9,6 +10,12 @@ groupby OHLCV as the batch reference; and the offline ``aggregate`` command
 against pandas ``read_csv`` + the same groupby on one CSV. Each phase runs in a
 fresh process so its memory is its own; ratios matter more than absolute
 figures on a noisy machine.
+
+``--whole-process`` times what a user waits for: ``python -m backend aggregate`` against a
+pandas script (``read_csv`` + the same OHLCV per period + ``to_csv``) on the same CSV, each as its
+own process from start to exit, alternated, best of ``--rounds`` (3); it checks both give the same
+candles, then runs the command on a CSV ``--memory-trades / --trades`` times longer and prints the
+peak memory (max RSS from ``wait4``) of each: streaming, it should stay flat.
 
 ``--compare-with`` measures only the streaming aggregator: this tree's against another
 version of ``backend/aggregate.py`` (say, ``git show main:backend/aggregate.py > /tmp/a.py``),
@@ -19,10 +26,12 @@ loaded into the same process and alternated round by round on the same trades, b
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import importlib.util
 import multiprocessing as mp
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -242,15 +251,121 @@ def compare(other: Path, n: int, symbols: int, rounds: int) -> None:
     print(f"this tree vs the other: {best[f'{other}'] / best['this tree']:.3f}× as fast")
 
 
+PANDAS_SCRIPT = """
+import sys
+import pandas as pd
+src, dst, intervals = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
+ms = {"1s": 1000, "1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000}
+df = pd.read_csv(src)
+df["quote"] = df.price * df.qty
+out = []
+for interval in intervals:
+    key = df.ts_ms - df.ts_ms % ms[interval]
+    c = df.groupby([df.symbol, key.rename("open_time")], sort=True).agg(
+        open=("price", "first"), high=("price", "max"), low=("price", "min"), close=("price", "last"),
+        volume=("qty", "sum"), quote_volume=("quote", "sum"), trades=("price", "size"),
+    )
+    c.insert(0, "interval", interval)
+    out.append(c)
+pd.concat(out).to_csv(dst)
+"""
+
+
+def write_csv_repeated(batch: TradeBatch, path: Path, times: int) -> None:
+    """``times`` copies of the trades one after another in time (ids and timestamps shifted): a long file."""
+    span = int(batch.ts.max() - batch.ts.min()) + 1
+    step = int(batch.trade_id.max()) + 1
+    df = frame(batch)[["ts", "symbol", "price", "qty"]].rename(columns={"ts": "ts_ms"})
+    df["side"] = np.where(batch.taker_buy, "buy", "sell")
+    for k in range(times):
+        part = df.assign(ts_ms=batch.ts + k * span, trade_id=batch.trade_id + k * step)
+        part.to_csv(path, index=False, header=k == 0, mode="w" if k == 0 else "a")
+
+
+def run_process(argv: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one process, start to exit.
+
+    The peak is the child's own ``VmHWM``, read every 5 ms while it runs: ``wait4``'s ``ru_maxrss``
+    would not do, Linux carries the parent's peak over into a forked child.
+    """
+    t = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak_kb = 0
+    while proc.poll() is None:
+        with contextlib.suppress(OSError, ValueError, StopIteration), open(f"/proc/{proc.pid}/status") as f:
+            line = next(x for x in f if x.startswith("VmHWM:"))
+            peak_kb = max(peak_kb, int(line.split()[1]))
+        time.sleep(0.005)
+    dt = time.perf_counter() - t
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed: {err}")
+    return dt, peak_kb / 1024
+
+
+def same_candles(ours: Path, theirs: Path) -> int:
+    """Both outputs hold the same candles (ours also has flat ones, pandas only periods with trades)."""
+    a = pd.read_csv(ours)
+    a = a[a.trades > 0].set_index(["symbol", "interval", "open_time"]).sort_index()
+    b = pd.read_csv(theirs).set_index(["symbol", "interval", "open_time"]).sort_index()
+    assert a.index.equals(b.index), "different candles"
+    for col in ("open", "high", "low", "close", "trades"):
+        assert (a[col] == b[col]).all(), col
+    for col in ("volume", "quote_volume"):
+        assert np.allclose(a[col], b[col], rtol=1e-9, atol=0), col
+    return len(a)
+
+
+def whole_process(n: int, memory_n: int, symbols: int, rounds: int) -> None:
+    root = Path(__file__).resolve().parent.parent
+    intervals = ",".join(DEFAULT_INTERVALS)
+    with tempfile.TemporaryDirectory() as tmp:
+        src, ours, theirs = Path(tmp) / "trades.csv", Path(tmp) / "ours.csv", Path(tmp) / "pandas.csv"
+        batch = make_trades(n, symbols)
+        write_csv_repeated(batch, src, 1)
+        command = [sys.executable, "-m", "backend", "aggregate", str(src), "--intervals", intervals, "--out", str(ours)]
+        script = [sys.executable, "-c", PANDAS_SCRIPT, str(src), str(theirs), intervals]
+        runs = {"python -m backend aggregate": command, "pandas read_csv + groupby + to_csv": script}
+        best = {name: (float("inf"), 0.0) for name in runs}
+        order = list(runs)
+        os.chdir(root)
+        for _ in range(rounds):
+            for name in order:
+                dt, rss = run_process(runs[name])
+                best[name] = min(best[name], (dt, rss))
+            order.reverse()
+        checked = same_candles(ours, theirs)
+        size = src.stat().st_size / 2**20
+        print(f"whole process, {n:,} trades ({size:.0f} MB CSV), {symbols} symbols, intervals {intervals}, ", end="")
+        print(f"best of {rounds} alternated:")
+        for name, (dt, rss) in best.items():
+            print(f"{name:40} {dt:>8.2f} s {n / dt:>12,.0f} trades/s {rss:>8.0f} MB peak")
+        ratio = best["pandas read_csv + groupby + to_csv"][0] / best["python -m backend aggregate"][0]
+        print(f"the command vs pandas: {ratio:.2f}× as fast; the same {checked:,} candles with trades")
+        if memory_n > n:
+            times = memory_n // n
+            write_csv_repeated(batch, src, times)
+            dt, rss = run_process(command)
+            small = best["python -m backend aggregate"][1]
+            name = f"the command on {n * times:,} trades"
+            rate = f"{n * times / dt:>12,.0f} trades/s"
+            print(f"{name:40} {dt:>8.2f} s {rate} {rss:>8.0f} MB peak ({rss / small:.2f}× the peak at {n:,})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trades", type=int, default=1_000_000)
     ap.add_argument("--symbols", type=int, default=20)
     ap.add_argument("--compare-with", type=Path, help="another backend/aggregate.py to measure this one against")
-    ap.add_argument("--rounds", type=int, default=10, help="with --compare-with: rounds alternated")
+    ap.add_argument("--rounds", type=int, help="rounds alternated (--compare-with: 10, --whole-process: 3)")
+    ap.add_argument("--whole-process", action="store_true", help="the command against pandas, process against process")
+    ap.add_argument("--memory-trades", type=int, default=10_000_000, help="with --whole-process: the long run")
     args = ap.parse_args()
+    if args.whole_process:
+        whole_process(args.trades, args.memory_trades, args.symbols, args.rounds or 3)
+        return
     if args.compare_with:
-        compare(args.compare_with, args.trades, args.symbols, args.rounds)
+        compare(args.compare_with, args.trades, args.symbols, args.rounds or 10)
         return
     ctx = mp.get_context("spawn")
     print(f"{args.trades:,} trades, {args.symbols} symbols, intervals {','.join(DEFAULT_INTERVALS)}")

@@ -28,6 +28,7 @@ BLOCK_BYTES = 1 << 22  # CSV is parsed in blocks of about 4 MB
 SPLIT = 4
 SLOW_BYTES = 1 << 15
 _PARSE_THREADS = min(4, os.cpu_count() or 1)  # blocks parsed in parallel, each on one thread
+_KEEP_BLOCKS = 2 * _PARSE_THREADS + 2  # mapped blocks kept resident behind the newest: well past those in work
 
 Block = bytes | memoryview  # whole lines; a memoryview of a memory-mapped file costs no copy
 T = TypeVar("T")
@@ -47,6 +48,8 @@ def blocks(stream: IO[bytes]) -> Iterator[Block]:
     if mapped is not None:
         view, size = memoryview(mapped), len(mapped)
         start = 3 if mapped[:3] == b"\xef\xbb\xbf" else 0
+        starts: collections.deque[int] = collections.deque()
+        released = 0
         while start < size:
             end = min(start + BLOCK_BYTES, size)
             if end < size:
@@ -54,6 +57,9 @@ def blocks(stream: IO[bytes]) -> Iterator[Block]:
                 cut = mapped.find(b"\n", end) if cut < 0 else cut  # a line longer than a block
                 end = size if cut < 0 else cut + 1
             yield view[start:end]
+            starts.append(start)
+            if len(starts) > _KEEP_BLOCKS:
+                released = _release(mapped, released, starts.popleft())
             start = end
         return
     rest = b""
@@ -66,6 +72,20 @@ def blocks(stream: IO[bytes]) -> Iterator[Block]:
         rest = data[cut:]
     if rest:
         yield rest.removeprefix(b"\xef\xbb\xbf")
+
+
+def _release(mapped: mmap.mmap, released: int, until: int) -> int:
+    """Let the kernel drop the mapped pages before ``until``; returns where released pages now end.
+
+    Pages of a mapped file read once stay counted in the process's memory until unmapped, so reading
+    a file larger than memory would look like it needs all of it. Dropping them is always safe: a
+    page touched again (a block still being parsed) is read back from the file.
+    """
+    until -= until % mmap.PAGESIZE
+    if until > released and hasattr(mapped, "madvise") and hasattr(mmap, "MADV_DONTNEED"):  # not on Windows
+        mapped.madvise(mmap.MADV_DONTNEED, released, until - released)
+        return until
+    return released
 
 
 def first_line(block: Block) -> bytes:

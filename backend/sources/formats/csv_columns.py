@@ -12,7 +12,6 @@ import io
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from backend.sources.formats.csv_blocks import Block
 
@@ -57,17 +56,32 @@ def columns_arrow(block: Block, nfields: int, kinds: Kinds) -> dict[int, Column]
         return None
     out: dict[int, Column] = {}
     for col, kind in kinds.items():
-        values = table.column(str(col))
+        values = table.column(str(col)).combine_chunks()  # a single chunk: no copy
         if kind == "str":
-            enc = values.combine_chunks()  # a single chunk: no copy
-            out[col] = (enc.indices.to_numpy(zero_copy_only=False), enc.dictionary.to_pylist())
+            out[col] = (_numpy(values.indices), values.dictionary.to_pylist())
         else:
-            out[col] = values.to_numpy()
+            out[col] = _numpy(values)
     return out
+
+
+def _numpy(values: Any) -> np.ndarray:
+    """A null-free pyarrow array of numbers or booleans as numpy, straight from its data buffer.
+
+    ``Array.to_numpy`` imports pandas on first use (pyarrow checks for pandas types), which
+    costs the offline command more than parsing a million rows; the buffer is all it needs.
+    """
+    data, n, offset = values.buffers()[1], len(values), values.offset
+    if pa.types.is_boolean(values.type):  # one bit per value, least significant first
+        bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), bitorder="little")
+        return bits[offset : offset + n].astype(bool)
+    dtype = np.dtype(values.type.to_pandas_dtype())
+    return np.frombuffer(data, dtype=dtype, count=n, offset=offset * dtype.itemsize)
 
 
 def columns_pandas(block: Block, nfields: int, kinds: Kinds) -> dict[int, Column] | None:
     """The same with pandas' C parser, when pyarrow is not installed."""
+    import pandas as pd  # only here: importing pandas costs more than parsing a big file with pyarrow
+
     types = {"int": np.int64, "float": np.float64, "bool": bool, "str": object}
     try:
         df = pd.read_csv(
