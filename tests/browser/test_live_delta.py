@@ -38,9 +38,9 @@ def test_after_a_while_of_patches_the_chart_equals_a_fresh_load(app: StreamlitAp
     live.wait_for_timeout(3000)
     first = live.evaluate(SNAPSHOT)
     assert first["fulls"] >= 1
-    live.wait_for_function(  # half a minute of live updates: the window slid, the forming candle moved
+    live.wait_for_function(  # live updates: the 1s window slid, the forming candle moved
         f"(n) => Number(document.querySelector('{CHART}').dataset.patches || 0) >= n",
-        arg=first["patches"] + 30,
+        arg=first["patches"] + 12,  # a dozen refreshes: candles closed and formed through patches alone
         timeout=120_000,
     )
     moved = live.evaluate(SNAPSHOT)

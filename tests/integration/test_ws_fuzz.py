@@ -108,11 +108,6 @@ def test_a_flood_is_answered_in_order_then_the_log_is_clean_and_memory_bounded(r
             replies += [flood.recv(10) for _ in range(100)]
         assert [r["id"] for r in replies if r["type"] == "pong"] == list(range(1, 5000, 2))
         assert sum(r["type"] == "error" and r["code"] == "too_large" for r in replies) == 2500
-    with WsClient(relay.ws_url) as deaf:  # sends and never reads: closed once 256 replies wait, like a slow reader
-        for i in range(1000):
-            deaf.ws.send(f'{{"op": "ping", "id": {i}}}')
-        _, code, reason = deaf.drain(5)
-        assert (code, reason) == (4008, "slow consumer")
     with WsClient(relay.ws_url) as big:  # a frame over uvicorn's 1 MiB limit closes that connection alone
         with contextlib.suppress(OSError, websocket.WebSocketException):  # the relay may close mid-send
             big.ws.send("x" * (2 << 20))
