@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import create_engine, event, inspect, select, text
 
 from backend.migrations import current_revision, migrate
 from backend.store import alert_rules, make_engine, metadata, normalize_url, query_candles
@@ -99,12 +101,35 @@ def test_processes_starting_at_once_migrate_once(tmp_path: Path) -> None:
     """The relay and the ingest start together on a new SQLite file: both come up, one migration ran."""
     url = f"sqlite:///{tmp_path / 'race.sqlite3'}"
     code = f"from backend.store import make_engine; make_engine({url!r}).dispose()"
-    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.PIPE) for _ in range(4)]
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.PIPE) for _ in range(8)]
     results = [(p.wait(60), p.stderr.read().decode()) for p in procs]  # type: ignore[union-attr]
-    assert results == [(0, "")] * 4
+    assert results == [(0, "")] * 8
     engine = create_engine(url)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [(HEAD,)]
+
+
+def test_no_other_process_sees_a_half_made_sqlite_schema(tmp_path: Path) -> None:
+    """The upgrade is one transaction: while it runs, another connection sees no table of it (this race once
+    failed CI: a second process found ``candles`` made but no revision, and its own CREATE TABLE failed)."""
+    path = tmp_path / "atomic.sqlite3"
+    engine = create_engine(f"sqlite:///{path}")
+    seen: list[list[str]] = []
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _look_from_outside(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.strip().startswith("CREATE TABLE candles"):
+            outside = sqlite3.connect(path, timeout=0)
+            try:
+                seen.append([row[0] for row in outside.execute("SELECT name FROM sqlite_master WHERE type='table'")])
+            except sqlite3.OperationalError as exc:  # a rollback-journal database is locked outright: also unseen
+                seen.append([str(exc)])
+            finally:
+                outside.close()
+
+    assert migrate(engine) == HEAD
+    assert seen and "candles" not in seen[0] and "alembic_version" not in seen[0]
+    assert current_revision(engine) == HEAD
 
 
 def test_the_db_command_shows_and_upgrades_the_revision(tmp_path: Path) -> None:
