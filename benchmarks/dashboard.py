@@ -40,7 +40,8 @@ from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: E402
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
 
 from backend.embedded import EmbeddedValkey  # noqa: E402
-from tests.dashboard_fixtures import CHROME_FLAGS, CHROMIUM, StreamlitApp, seed_history  # noqa: E402
+from services.browser import CHROME_FLAGS  # noqa: E402
+from tests.dashboard_fixtures import CHROMIUM, StreamlitApp, seed_history  # noqa: E402
 from tests.stack import start_stack  # noqa: E402
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT")
