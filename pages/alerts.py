@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 import streamlit as st
 
-from backend.alerts.series import WATCHES
+from backend.alerts.series import MAX_LOOKBACK, WATCHES
 from backend.models import AlertRule, Candle, now_ms
 from services.alert_draft import FREQUENCIES, KINDS, TARGET_HINT, Draft, draft_body, kind_inputs
 from services.charts.alert_text import watch_label
@@ -138,11 +138,11 @@ def level_inputs(draft: Draft, inputs: frozenset[str], price: float | None) -> N
     if "pct" in inputs:
         a, b = st.columns([1, 1])
         draft.pct = a.number_input("Move (%)", min_value=0.0, value=2.0, step=0.5, key="na_pct")
-        draft.lookback = int(b.number_input("Over candles", 1, 1000, 20, key="na_lookback"))
+        draft.lookback = int(b.number_input("Over candles", 1, MAX_LOOKBACK, 20, key="na_lookback"))
     if "factor" in inputs:
         a, b = st.columns([1, 1])
         draft.factor = a.number_input("Volume over mean ×", min_value=0.0, value=3.0, step=0.5, key="na_factor")
-        draft.lookback = int(b.number_input("Mean of candles", 1, 1000, 20, key="na_vlookback"))
+        draft.lookback = int(b.number_input("Mean of candles", 1, MAX_LOOKBACK, 20, key="na_vlookback"))
     if "seconds" in inputs:
         draft.seconds = st.number_input("Seconds without a trade", 1, 86_400, 30, key="na_seconds")
 

@@ -17,7 +17,8 @@ from backend.models import Candle
 if TYPE_CHECKING:
     from backend.indicators import Running
 
-WINDOW = 300  # closed candles (and indicator points) kept per stream: the lookbacks of moves and volume means
+MAX_LOOKBACK = 300  # the most candles a move or a volume mean looks back: the API, the form and WINDOW follow it
+WINDOW = MAX_LOOKBACK + 1  # closed candles (and indicator points) kept per stream: a closed one looks back past itself
 INDICATOR_WATCHES: dict[str, tuple[str, str]] = {
     # watch name → (indicator key, column of its frame)
     "sma20": ("sma20", "SMA 20"),

@@ -12,13 +12,12 @@ from typing import Any
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
-from backend.alerts.series import INDICATOR_WATCHES, WATCHES
+from backend.alerts.series import INDICATOR_WATCHES, MAX_LOOKBACK, WATCHES
 from backend.alerts.targets import validate_targets
 from backend.config import INTERVALS_MS
 from backend.models import AlertFrequency, AlertKind, AlertRecord, AlertRule, normalize_symbol
 from backend.relay.errors import ApiError
 
-MAX_LOOKBACK = 1000
 MAX_COOLDOWN_S = 7 * 86_400
 MAX_SILENCE_S = 86_400
 THRESHOLD_KINDS = ("price_above", "price_below", "cross", "cross_up", "cross_down")

@@ -93,6 +93,7 @@ def test_create_answers_201_with_the_rule_armed_and_its_targets_masked(relay: Se
         ({"symbol": "BTCUSDT", "kind": "channel_exit", "threshold": [1]}, "threshold: channel_exit needs [low, high], two different numbers"),
         ({"symbol": "BTCUSDT", "kind": "pct_move", "threshold": 2}, "lookback: pct_move needs the number of candles to measure the move over"),
         ({"symbol": "BTCUSDT", "kind": "pct_move", "threshold": -1, "lookback": 3}, "threshold: pct_move needs a percentage above 0, like 2.5"),
+        ({"symbol": "BTCUSDT", "kind": "pct_move", "threshold": 2, "lookback": 301}, "lookback: Input should be less than or equal to 300"),
         ({"symbol": "BTCUSDT", "kind": "volume_spike", "lookback": 20}, "factor: volume_spike needs factor (like 3) and lookback (like 20)"),
         ({"symbol": "BTCUSDT", "kind": "feed_silent", "threshold": 0}, "threshold: feed_silent needs seconds from 1 to 86400"),
         ({"symbol": "BTCUSDT", "kind": "nope", "threshold": 1}, "kind: Input should be 'price_above', 'price_below', 'cross', 'cross_up', 'cross_down', 'pct_move', 'volume_spike', 'channel_enter', 'channel_exit' or 'feed_silent'"),

@@ -173,6 +173,19 @@ def test_volume_spike_needs_lookback_candles_and_a_nonzero_mean() -> None:
     assert fired(engine2, [*s.closes([100, 100], start=3, volume=0.0), s.update(5, 100, volume=5)]) == []
 
 
+def test_the_longest_lookback_the_api_accepts_fires() -> None:
+    """300 candles back (the API's limit, pinned here) is within what the engine keeps: a move over the
+    longest lookback and a spike over the longest mean fire (they never did while the engine kept fewer)."""
+    s = Stream()
+    move = rule(1, kind="pct_move", threshold=10.0, lookback=300)
+    spike = rule(2, kind="volume_spike", factor=2.0, lookback=300)
+    engine = AlertEngine([move, spike])
+    assert fired(engine, s.closes([100.0, 100.0] + [105.0] * 299, volume=1.0)) == []  # candles 0 to 300
+    # candle 301 closes: 300 candles back is candle 1 (100 → 110, +10 %), its mean volume is that of 1 to 300
+    events = engine.on_candles([s.update(301, 110.0, closed=True, volume=2.5)], T0).events
+    assert sorted((e.rule_id, e.value) for e in events) == [(1, 110.0), (2, 2.5)]
+
+
 # ---------------------------------------------------------------- frequencies, cooldown, expiry
 
 
