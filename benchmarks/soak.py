@@ -37,6 +37,7 @@ from tests.stack import Server, descendants, start_stack  # noqa: E402
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT")
 ERROR_LINE = re.compile(r"\b(ERROR|CRITICAL)\b|^Traceback ")
 TARGET_GROWTH_PCT = 5.0
+HISTORY_S = 1200
 
 
 # ---------------------------------------------------------------- processes and memory (Linux /proc)
@@ -236,8 +237,10 @@ def main() -> int:
         f"{args.sessions} dashboard sessions (logs in {tmp})",
         flush=True,
     )
+    # 20 minutes of history: more than the cache keeps of the 1s streams (recent_cap, 1,000), so Valkey starts full
+    # and the growth after warm-up is growth, not the cache filling up once
     stack = start_stack(
-        {"CANDLES_SIM_RATE": str(args.rate), "CANDLES_SIM_HISTORY_S": "600"}, symbols=SYMBOLS, data_dir=tmp
+        {"CANDLES_SIM_RATE": str(args.rate), "CANDLES_SIM_HISTORY_S": str(HISTORY_S)}, symbols=SYMBOLS, data_dir=tmp
     )
     app = None
     try:
