@@ -101,9 +101,9 @@ def test_processes_starting_at_once_migrate_once(tmp_path: Path) -> None:
     """The relay and the ingest start together on a new SQLite file: both come up, one migration ran."""
     url = f"sqlite:///{tmp_path / 'race.sqlite3'}"
     code = f"from backend.store import make_engine; make_engine({url!r}).dispose()"
-    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.PIPE) for _ in range(8)]
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.PIPE) for _ in range(4)]
     results = [(p.wait(60), p.stderr.read().decode()) for p in procs]  # type: ignore[union-attr]
-    assert results == [(0, "")] * 8
+    assert results == [(0, "")] * 4
     engine = create_engine(url)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [(HEAD,)]
