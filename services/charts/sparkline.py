@@ -7,7 +7,6 @@ from collections.abc import Sequence
 
 from services.charts.trend import Trend, change_pct, trend, trend_color
 
-
 ANCHOR = 10_000  # x counts candles from a multiple of this (one whole resend when the count passes one)
 
 
