@@ -234,23 +234,19 @@ export function cells(component) {
 STATIC_IMPL = ROOT / "static" / "candlestream_plot.js"
 _IMPL_VERSION = hashlib.sha256(_IMPL_JS.encode()).hexdigest()[:12]
 
-# What each rerun sends, so kept short: load the code above once per page (from a Blob URL: Streamlit serves
-# static files as text/plain), then hand it this update (``N``: the component's function in it). The newline
-# tells Streamlit this is code, not a file's path.
+# What each rerun sends, so kept short: load the code above once per page (from a Blob URL: Streamlit may serve
+# static files as text/plain, after the platform's MIME table), then hand it this update (``N``: the component's
+# function in it). The newline tells Streamlit this is code, not a file's path.
 _LOADER = (
     "export default c=>{\nconst w=window;(w.__cs||=fetch(location.href.split(/[?#]/)[0].replace(/[^/]*$/,'')+"
-    "'app/static/candlestream_plot.js?v=V').then(r=>r.ok?r.text():Promise.reject(Error('HTTP '+r.status)))"
-    ".then(t=>import(URL.createObjectURL(new Blob([t],{type:'text/javascript'})))).catch(e=>{w.__cs=null;throw e}))"
-    ".then(m=>m.N(c),e=>{c.parentElement.textContent='Could not load the chart code: '+e})}"
+    "'app/static/candlestream_plot.js?v=V').then(r=>r.text()).then(t=>import(URL.createObjectURL(new Blob([t],"
+    "{type:'text/javascript'})))).catch(e=>{w.__cs=0;throw e})).then(m=>m.N(c),e=>{c.parentElement.textContent=e})}"
 ).replace("=V", "=" + _IMPL_VERSION)
 
 
 def loader(name: str) -> str:
     """The loader of the component function ``name`` of the code above."""
     return _LOADER.replace("m.N(", f"m.{name}(")
-
-
-_CSS = ".cs-plot { width: 100%; }"
 
 
 CANDLES_CONFIG: dict[str, Any] = {
@@ -296,8 +292,8 @@ def _component(name: str = "plot") -> Any:
     """The component ``name`` of the code above: ``plot`` (a Plotly chart) or ``cells`` (a grid of HTML cells)."""
     ensure_plotly_js()
     ensure_impl_js()
-    css = _CSS if name == "plot" else None  # the cells' grid is styled by the page (services/ui/theme.py)
-    return st.components.v2.component(f"candlestream_{name}", js=loader(name), css=css, isolate_styles=False)
+    # styled by the page (services/ui/theme.py): a css= here would be sent again with every rerun's element
+    return st.components.v2.component(f"candlestream_{name}", js=loader(name), isolate_styles=False)
 
 
 def encode_plot(figure: dict[str, Any], config: dict[str, Any] | None = None) -> bytes:

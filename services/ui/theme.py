@@ -32,6 +32,7 @@ a.cs-tile:hover { border-color: rgba(240,185,11,0.75); background: rgba(128,128,
 .cs-foot { display: flex; justify-content: space-between; font-size: .76rem; opacity: .85; gap: 6px;
   white-space: nowrap; }
 .cs-foot em { font-style: normal; opacity: .55; margin-right: 5px; }
+.cs-plot { width: 100%; }
 .cs-cells { display: grid; gap: 1rem; }
 .cs-cells.cs-cols-3 { grid-template-columns: repeat(3, minmax(0, 1fr)); }
 .cs-status { display: flex; flex-wrap: wrap; gap: 18px; align-items: center; font-size: .85rem; opacity: .92; }
