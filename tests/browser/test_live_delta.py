@@ -142,3 +142,29 @@ def test_the_overview_tiles_update_in_place_and_equal_a_fresh_load(app: Streamli
     again = live.evaluate(TILES_SNAPSHOT)
     assert again["asks"] == first["asks"] + 1 and again["cells"] == 6
     live.context.close()
+
+
+CAPTION_MOVED = """(before) => Array.from(document.querySelectorAll('[data-testid=stCaptionContainer]'))
+  .some((e) => e.innerText.startsWith('Shown from') && e.innerText !== before)"""
+
+
+def test_the_history_row_is_sent_once_and_its_caption_follows_the_window(app: StreamlitApp, browser: Any) -> None:
+    """The "Load older history" row is drawn by the app's run; each refresh sends only its caption."""
+    page = browser.new_context(viewport={"width": 1440, "height": 900}, color_scheme="dark").new_page()
+    frames: list[bytes] = []
+    page.on(
+        "websocket",
+        lambda ws: ws.on("framereceived", lambda p: frames.append(p if isinstance(p, bytes) else p.encode())),
+    )
+    page.goto(app.url + "/candles?symbol=BTCUSDT&interval=1s&bars=100")
+    wait_chart(page)
+    page.get_by_role("button", name="Load older history").wait_for(timeout=60_000)  # SQL holds older candles
+    seen = len(frames)
+    for _ in range(3):  # three moves of the window start, each through a refresh of the live part
+        shown = page.locator("[data-testid=stCaptionContainer]", has_text="Shown from").first.inner_text()
+        page.wait_for_function(CAPTION_MOVED, arg=shown, timeout=20_000)
+    later = frames[seen:]
+    assert len(later) >= 3
+    assert not any(b"Load older history" in f for f in later), "the button is not sent again by the live refreshes"
+    assert page.get_by_role("button", name="Load older history").count() == 1
+    page.context.close()
