@@ -86,7 +86,9 @@ function payload(data) {
   return data;
 }
 function typedArray(spec) {
-  // Plotly's typed-array form {dtype, bdata} as a JS typed array (what a patch's tails are spliced into)
+  // Plotly's typed-array form {dtype, bdata} as a JS typed array (what a patch's tails are spliced into); a short
+  // tail comes as a plain list (services/charts/delta.py encode_tail), spliced as it is
+  if (Array.isArray(spec)) return spec;
   const bin = atob(spec.bdata);
   const bytes = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
