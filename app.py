@@ -1,15 +1,19 @@
 """Candlestream: the Streamlit entry point, navigation only.
 
 ``streamlit run app.py``; a page is one file in ``pages/`` plus its line in the navigation below.
+Streamlit runs this file for every session's run (``main``), and its server imports it once for
+the ``st.App`` below: the dashboard's web server (``services/ui/server.py``).
 """
 
 from __future__ import annotations
 
 import streamlit as st
+from starlette.middleware import Middleware
 
 from services.ui.entry import mark_entry
 from services.ui.routes import follow_deep_link, unknown_path_notice
 from services.ui.runtime import runtime
+from services.ui.server import NestedPathRedirect, is_script_run, no_legacy_pages_dir
 from services.ui.status import autostart_banner
 
 
@@ -30,4 +34,8 @@ def main() -> None:
     nav.run()
 
 
-main()
+if is_script_run(__name__):
+    main()
+else:
+    no_legacy_pages_dir()
+    app = st.App(__file__, middleware=[Middleware(NestedPathRedirect)])

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from html import escape
+from typing import Any
 
 import streamlit as st
 
@@ -168,6 +169,9 @@ def single_view(page: LivePage, spec: ChartSpec, bars: int) -> None:
     pages: list[int] = st.session_state.setdefault(older_key, [])
     older = _older_rows(spec.symbol, spec.interval, pages)
     rt.feed.wait_loaded([stream], timeout=5.0)
+    live_part = st.container()  # above the history row, which the app's run draws first
+    note = history_note(rt, spec, bars, older, live=rt.feed.status().live)
+    row = history_row(rt, spec, bars, older, pages, note)
 
     def draw(status: FeedStatus) -> None:
         view = replace(spec, extra=tuple(pages) if older else (), markers=_marks(rt, stream, status.live))
@@ -183,48 +187,97 @@ def single_view(page: LivePage, spec: ChartSpec, bars: int) -> None:
             return
         legend(spec.symbol, spec.interval, rendered.meta.get("last_two", []), resyncing=not rendered.synced)
         live_figure(rendered.value, key="candles-chart", identity=(view, bars), delta=ui_settings().delta)
-        older_history(rt, spec, bars, older, pages, live=status.live)
+        row.refresh(history_note(rt, spec, bars, older, live=status.live))
 
-    page.live(draw)
+    with live_part:
+        page.live(draw)
+    row.in_app_run = False
 
 
-def older_history(
-    rt: Runtime, spec: ChartSpec, bars: int, older: list[Candle], pages: list[int], *, live: bool
-) -> None:
+@dataclass(frozen=True)
+class HistoryNote:
+    """What the history row says: the range shown, and whether "Load older history" is offered (``offer``)."""
+
+    text: str
+    offer: bool = False
+
+
+@dataclass
+class HistoryRow:
+    """The history row as drawn by the app's run, below the live fragment: the live part refreshes only its caption
+    (the button and its columns are not sent again every second), and reruns the app when the button should come
+    or go.
+
+    Streamlit lets a fragment write outside itself only where it wrote during the app's run (its first run, inline):
+    ``in_app_run`` tells that run apart, ``reserved`` says it wrote.
+    """
+
+    note: HistoryNote | None
+    caption: Any
+    in_app_run: bool = True
+    reserved: bool = False
+
+    def refresh(self, note: HistoryNote | None) -> None:
+        if (note is None) != (self.note is None) or (note is not None and self.note is not None
+                                                      and note.offer != self.note.offer):  # fmt: skip
+            st.rerun(scope="app")  # the relay went down or came back, older history appeared: redraw the row
+        if note is None:
+            return
+        if not self.reserved and not self.in_app_run:
+            st.rerun(scope="app")  # the app's run drew no chart, so its caption can't be written from here yet
+        self.caption.caption(note.text)  # every run: Streamlit empties the slot a fragment wrote to before each
+        self.note, self.reserved = note, True
+
+
+def history_note(rt: Runtime, spec: ChartSpec, bars: int, older: list[Candle], *, live: bool) -> HistoryNote | None:
     """The range shown, and "Load older history" only when SQL holds older candles and the relay answers."""
     stream = (spec.symbol, spec.interval)
     first = older[0].open_time if older else _first_open_time(rt, stream, bars)
     if first is None:
-        return
+        return None
     shown = f"Shown from {_when(first, spec.interval)}"
     if older:
         shown += f", including {len(older):,} older candles loaded from history (drag or scroll the chart to see them)"
     if not live:
-        st.caption(f"{shown}. Older history can be loaded when the relay answers again.")
-        return
+        return HistoryNote(f"{shown}. Older history can be loaded when the relay answers again.")
     key = f"oldest:{spec.symbol}:{spec.interval}"
     oldest = st.session_state.get(key)
     if oldest is None:  # once known, SQL's oldest candle stays put: this rerun asks (cached 30 s) only until then
         try:
             oldest = st.session_state[key] = oldest_stored(spec.symbol, spec.interval)
         except RelayError as exc:
-            st.caption(f"{shown}. Older history is not available now: {exc}")
-            return
+            return HistoryNote(f"{shown}. Older history is not available now: {exc}")
     if oldest is None or oldest >= first:
-        st.caption(f"{shown}. No older candles are stored for this stream.")
-        return
+        return HistoryNote(f"{shown}. No older candles are stored for this stream.")
+    return HistoryNote(f"{shown}. History is stored from {_when(oldest, spec.interval)}.", offer=True)
+
+
+def history_row(
+    rt: Runtime, spec: ChartSpec, bars: int, older: list[Candle], pages: list[int], note: HistoryNote | None
+) -> HistoryRow:
+    """Draw the history row (in the app's run, below the live part): the caption, and the button when offered."""
+    if note is None:
+        return HistoryRow(None, None)
+    if not note.offer:
+        caption = st.empty()
+        caption.caption(note.text)
+        return HistoryRow(note, caption)
     left, right = st.columns([1, 3], vertical_alignment="center")
-    right.caption(f"{shown}. History is stored from {_when(oldest, spec.interval)}.")
+    caption = right.empty()
+    caption.caption(note.text)
     if left.button("Load older history", icon=":material/history:", help=f"{OLDER_PAGE} more closed candles"):
+        stream = (spec.symbol, spec.interval)
+        first = older[0].open_time if older else _first_open_time(rt, stream, bars)
         try:
-            more = older_candles(spec.symbol, spec.interval, first, OLDER_PAGE)
+            more = older_candles(spec.symbol, spec.interval, first, OLDER_PAGE) if first is not None else []
         except RelayError as exc:
             right.warning(f"Older history is not available now: {exc}")
-            return
-        if more:
+            return HistoryRow(note, caption)
+        if more and first is not None:
             pages.append(first)
             st.rerun(scope="app")
         right.info("No older candles are stored before the range shown.")
+    return HistoryRow(note, caption)
 
 
 def _when(open_time: int, interval: str) -> str:

@@ -1,13 +1,18 @@
-"""Overview: a live tile per symbol the relay carries; a click opens its chart."""
+"""Overview: a live tile per symbol the relay carries; a click opens its chart.
+
+The tiles are one component that keeps them in the browser: after the first draw, each refresh sends only the
+splices of what changed (services/ui/plot.py ``live_cells``).
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from services.feed.status import FeedStatus
+from services.settings import ui_settings
 from services.ui.page import live_page
+from services.ui.plot import live_cells
 from services.ui.renders import overview_streams
-from services.ui.runtime import Runtime
 
 COLUMNS = 3
 
@@ -24,26 +29,10 @@ def main() -> None:
     def draw(status: FeedStatus) -> None:
         if rt.feed.symbols and rt.feed.symbols != symbols:
             st.rerun()  # the relay's symbol list arrived or changed: redraw the whole page
-        tiles(rt, symbols, waiting=not status.live)
+        grid = rt.tiles.grid(symbols, waiting=not status.live, columns=COLUMNS)
+        live_cells(grid, key="tiles", identity=tuple(symbols), delta=ui_settings().delta)
 
     page.live(draw, extra=[f"<span>{len(symbols)} symbols</span>"])
-
-
-def tiles(rt: Runtime, symbols: list[str], *, waiting: bool) -> None:
-    for start in range(0, len(symbols), COLUMNS):
-        cols = st.columns(COLUMNS, gap="small")
-        for col, symbol in zip(cols, symbols[start : start + COLUMNS], strict=False):
-            rendered = rt.tiles.tile(symbol, href=f"candles?symbol={symbol}")
-            with col:
-                if rendered is None:
-                    note = "waiting for the relay" if waiting else "loading…"
-                    st.markdown(
-                        f'<span class="cs-tile"><span class="cs-pair">{symbol}</span>'
-                        f'<span class="cs-price cs-muted">—</span><span class="cs-muted">{note}</span></span>',
-                        unsafe_allow_html=True,
-                    )
-                else:
-                    st.markdown(rendered.value, unsafe_allow_html=True)
 
 
 main()

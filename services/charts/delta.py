@@ -3,8 +3,8 @@
 A live chart changes at its end: the forming candle moves, a new candle comes, the oldest one leaves the
 window, and the indicator points those touch move with them. A patch says, per trace that changed, how
 many points leave the front (``drop``), how many of the old points that follow stay (``keep``) and the new
-points after them (``tail``, typed arrays like the figure's), plus the non-array properties and the layout
-entries that changed (down to the one number of a shape that moved).
+points after them (``tail``, typed arrays like the figure's, or plain lists when short), plus the non-array
+properties and the layout entries that changed (down to the one number of a shape that moved).
 ``None`` means "send the whole figure": the traces differ in number or kind, or the
 windows do not overlap. Pure: figure dicts in (as :mod:`services.charts.candles` builds them, numeric
 arrays in Plotly's typed-array form), patch out; :func:`apply_patch` is what the browser does, in Python,
@@ -27,13 +27,26 @@ def is_typed(value: Any) -> bool:
     return isinstance(value, dict) and "bdata" in value and "dtype" in value
 
 
-def decode(value: dict[str, str]) -> np.ndarray:
-    """A typed-array dict (``{"dtype", "bdata"}``) as a numpy array."""
+def decode(value: dict[str, str] | list[float]) -> np.ndarray:
+    """A typed-array dict (``{"dtype", "bdata"}``), or a patch's short tail as a plain list, as a numpy array."""
+    if isinstance(value, list):
+        return np.asarray(value, dtype=np.float64)
     return np.frombuffer(base64.b64decode(value["bdata"]), dtype=_DTYPES[value["dtype"]])
 
 
 def encode(arr: np.ndarray, dtype: str) -> dict[str, str]:
     return {"dtype": dtype, "bdata": base64.b64encode(np.ascontiguousarray(arr, dtype=_DTYPES[dtype])).decode()}
+
+
+SHORT_TAIL = 4  # up to this many finite values, a tail goes as a plain list: shorter than base64 and its keys
+
+
+def encode_tail(arr: np.ndarray, dtype: str) -> dict[str, str] | list[float]:
+    """A patch's new points: a plain list when short and finite (``[96841.25]`` against
+    ``{"dtype":"f8","bdata":"AAAAAJSk90A="}``; JSON numbers round-trip float64 exactly), else a typed array."""
+    if len(arr) <= SHORT_TAIL and np.isfinite(arr).all():
+        return [int(v) for v in arr] if dtype == "u1" else [float(v) for v in arr]
+    return encode(arr, dtype)
 
 
 def array_paths(trace: dict[str, Any]) -> list[Path]:
@@ -98,7 +111,7 @@ def trace_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | bo
     keep = min(_same_prefix(old_arrays[p][drop:], new_arrays[p]) for p in paths)
     if drop == 0 and keep == len(ox) == len(nx) and not set_props:
         return False
-    tail = {".".join(p): encode(new_arrays[p][keep:], _get(new, p)["dtype"]) for p in paths}
+    tail = {".".join(p): encode_tail(new_arrays[p][keep:], _get(new, p)["dtype"]) for p in paths}
     return {"drop": drop, "keep": keep, "tail": tail, "set": set_props}
 
 

@@ -37,6 +37,7 @@ class TileData:
     spark: tuple[float, ...]
     spark_label: str
     event_time: int | None
+    spark_start: int = 0  # the first sparkline point's candle number (open time / interval)
 
     @property
     def trend(self) -> Trend:
@@ -62,12 +63,14 @@ def tile_data(symbol: str, books: dict[str, list[Candle]], now: int | None = Non
         low = min(c.low for c in day)
         qv = sum(c.quote_volume for c in day)
     spark: tuple[float, ...] = ()
+    spark_start = 0
     spark_label = ""  # the span the sparkline covers
     for interval in SPARK_INTERVALS:
         rows = books.get(interval, [])
         if len(rows) >= SPARK_MIN_POINTS or interval == SPARK_INTERVALS[-1]:
             pts = rows[-SPARK_POINTS[interval] :]
             spark = tuple(c.close for c in pts)
+            spark_start = pts[0].open_time // INTERVALS_MS[interval] if pts else 0
             span_ms = INTERVALS_MS[interval] * len(pts)
             spark_label = f"last {_span(span_ms)}" if pts else ""
             break
@@ -82,6 +85,7 @@ def tile_data(symbol: str, books: dict[str, list[Candle]], now: int | None = Non
         spark,
         spark_label,
         last.event_time if last else None,
+        spark_start,
     )
 
 
@@ -106,7 +110,7 @@ def tile_html(t: TileData, href: str | None = None) -> str:
     """The overview tile: pair, price, change pill, sparkline, range and volume; one colour rule for all three."""
     base, quote = split_symbol(t.symbol)
     direction = t.trend
-    spark = sparkline_svg(t.spark, direction=direction)
+    spark = sparkline_svg(t.spark, start=t.spark_start, direction=direction)
     quote_html = f'<span class="cs-quote">/{escape(quote)}</span>' if quote else ""
     tag = "a" if href else "span"
     attrs = (f' href="{escape(href)}" target="_self"' if href else "") + f' title="{escape(tile_tooltip(t))}"'
@@ -124,4 +128,13 @@ def tile_html(t: TileData, href: str | None = None) -> str:
         f"<span><em>Vol</em>{fmt_compact(t.quote_volume)}{(' ' + escape(quote)) if quote else ''}</span>"
         f'<span class="cs-muted">{escape(t.spark_label)}</span></span>'
         f"</{tag}>"
+    )
+
+
+def placeholder_html(symbol: str, note: str) -> str:
+    """The tile of a symbol with no candles yet: its name and why (waiting for the relay, loading)."""
+    return (
+        f'<span class="cs-tile" data-symbol="{escape(symbol)}"><span class="cs-pair">{escape(symbol)}</span>'
+        f'<span class="cs-price cs-muted" data-testid="tile-price">—</span><span class="cs-muted">{escape(note)}</span>'
+        "</span>"
     )

@@ -19,10 +19,11 @@ def mark_entry() -> None:
 def require_entry() -> None:
     """Run the page through ``app.py``.
 
-    On a fresh server, Streamlit's first script run still treats ``pages/`` as a legacy multipage
-    directory, and a deep link (``/candles?…``) would run the page alone: no navigation bar, no
-    wide layout. That mode ends for the process when ``st.navigation`` is first called (here: by
-    hand, as ``st.navigation`` itself does), and the rerun goes through ``app.py``.
+    Until ``st.navigation`` is first called in a process, Streamlit treats ``pages/`` as a legacy
+    multipage directory, and a page asked for by path or hash (``/candles?…``) would run alone: no
+    navigation bar, no wide layout. The server turns that mode off before its first session
+    (``services/ui/server.py``); ``streamlit.testing``'s ``AppTest`` turns it back on for every
+    test, so here it ends by hand (as ``st.navigation`` itself does) and the rerun goes through ``app.py``.
     """
     if not st.session_state.get(_ENTRY_KEY):
         from streamlit.runtime.pages_manager import PagesManager

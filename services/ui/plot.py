@@ -1,4 +1,4 @@
-"""A live Plotly chart that updates in place: zoom and pan survive every update.
+"""The app's live component: a Plotly chart, or a grid of HTML cells (the overview's tiles), updated in place.
 
 ``st.plotly_chart`` gives a chart a new identity whenever its figure changes,
 so the browser mounts a new plot on each update and the user's zoom is lost.
@@ -13,9 +13,13 @@ moving candle). Every version has a token; a patch names the token it applies
 to, and a browser holding another one (it missed an update, or the plot was
 mounted afresh) asks for the whole figure again.
 
+The overview's tiles go the same way (:func:`live_cells`): the grid's HTML
+is sent once, then only the splices of the tiles' text that changed
+(:mod:`services.charts.splice`): a price, a pill, a sparkline's end.
+
 Plotly.js itself comes from the ``plotly`` Python package: it is copied once
 into the app's ``static/`` folder (served by ``server.enableStaticServing``)
-and loaded by the browser once per page.
+and loaded by the browser once per page, as is the components' code.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import logging
 import shutil
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +39,7 @@ from typing import Any
 import streamlit as st
 
 from services.charts.delta import figure_patch
+from services.charts.splice import cells_patch
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +86,9 @@ function payload(data) {
   return data;
 }
 function typedArray(spec) {
-  // Plotly's typed-array form {dtype, bdata} as a JS typed array (what a patch's tails are spliced into)
+  // Plotly's typed-array form {dtype, bdata} as a JS typed array (what a patch's tails are spliced into); a short
+  // tail comes as a plain list (services/charts/delta.py encode_tail), spliced as it is
+  if (Array.isArray(spec)) return spec;
   const bin = atob(spec.bdata);
   const bytes = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
@@ -139,33 +146,47 @@ function applyPatch(held, patch) {
   for (const [k, p] of Object.entries(patch.layout)) layout[k] = patchedValue(layout[k], p);
   return { data, layout };
 }
-export default function (component) {
-  const { parentElement, setTriggerValue } = component;
-  const data = payload(component.data);
-  let root = parentElement.querySelector(".cs-plot");
-  if (!root) {
-    root = document.createElement("div");
-    root.className = "cs-plot";
-    parentElement.appendChild(root);
-  }
-  if (!data) return;
-  // what this plot holds: a full figure replaces it; a patch applies only on the version it was made from
-  let held = root.__csHeld || null;
-  const counted = data.figure ? "fulls" : "patches";  // what this plot was sent: tests and benchmarks read them
-  if (data.figure) {
-    held = { token: data.token == null ? null : data.token, data: decodeTraces(data.figure.data),
-             layout: data.figure.layout || {}, config: data.config || {} };
-  } else if (data.token != null) {
-    if (held && held.token === data.token) return;  // already applied, or nothing changed since
+function advance(root, data, setTriggerValue, whole, patched) {
+  // What the component holds after `data`, or null when there is nothing to draw: a whole version replaces it;
+  // a patch applies only on the version it was made from; a browser holding another asks for the whole one.
+  const held = root.__csHeld || null;
+  let next, counted;  // what it was sent, counted: tests and benchmarks read them
+  if (data.base === undefined) {
+    next = whole(data);
+    counted = "fulls";
+  } else {
+    if (held && held.token === data.token) return null;  // already applied, or nothing changed since
     if (!held || held.token !== data.base || !data.patch) {  // missed an update, or a fresh mount
       root.dataset.asks = String(Number(root.dataset.asks || 0) + 1);
-      if (setTriggerValue) setTriggerValue("resync", held ? held.token : null);  // ask for the whole figure
-      return;
+      if (setTriggerValue) setTriggerValue("resync", held ? held.token : null);  // ask for the whole version
+      return null;
     }
-    held = Object.assign(applyPatch(held, data.patch), { token: data.token, config: held.config });
-  } else return;
-  root.__csHeld = held;
+    next = patched(held, data.patch);
+    counted = "patches";
+  }
+  next.token = data.token == null ? null : data.token;
+  root.__csHeld = next;
   root.dataset[counted] = String(Number(root.dataset[counted] || 0) + 1);
+  return next;
+}
+function mount(parentElement, cls) {
+  let root = parentElement.querySelector("." + cls);
+  if (!root) {
+    root = document.createElement("div");
+    root.className = cls;
+    parentElement.appendChild(root);
+  }
+  return root;
+}
+export function plot(component) {
+  const { parentElement, setTriggerValue } = component;
+  const data = payload(component.data);
+  const root = mount(parentElement, "cs-plot");
+  if (!data) return;
+  const held = advance(root, data, setTriggerValue,
+    (d) => ({ data: decodeTraces(d.figure.data), layout: d.figure.layout || {}, config: d.config || {} }),
+    (h, p) => Object.assign(applyPatch(h, p), { config: h.config }));
+  if (!held) return;
   const layout = held.layout;
   root.style.height = (layout.height ? layout.height : 450) + "px";
   const meta = layout.meta || {};
@@ -182,24 +203,53 @@ export default function (component) {
     })
     .catch((err) => { root.textContent = "The chart could not be drawn: " + err; });
 }
+function splicedText(text, splices) {
+  // services/charts/splice.py apply_text_patch (offsets into the old text: the last splice first)
+  for (let k = splices.length - 1; k >= 0; k--) {
+    const [start, end, insert] = splices[k];
+    text = text.slice(0, start) + insert + text.slice(end);
+  }
+  return text;
+}
+export function cells(component) {
+  const { parentElement, setTriggerValue } = component;
+  const data = payload(component.data);
+  const root = mount(parentElement, "cs-cells");
+  if (!data) return;
+  const before = root.__csHeld || null;
+  const held = advance(root, data, setTriggerValue,
+    (d) => ({ cells: d.cells, cls: d.cls || "" }),
+    (h, p) => ({ cells: h.cells.map((t, i) => (p[String(i)] ? splicedText(t, p[String(i)]) : t)), cls: h.cls }));
+  if (!held) return;
+  if (!before || before.cls !== held.cls || before.cells.length !== held.cells.length) {
+    root.className = "cs-cells " + held.cls;
+    root.innerHTML = held.cells.map((c) => '<div class="cs-cell">' + c + "</div>").join("");
+  } else {
+    // only the cells that changed: the rest of the grid (and the pointer over it) is left alone
+    held.cells.forEach((c, i) => { if (c !== before.cells[i]) root.children[i].innerHTML = c; });
+  }
+  root.dataset.token = held.token == null ? "" : String(held.token);
+  root.dispatchEvent(new CustomEvent("candles:cells", { bubbles: true }));
+}
 """
 
 STATIC_IMPL = ROOT / "static" / "candlestream_plot.js"
 _IMPL_VERSION = hashlib.sha256(_IMPL_JS.encode()).hexdigest()[:12]
 
-# What each rerun sends: load the code above once per page (from a Blob URL: Streamlit serves static files as
-# text/plain), then hand it every update in order.
-_JS = (
-    r"""export default function (c) {
-  const w = window, u = location.href.split(/[?#]/)[0].replace(/[^/]*$/, "") + "app/static/candlestream_plot.js?v=V";
-  w.__csPlot = w.__csPlot || fetch(u).then((r) => r.ok ? r.text() : Promise.reject(new Error("HTTP " + r.status)))
-    .then((t) => import(URL.createObjectURL(new Blob([t], { type: "text/javascript" })))).then((m) => m.default)
-    .catch((e) => { w.__csPlot = null; throw e; });
-  w.__csPlot.then((d) => d(c), (e) => { c.parentElement.textContent = "The chart could not be drawn: " + e; });
-}"""
+# What each rerun sends, so kept short: load the code above once per page (from a Blob URL: Streamlit may serve
+# static files as text/plain, after the platform's MIME table), then hand it this update (``N``: the component's
+# function in it). The newline tells Streamlit this is code, not a file's path.
+_LOADER = (
+    "export default c=>{\nconst w=window;(w.__cs||=fetch(location.href.split(/[?#]/)[0].replace(/[^/]*$/,'')+"
+    "'app/static/candlestream_plot.js?v=V').then(r=>r.text()).then(t=>import(URL.createObjectURL(new Blob([t],"
+    "{type:'text/javascript'})))).catch(e=>{w.__cs=0;throw e})).then(m=>m.N(c),e=>{c.parentElement.textContent=e})}"
 ).replace("=V", "=" + _IMPL_VERSION)
 
-_CSS = ".cs-plot { width: 100%; }"
+
+def loader(name: str) -> str:
+    """The loader of the component function ``name`` of the code above."""
+    return _LOADER.replace("m.N(", f"m.{name}(")
+
 
 CANDLES_CONFIG: dict[str, Any] = {
     "displaylogo": False,
@@ -240,18 +290,17 @@ def ensure_impl_js(target: Path = STATIC_IMPL) -> Path | None:
 
 
 @st.cache_resource(show_spinner=False)
-def _component() -> Any:
+def _component(name: str = "plot") -> Any:
+    """The component ``name`` of the code above: ``plot`` (a Plotly chart) or ``cells`` (a grid of HTML cells)."""
     ensure_plotly_js()
     ensure_impl_js()
-    return st.components.v2.component("candlestream_plot", js=_JS, css=_CSS, isolate_styles=False)
+    # styled by the page (services/ui/theme.py): a css= here would be sent again with every rerun's element
+    return st.components.v2.component(f"candlestream_{name}", js=loader(name), isolate_styles=False)
 
 
-def encode_plot(figure: dict[str, Any], config: dict[str, Any] | None = None, token: int | None = None) -> bytes:
+def encode_plot(figure: dict[str, Any], config: dict[str, Any] | None = None) -> bytes:
     """A figure and its Plotly config as the bytes :func:`live_plot` sends (encode once, send to many)."""
-    body: dict[str, Any] = {"figure": figure, "config": config or {}}
-    if token is not None:
-        body["token"] = token
-    return _json(body)
+    return _json({"figure": figure, "config": config or {}})
 
 
 def _json(body: dict[str, Any]) -> bytes:
@@ -267,33 +316,45 @@ def live_plot(plot: bytes, *, key: str) -> None:
 
 
 @dataclass(frozen=True, eq=False)
-class PlotFrame:
-    """One version of a live figure, shared by every session: a token naming it, the figure, its full payload."""
+class Frame:
+    """One version of what a live component shows, shared by every session: a token naming it, the content a patch
+    is computed from (a figure, the cells), and its whole payload."""
 
     token: int
-    figure: dict[str, Any]
+    content: Any
     full: bytes
 
+
+PlotFrame = Frame  # a live figure's version (content: the figure)
 
 _tokens = itertools.count(1)
 
 
-def plot_frame(figure: dict[str, Any], config: dict[str, Any] | None = None) -> PlotFrame:
-    """A new version of a live figure (tokens are unique in the process: a browser can name what it holds)."""
+def new_frame(content: Any, body: dict[str, Any]) -> Frame:
+    """A new version (tokens are unique in the process: a browser can name what it holds); ``body`` is its payload."""
     token = next(_tokens)
-    return PlotFrame(token, figure, encode_plot(figure, config, token))
+    return Frame(token, content, _json({**body, "token": token}))
+
+
+def plot_frame(figure: dict[str, Any], config: dict[str, Any] | None = None) -> Frame:
+    """A new version of a live figure."""
+    return new_frame(figure, {"figure": figure, "config": config or {}})
 
 
 class PatchCache:
-    """Encoded patches per (held token, new token): sessions a refresh apart share them, as they share figures."""
+    """Encoded patches per (held token, new token): sessions a refresh apart share them, as they share frames.
 
-    def __init__(self, max_entries: int = 512) -> None:
+    ``diff(old content, new content)`` is the patch, or None: send the whole frame.
+    """
+
+    def __init__(self, diff: Callable[[Any, Any], Any] = figure_patch, max_entries: int = 512) -> None:
+        self.diff = diff
         self.max_entries = max_entries
         self._entries: OrderedDict[tuple[int, int], bytes | None] = OrderedDict()
         self._guard = threading.Lock()
 
-    def update(self, held: PlotFrame | None, frame: PlotFrame) -> bytes:
-        """What a browser holding ``held`` gets to show ``frame``: nothing new, a patch, or the whole figure."""
+    def update(self, held: Frame | None, frame: Frame) -> bytes:
+        """What a browser holding ``held`` gets to show ``frame``: nothing new, a patch, or the whole frame."""
         if held is None:
             return frame.full
         if held.token == frame.token:
@@ -303,10 +364,10 @@ class PatchCache:
             if key in self._entries:
                 self._entries.move_to_end(key)
                 return self._entries[key] or frame.full
-        patch = figure_patch(held.figure, frame.figure)
+        patch = self.diff(held.content, frame.content)
         encoded = None if patch is None else _json({"base": held.token, "token": frame.token, "patch": patch})
         if encoded is not None and len(encoded) * 2 > len(frame.full):
-            encoded = None  # most of the figure changed: the whole figure is as cheap and simpler to apply
+            encoded = None  # most of it changed: the whole frame is as cheap and simpler to apply
         with self._guard:
             self._entries[key] = encoded
             while len(self._entries) > self.max_entries:
@@ -317,20 +378,48 @@ class PatchCache:
 PATCHES = PatchCache()
 
 
-def live_figure(frame: PlotFrame, *, key: str, identity: Hashable, delta: bool = True) -> None:
-    """Draw ``frame`` in the plot kept under ``key``, sending only what changed since this session's last one.
+def send_frame(frame: Frame, *, key: str, identity: Hashable, delta: bool, name: str, patches: PatchCache) -> None:
+    """Show ``frame`` in the component ``name`` kept under ``key``, sending only what changed since this session's
+    last one.
 
-    The session remembers which frame it sent last for ``identity`` (what the chart shows: symbol, interval,
-    indicators, range, view); another identity, ``delta=False``, or the browser asking (it missed an update,
-    or the plot was mounted afresh) sends the whole figure once.
+    The session remembers which frame it sent last for ``identity`` (what the component shows: for a chart its
+    symbol, interval, indicators, range, view); another identity, ``delta=False``, or the browser asking (it missed
+    an update, or the component was mounted afresh) sends the whole frame once.
     """
     state_key = f"plot-held:{key}"
     last = st.session_state.get(state_key)
     held = last[1] if delta and last is not None and last[0] == identity else None
-    payload = PATCHES.update(held, frame)
+    payload = patches.update(held, frame)
     st.session_state[state_key] = (identity, frame)
 
     def resync() -> None:
         st.session_state.pop(state_key, None)
 
-    _component()(data=payload, key=key, height="content", on_resync_change=resync)
+    _component(name)(data=payload, key=key, height="content", on_resync_change=resync)
+
+
+def live_figure(frame: Frame, *, key: str, identity: Hashable, delta: bool = True) -> None:
+    """Draw the figure ``frame`` in the plot kept under ``key`` (see :func:`send_frame`)."""
+    send_frame(frame, key=key, identity=identity, delta=delta, name="plot", patches=PATCHES)
+
+
+def _cells_diff(old: tuple[tuple[str, ...], str], new: tuple[tuple[str, ...], str]) -> dict[str, Any] | None:
+    return cells_patch(old[0], new[0]) if old[1] == new[1] else None
+
+
+CELL_PATCHES = PatchCache(_cells_diff)
+
+
+def cells_frame(cells: Sequence[str], cls: str = "") -> Frame:
+    """A new version of a grid of HTML cells (``cls``: the grid's class, e.g. ``cs-cols-3``).
+
+    Sent as ASCII (other characters as character references), so that the splices' offsets count the same
+    characters in Python and in the browser's JavaScript (UTF-16).
+    """
+    text = tuple(c.encode("ascii", "xmlcharrefreplace").decode() for c in cells)
+    return new_frame((text, cls), {"cells": list(text), "cls": cls})
+
+
+def live_cells(frame: Frame, *, key: str, identity: Hashable, delta: bool = True) -> None:
+    """Show the cells ``frame`` in the grid kept under ``key``: once whole, then the splices of what changed."""
+    send_frame(frame, key=key, identity=identity, delta=delta, name="cells", patches=CELL_PATCHES)

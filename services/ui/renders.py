@@ -7,6 +7,7 @@ does I/O or calls ``st.*``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,10 +15,10 @@ from backend.models import Candle
 from services.charts.candles import ChartSpec, candles_figure_spec
 from services.charts.compare import CompareSpec, compare_figure_spec
 from services.charts.frame import candles_frame
-from services.charts.tiles import OVERVIEW_INTERVALS, tile_data, tile_html
+from services.charts.tiles import OVERVIEW_INTERVALS, placeholder_html, tile_data, tile_html
 from services.feed.book import Stream, StreamBook
 from services.feed.feed import Feed
-from services.ui.plot import CANDLES_CONFIG, plot_frame
+from services.ui.plot import CANDLES_CONFIG, Frame, cells_frame, plot_frame
 from services.ui.render_cache import RenderCache, Rendered
 
 
@@ -64,11 +65,28 @@ class ChartRenderer:
 
 
 class TileRenderer:
-    """Overview tiles per symbol, shared across sessions."""
+    """Overview tiles per symbol, and the grid of them, shared across sessions."""
 
     def __init__(self, feed: Feed, cache: RenderCache | None = None) -> None:
         self.feed = feed
         self.cache = cache or RenderCache(min_age_s=0.2)
+        self._grids: dict[tuple[tuple[str, ...], int], tuple[tuple[str, ...], Frame]] = {}
+        self._guard = threading.Lock()
+
+    def grid(self, symbols: Sequence[str], *, waiting: bool, columns: int) -> Frame:
+        """The tiles of ``symbols`` (a tile links to its chart) as one version of the grid: the same version, and
+        token, for every session while no tile changes (so patches between versions are shared too)."""
+        cells = []
+        for symbol in symbols:
+            rendered = self.tile(symbol, href=f"candles?symbol={symbol}")
+            note = "waiting for the relay" if waiting else "loading…"
+            cells.append(placeholder_html(symbol, note) if rendered is None else rendered.value)
+        key = (tuple(symbols), columns)
+        with self._guard:
+            last = self._grids.get(key)
+            if last is None or last[0] != tuple(cells):
+                last = self._grids[key] = (tuple(cells), cells_frame(cells, f"cs-cols-{columns}"))
+            return last[1]
 
     def tile(self, symbol: str, href: str | None = None) -> Rendered | None:
         streams = [(symbol, i) for i in OVERVIEW_INTERVALS]

@@ -5,7 +5,9 @@ is always ``""``), so ``/overview`` — the path ``app.py`` declares for it — 
 any unknown path get a "Page not found" modal over an inert page. Streamlit has
 no hook for this (streamlit/streamlit#8860, #9992), so before ``st.navigation``
 resolves the URL, :func:`follow_deep_link` rewrites the run's intended page
-name with :func:`route` (pure): the query string is left alone.
+name with :func:`route` (pure): the query string is left alone. The server's
+part (``services/ui/server.py``) makes this hold on a fresh server's first visit
+too, and brings a nested path (``/a/b``) here as one name (``a/b``).
 """
 
 from __future__ import annotations

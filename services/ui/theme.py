@@ -32,6 +32,9 @@ a.cs-tile:hover { border-color: rgba(240,185,11,0.75); background: rgba(128,128,
 .cs-foot { display: flex; justify-content: space-between; font-size: .76rem; opacity: .85; gap: 6px;
   white-space: nowrap; }
 .cs-foot em { font-style: normal; opacity: .55; margin-right: 5px; }
+.cs-plot { width: 100%; }
+.cs-cells { display: grid; gap: 1rem; }
+.cs-cells.cs-cols-3 { grid-template-columns: repeat(3, minmax(0, 1fr)); }
 .cs-status { display: flex; flex-wrap: wrap; gap: 18px; align-items: center; font-size: .85rem; opacity: .92; }
 .cs-dot { display: inline-block; width: 8px; height: 8px; border-radius: 50%; margin-right: 6px; }
 .cs-dot.live { background: #26a69a; box-shadow: 0 0 0 3px rgba(38,166,154,0.25); }
@@ -63,6 +66,7 @@ a.cs-tile:hover { border-color: rgba(240,185,11,0.75); background: rgba(128,128,
 /* Narrow screens: the chart controls share rows at their natural widths, without labels, so the chart stays on
    the first screen; the legend keeps price and change. */
 @media (max-width: 640px) {
+  .cs-cells.cs-cols-3 { grid-template-columns: minmax(0, 1fr); }
   .st-key-chart-controls [data-testid="stHorizontalBlock"] { flex-wrap: wrap; gap: .5rem; }
   .st-key-chart-controls [data-testid="stColumn"] { flex: 1 1 auto !important; width: auto !important;
     min-width: 0 !important; }

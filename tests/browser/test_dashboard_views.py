@@ -2,18 +2,25 @@
 Chromium against the real stack.
 
 Every page's own URL opens that page (its navigation entry marked current) with its query parameters and no
-"Page not found" modal; an unknown path opens the overview with a quiet line saying so. The app fixture is
-this module's own server: the first test is that server's first visit, by a deep link.
+"Page not found" modal; an unknown path, nested or not, opens the overview with a quiet line saying so. The app
+fixture is this module's own server: the first test is that server's first visit, by a deep link; ``fresh_app``
+is a server of a test's own, for a first visit by an unknown path.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from services.ui.plot import ensure_plotly_js
 from tests.browser.chromium import CHART, shot, traces, wait_chart
 from tests.dashboard_fixtures import CHROMIUM, StreamlitApp
+from tests.stack import Server
 
 pytestmark = [
     pytest.mark.browser,
@@ -68,17 +75,59 @@ def test_every_page_opens_at_its_own_url(app: StreamlitApp, page: Any, path: str
         assert path.split("?", 1)[1] in page.url
 
 
-def test_an_unknown_path_opens_the_overview_with_a_quiet_notice(app: StreamlitApp, page: Any) -> None:
-    page.goto(app.url + "/markets")
+def opens_the_overview_quietly(page: Any, asked: str) -> None:
+    """The overview with the quiet line naming ``asked``, no modal, and a page that answers clicks."""
     notice = page.locator(".st-key-unknown-path")
     notice.wait_for(timeout=30_000)
-    said = "There is no page at /markets, so this is the overview. Pages: Overview, Candles, Alerts, System."
+    said = f"There is no page at {asked}, so this is the overview. Pages: Overview, Candles, Alerts, System."
     assert said in notice.inner_text()
     page.wait_for_function(TILES_PRICED, timeout=30_000)
     assert current_page(page) == "Overview"
     no_modal(page)
     page.locator("a.cs-tile[data-symbol=BTCUSDT]").click()  # the page underneath is not inert
     page.wait_for_url("**/candles?*symbol=BTCUSDT*", timeout=20_000)
+
+
+def test_an_unknown_path_opens_the_overview_with_a_quiet_notice(app: StreamlitApp, page: Any) -> None:
+    page.goto(app.url + "/markets")
+    opens_the_overview_quietly(page, "/markets")
+
+
+@pytest.fixture
+def fresh_app(stack: Server, tmp_path: Path) -> Iterator[StreamlitApp]:
+    """A Streamlit process of this test's own: the test's visit is its first."""
+    streamlit = StreamlitApp(stack.url, log_dir=tmp_path)
+    yield streamlit
+    streamlit.stop()
+
+
+@pytest.mark.parametrize(
+    ("path", "asked"), [("/nope", "/nope"), ("/a/b?from=mail", "/a/b"), ("/candles/x/y", "/candles/x/y")]
+)
+def test_an_unknown_path_as_a_fresh_servers_first_visit_opens_the_overview_quietly(
+    fresh_app: StreamlitApp, page: Any, path: str, asked: str
+) -> None:
+    page.goto(fresh_app.url + path)
+    if "?" in path:  # the query parameters stay in the URL
+        assert "from=mail" in page.url
+    opens_the_overview_quietly(page, asked)
+
+
+def test_only_a_nested_page_path_is_redirected(app: StreamlitApp) -> None:
+    """A nested path that would get Streamlit's page goes to its one-segment form; assets, the app's static files
+    and Streamlit's own routes are answered as before."""
+    with httpx.Client(base_url=app.url, timeout=10) as http:
+        moved = http.get("/a/b?from=mail")
+        assert (moved.status_code, moved.headers["location"]) == (307, "/a%2Fb?from=mail")
+        assert http.get("/a%2Fb").status_code == 200
+        asset = re.search(r'src="\./(static/js/[^"]+\.js)"', http.get("/").text)
+        assert asset is not None
+        js = http.get("/" + asset.group(1))
+        assert js.status_code == 200 and "javascript" in js.headers["content-type"]
+        ensure_plotly_js()  # what the first chart does
+        plotly = http.get("/app/static/plotly.min.js")
+        assert plotly.status_code == 200 and plotly.content.startswith(b"/**")
+        assert http.get("/_stcore/health").text == "ok"
 
 
 def test_a_bad_candles_link_says_what_it_asked_for_why_not_and_what_is_shown(app: StreamlitApp, page: Any) -> None:

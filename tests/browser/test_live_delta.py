@@ -79,3 +79,92 @@ def test_after_a_while_of_patches_the_chart_equals_a_fresh_load(app: StreamlitAp
     assert len(xs) > 10 and {round(x1 - x0) for x0, x1 in itertools.pairwise(xs)} == {60_000}
     shot(live, "candles-after-patches")
     live.context.close()
+
+
+TILES = ".cs-cells"
+# the tiles as the page shows them, with the version (token) the grid holds and what it was sent
+TILES_SNAPSHOT = f"""() => {{
+  const r = document.querySelector('{TILES}');
+  if (!r || !r.__csHeld) return null;
+  const tiles = Array.from(r.querySelectorAll('.cs-tile')).map((t) => {{
+    const line = t.querySelector('polyline');
+    return {{ symbol: t.dataset.symbol, points: line ? line.getAttribute('points').split(' ') : [],
+             tags: Array.from(t.querySelectorAll('*'), (e) => e.tagName).join(' ') }};
+  }});
+  return {{ token: r.dataset.token, fulls: Number(r.dataset.fulls || 0), patches: Number(r.dataset.patches || 0),
+           asks: Number(r.dataset.asks || 0), tiles, cells: r.children.length,
+           same_cell: window.__cell === r.children[0] }};
+}}"""
+
+
+def test_the_overview_tiles_update_in_place_and_equal_a_fresh_load(app: StreamlitApp, browser: Any) -> None:
+    live = browser.new_context(viewport={"width": 1440, "height": 900}, color_scheme="dark").new_page()
+    live.goto(app.url + "/")
+    live.wait_for_function(f"() => {{ const r = document.querySelector('{TILES}'); return r && r.__csHeld; }}")
+    live.wait_for_timeout(3000)  # the first runs send the whole grid (the app's run, its fragment's)
+    live.evaluate(f"() => {{ window.__cell = document.querySelector('{TILES}').children[0]; }}")
+    first = live.evaluate(TILES_SNAPSHOT)
+    assert first["fulls"] >= 1 and first["cells"] == 6
+    live.wait_for_function(
+        f"(n) => Number(document.querySelector('{TILES}').dataset.patches || 0) >= n",
+        arg=first["patches"] + 12,  # a dozen refreshes: prices, pills and sparklines moved through splices alone
+        timeout=120_000,
+    )
+    moved = live.evaluate(TILES_SNAPSHOT)
+    assert moved["fulls"] == first["fulls"], "only splices once the tiles are drawn"
+    assert moved["same_cell"], "the tiles are updated in place, not drawn again"
+
+    fresh = browser.new_context(viewport={"width": 1440, "height": 900}, color_scheme="dark").new_page()
+    fresh.goto(app.url + "/")
+    fresh.wait_for_function(f"() => {{ const r = document.querySelector('{TILES}'); return r && r.__csHeld; }}")
+    # each page shows the tiles of its own rerun: wait until every sparkline shows the same window in both (the same
+    # first candle), then the tiles have the same markup and every closed candle's point is equal, number for number
+    deadline = time.monotonic() + 30
+    while True:
+        a, b = live.evaluate(TILES_SNAPSHOT), fresh.evaluate(TILES_SNAPSHOT)
+        windows = [(ta["points"][:1], ta["points"][1:2]) for ta in a["tiles"]]
+        if windows == [(tb["points"][:1], tb["points"][1:2]) for tb in b["tiles"]]:
+            break
+        assert time.monotonic() < deadline, "the two pages never showed the same windows"
+        live.wait_for_timeout(50)
+    assert a["patches"] > b["patches"]
+    assert [t["symbol"] for t in a["tiles"]] == [t["symbol"] for t in b["tiles"]] and len(a["tiles"]) == 6
+    for ta, tb in zip(a["tiles"], b["tiles"], strict=True):
+        assert ta["tags"] == tb["tags"], ta["symbol"]
+        assert len(ta["points"]) > 10 and ta["points"][:-1] == tb["points"][:-1], ta["symbol"]
+    fresh.context.close()
+
+    # a missed update (the page holds a version the server did not make): it asks, and gets the whole grid once
+    live.evaluate(f"() => {{ document.querySelector('{TILES}').__csHeld.token = -1; }}")
+    live.wait_for_function(
+        f"(n) => Number(document.querySelector('{TILES}').dataset.fulls || 0) > n", arg=moved["fulls"], timeout=20_000
+    )
+    again = live.evaluate(TILES_SNAPSHOT)
+    assert again["asks"] == first["asks"] + 1 and again["cells"] == 6
+    live.context.close()
+
+
+CAPTION_MOVED = """(before) => Array.from(document.querySelectorAll('[data-testid=stCaptionContainer]'))
+  .some((e) => e.innerText.startsWith('Shown from') && e.innerText !== before)"""
+
+
+def test_the_history_row_is_sent_once_and_its_caption_follows_the_window(app: StreamlitApp, browser: Any) -> None:
+    """The "Load older history" row is drawn by the app's run; each refresh sends only its caption."""
+    page = browser.new_context(viewport={"width": 1440, "height": 900}, color_scheme="dark").new_page()
+    frames: list[bytes] = []
+    page.on(
+        "websocket",
+        lambda ws: ws.on("framereceived", lambda p: frames.append(p if isinstance(p, bytes) else p.encode())),
+    )
+    page.goto(app.url + "/candles?symbol=BTCUSDT&interval=1s&bars=100")
+    wait_chart(page)
+    page.get_by_role("button", name="Load older history").wait_for(timeout=60_000)  # SQL holds older candles
+    seen = len(frames)
+    for _ in range(3):  # three moves of the window start, each through a refresh of the live part
+        shown = page.locator("[data-testid=stCaptionContainer]", has_text="Shown from").first.inner_text()
+        page.wait_for_function(CAPTION_MOVED, arg=shown, timeout=20_000)
+    later = frames[seen:]
+    assert len(later) >= 3
+    assert not any(b"Load older history" in f for f in later), "the button is not sent again by the live refreshes"
+    assert page.get_by_role("button", name="Load older history").count() == 1
+    page.context.close()

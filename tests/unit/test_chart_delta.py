@@ -135,3 +135,18 @@ def test_layout_changes_down_to_the_number_that_moved() -> None:
     assert patched_value(old, patch) == new
     assert value_patch([1, 2], [1, 2, 3]) == {"$set": [1, 2, 3]}
     assert value_patch({"a": 1}, {"b": 1}) == {"$set": {"b": 1}}
+
+
+def test_a_short_tail_goes_as_a_plain_list_a_long_or_nan_one_as_a_typed_array() -> None:
+    old = _fig([1, 2, 3], [10, 11, 12], [1, 1, 1])
+    new = _fig([1, 2, 3, 4], [10, 11, 12.25, 13.5], [1, 1, 1, 0])
+    p = figure_patch(old, new)
+    assert p is not None
+    assert p["traces"]["0"]["tail"] == {"x": [3.0, 4.0], "y": [12.25, 13.5]}  # from the first point that moved
+    assert p["traces"]["1"]["tail"] == {"x": [4.0], "marker.color": [0]}  # the volume bars kept their three
+    assert apply_patch(old, p)["data"][0]["y"] == new["data"][0]["y"]
+    long = _fig(list(range(1, 11)), [float(v) for v in range(10)], [1] * 10)
+    assert isinstance(figure_patch(old, long)["traces"]["0"]["tail"]["y"], dict)  # 7 new points: typed
+    warm = _fig([1, 2, 3, 4], [10, 11, 12, float("nan")], [1, 1, 1, 1])
+    assert isinstance(figure_patch(old, warm)["traces"]["0"]["tail"]["y"], dict)  # NaN has no JSON number
+    assert "NaN" not in json.dumps(figure_patch(old, new))

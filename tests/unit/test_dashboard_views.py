@@ -18,6 +18,7 @@ from services.charts.tiles import TileData, tile_html, tile_tooltip
 from services.charts.trend import change_pct, trend
 from services.ui.query import pick, refused_text
 from services.ui.routes import Route, route
+from services.ui.server import flattened, is_script_run
 from tests.dashboard_fixtures import T0, decode, series
 
 PATHS = ("overview", "candles", "alerts", "system")
@@ -39,6 +40,27 @@ PATHS = ("overview", "candles", "alerts", "system")
 )
 def test_a_url_path_opens_its_page_or_the_overview(requested, expected) -> None:
     assert route(requested, PATHS, default="overview") == expected
+
+
+@pytest.mark.parametrize(
+    ("raw_path", "root_path", "expected"),
+    [
+        ("/", "", None),
+        ("/candles", "", None),
+        ("/a%2Fb", "", None),  # already one segment: no redirect loop
+        ("/a/b", "", "/a%2Fb"),
+        ("/candles/extra/", "", "/candles%2Fextra"),
+        ("/x/y%20z/w", "", "/x%2Fy%20z%2Fw"),
+        ("/dash/a/b", "/dash", "/dash/a%2Fb"),  # below a base URL path
+        ("/dash/nope", "/dash", None),
+    ],
+)
+def test_a_nested_path_is_sent_to_its_one_segment_form(raw_path, root_path, expected) -> None:
+    assert flattened(raw_path, root_path) == expected
+
+
+def test_the_navigation_runs_as_a_script_and_the_server_imports_it_by_name() -> None:
+    assert is_script_run("__main__") and not is_script_run("app")
 
 
 def test_a_query_value_is_picked_from_the_options_or_refused() -> None:
