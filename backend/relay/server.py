@@ -10,13 +10,13 @@ import socket
 import sys
 import threading
 from collections.abc import Iterator
-
-import uvicorn
+from typing import TYPE_CHECKING
 
 from backend.config import Settings
-from backend.relay.app import create_app
-from backend.relay.transport import websocket_protocol
 from backend.relay.workers import cores, spreads_connections, supervise, worker_count
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +38,23 @@ def serve(settings: Settings) -> int:
 
 def serve_here(settings: Settings, sock: socket.socket | None = None) -> None:
     """Serve the relay in this process, on ``sock`` when given (a worker's), until SIGINT/SIGTERM."""
+    import uvicorn
+
     with _no_signal_echo():
         uvicorn.Server(uvicorn_config(settings)).run([sock] if sock is not None else None)
 
 
 def uvicorn_config(settings: Settings) -> uvicorn.Config:
-    """How the relay is served: its app, the WebSocket protocol and limits, no access log (the app logs requests)."""
+    """How the relay is served: its app, the WebSocket protocol and limits, no access log (the app logs requests).
+
+    The app and uvicorn are imported here, not with the module: the process that supervises workers never
+    serves, and stays small (35 MB instead of 95).
+    """
+    import uvicorn
+
+    from backend.relay.app import create_app
+    from backend.relay.transport import websocket_protocol
+
     return uvicorn.Config(
         create_app(settings),
         host=settings.api_host,
