@@ -18,11 +18,12 @@ import redis
 import websocket
 
 from backend.config import Settings
-from tests.stack import Publisher, Server, WsClient, isolated_settings, make_candle, start_relay
+from tests.stack import Publisher, Server, WsClient, isolated_settings, make_candle, relay_in_process, start_relay
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="several workers share a port on Linux only"),
+    pytest.mark.skipif(relay_in_process(), reason="workers are processes (make mutate serves the relay on a thread)"),
 ]
 
 T0 = 1_732_665_600_000  # a minute boundary
