@@ -38,9 +38,9 @@ _encode = msgspec.json.Encoder().encode
 SUMMED = tuple(f.name for f in msgspec.structs.fields(RelayFigures) if f.type is int)
 
 
-def worker_id(pid: int | None = None) -> str:
+def worker_id() -> str:
     """``HOST:PID``: unique across the hosts of a deployment, and names the process to look at."""
-    return f"{socket.gethostname()}:{pid or os.getpid()}"
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def total(workers: Sequence[WorkerStats], answering: str) -> RelayStats:
