@@ -103,7 +103,6 @@ class Workers:
     settings: Settings
     sockets: list[socket.socket]
     slots: list[Slot] = field(init=False)
-    replaced: int = 0
 
     def __post_init__(self) -> None:
         self.slots = [Slot(sock) for sock in self.sockets]
@@ -146,7 +145,6 @@ class Workers:
         if stop.wait(pause):
             return True
         self.start(slot)
-        self.replaced += 1
         return True
 
     def stop_all(self) -> None:
