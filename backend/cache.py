@@ -7,6 +7,8 @@ open_time and capped; ``{prefix}:symbols`` the symbols seen;
 one field per symbol: the ingest's open candle of every interval, its ``seq`` and the last
 trade counted (:class:`backend.aggregate.SymbolState`, MessagePack: a fifth of JSON's cost,
 whose shortest-round-trip floats dominate), so a restarted ingest continues.
+``{prefix}:relays`` the set of relay workers (``HOST:PID``) and ``{prefix}:relay:{worker}``
+each one's figures (JSON, a 5 s TTL refreshed every second: :mod:`backend.relay.report`).
 
 The relay reads these only through the functions at the end (``redis`` is an
 asyncio client); stream keys there are ``SYMBOL:INTERVAL`` (``backend.protocol.stream_key``).
@@ -57,6 +59,13 @@ class CacheKeys:
     @property
     def resume(self) -> str:
         return f"{self.prefix}:resume"
+
+    @property
+    def relays(self) -> str:
+        return f"{self.prefix}:relays"
+
+    def relay(self, worker: str) -> str:
+        return f"{self.prefix}:relay:{worker}"
 
 
 def queue_candle_writes(

@@ -181,8 +181,7 @@ def run_api(settings: Settings) -> int:
 
     with redis_url_or_embedded(settings.redis_url, settings.embedded) as target:
         # keeps the flags (--port, --host) with an embedded server too
-        serve(settings.model_copy(update={"redis_url": target.url}))
-    return 0
+        return serve(settings.model_copy(update={"redis_url": target.url}))
 
 
 def run_both(settings: Settings, *, fmt: str | None = None) -> int:
@@ -216,8 +215,8 @@ def _run_both(settings: Settings, fmt: str | None) -> int:
         child = subprocess.Popen(cmd, env=env, **processes.group_options(processes.WINDOWS))
         processes.guard(child.pid)
         try:
-            serve(settings.model_copy(update={"redis_url": url}))
+            code = serve(settings.model_copy(update={"redis_url": url}))
         finally:
             processes.stop(child, 15, own_group=processes.WINDOWS)
             processes.unguard(child.pid)
-    return 0
+    return code

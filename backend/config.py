@@ -135,6 +135,11 @@ class Settings(EnvSettings):
     latest_ttl_s: int = Field(86_400, ge=1, description="TTL of each stream's latest candle in Redis, s")
     api_host: Annotated[str, Flag(API, "--host")] = Field("127.0.0.1", description="the relay's bind address")
     api_port: Annotated[int, Flag(API, "--port")] = Field(8000, ge=0, le=65535, description="the relay's port")
+    workers: Annotated[int, Flag(API)] = Field(
+        0,
+        ge=0,
+        description="relay processes sharing the port (0: one per core; Linux only, elsewhere 1)",
+    )
     api_token: str | None = Field(None, description="when set, every route but /health needs it")
     cors_origins: Annotated[tuple[str, ...], NoDecode] = Field((), description="comma-separated CORS origins")
     ws_max_streams: int = Field(200, ge=1, description="streams one WebSocket connection may subscribe to")

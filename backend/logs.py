@@ -36,9 +36,10 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-def configure_logging(level: str | int) -> None:
-    """Log to stderr at ``level`` in :data:`FORMAT`, every handler redacting secrets."""
-    logging.basicConfig(level=level, format=FORMAT)
+def configure_logging(level: str | int, *, process: bool = False) -> None:
+    """Log to stderr at ``level`` in :data:`FORMAT` (with the pid: one of several workers), every handler redacting
+    secrets."""
+    logging.basicConfig(level=level, format=FORMAT.replace("%(name)s", "%(name)s[%(process)d]") if process else FORMAT)
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, RedactSecrets) for f in handler.filters):
             handler.addFilter(RedactSecrets())

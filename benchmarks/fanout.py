@@ -1,18 +1,20 @@
 """Fan-out benchmark: N WebSocket clients on one stream receiving U updates/s through a real relay.
 
-For each scenario a fresh relay (``python -m backend api``) runs on loopback
-against Redis (an embedded Valkey unless ``--redis-url``); a publisher process
-writes U candle updates per second the way the ingest does (SET + PUBLISH,
-``emitted_at`` stamped just before); N clients in this one asyncio process
-(the ``websockets`` library on uvloop) subscribe to the stream and time each update from
-``emitted_at`` to its arrival. Printed per scenario: delivered messages/s
-(and the share of those expected), publish→receive latency p50/p99/max, the
-relay's CPU and memory, and this client process's CPU.
+For each scenario and each number of relay workers, a fresh relay (``python -m backend api
+--workers W``) runs on loopback against Redis (an embedded Valkey of its own unless
+``--redis-url``); a publisher process writes U candle updates per second the way the ingest
+does (SET + PUBLISH, ``emitted_at`` stamped just before); N clients in this one asyncio
+process (a lean client on uvloop) subscribe to the stream and time each update from
+``emitted_at`` to its arrival. Printed per run: delivered messages/s (and the share of those
+expected), publish→receive latency p50/p99/max, the relay's CPU and memory (every relay
+process: the workers and the process that supervises them), this client process's CPU, and
+the Redis commands per second in the window (``INFO commandstats``: the publisher's SET and
+PUBLISH, the workers' once-a-second figure reports; none per viewer).
 
-    .venv/bin/python benchmarks/fanout.py                       # 100x10, 1000x10, 5000x1
-    .venv/bin/python benchmarks/fanout.py --scenarios 5000x10 --seconds 20
+    .venv/bin/python benchmarks/fanout.py                       # 100x10, 1000x10, 5000x1, one worker
+    .venv/bin/python benchmarks/fanout.py --workers 1,2 --scenarios 100x1,10000x1,1000x10
 
-Bounded in time: each scenario takes its connect time plus ``--seconds`` + 3 s.
+Bounded in time: each run takes its connect time plus ``--seconds`` + a few s.
 """
 
 from __future__ import annotations
@@ -34,13 +36,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
+import redis
 from websockets.asyncio.client import connect
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from backend.config import Settings  # noqa: E402
-from tests.stack import Publisher, Server, make_candle, start_relay  # noqa: E402
+from tests.stack import Publisher, Server, descendants, make_candle, start_relay  # noqa: E402
 
 SYMBOL = "BENCHUSDT"
 INTERVAL = "1s"
@@ -66,6 +69,7 @@ class Window:
     latencies: list[float] = field(default_factory=list)
     connected: int = 0
     failed: int = 0
+    flowing: asyncio.Event = field(default_factory=asyncio.Event)  # a first update arrived
 
 
 def publish(settings: Settings, rate: float, seconds: float) -> None:
@@ -165,6 +169,7 @@ class LeanClient(asyncio.Protocol):
             window = self.window
             frame = _frame.decode(payload)
             if isinstance(frame, list):
+                window.flowing.set()
                 for stamp in frame:
                     if window.start_ms <= stamp.emitted_at < window.end_ms:
                         window.latencies.append(now - stamp.emitted_at)
@@ -211,6 +216,7 @@ async def library_client(url: str, window: Window, gate: asyncio.Semaphore) -> a
                 now = time.time() * 1000
                 frame = _frame.decode(raw)
                 if isinstance(frame, list):
+                    window.flowing.set()
                     for stamp in frame:
                         if window.start_ms <= stamp.emitted_at < window.end_ms:
                             latencies.append(now - stamp.emitted_at)
@@ -239,6 +245,22 @@ def proc_mem_mb(pid: int, key: str = "VmRSS") -> float:
     return float("nan")
 
 
+def relay_pids(relay: Server) -> list[int]:
+    """Every process of the relay: the one started, and under it the workers (and their guardian)."""
+    return [relay.process.pid, *descendants(relay.process.pid)]
+
+
+def command_calls(client: redis.Redis) -> dict[str, int]:
+    stats = client.info("commandstats")
+    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+
+
+def commands_per_s(before: dict[str, int], after: dict[str, int], span: float) -> str:
+    """The commands issued in the window, per second, but INFO (ours): ``publish 10, set 10, setex 2``."""
+    counts = {k: n - before.get(k, 0) for k, n in after.items() if k != "info" and n != before.get(k, 0)}
+    return ", ".join(f"{k} {n / span:.3g}" for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
 def self_cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -265,19 +287,22 @@ async def run_scenario(
     for exc in errors[:3]:
         print(f"  a client failed to connect: {exc!r}", file=sys.stderr)
     connect_s = time.monotonic() - t0
-    pid = relay.process.pid
-    idle_rss = proc_mem_mb(pid)
+    pids = relay_pids(relay)
+    idle_rss = sum(proc_mem_mb(p) for p in pids)
+    r = redis.Redis.from_url(settings.redis_url or "")
 
     ctx = multiprocessing.get_context("spawn")
-    pub = ctx.Process(target=publish, args=(settings, rate, WARMUP_S + seconds + 0.5), daemon=True)
+    pub = ctx.Process(target=publish, args=(settings, rate, WARMUP_S + seconds + 3), daemon=True)
     pub.start()
+    await asyncio.wait_for(window.flowing.wait(), 60)  # the publisher started (and added the symbol)
     await asyncio.sleep(WARMUP_S)
     window.start_ms = time.time() * 1000
-    cpu0, self0 = proc_cpu_s(pid), self_cpu_s()
+    cpu0, self0, calls0 = sum(proc_cpu_s(p) for p in pids), self_cpu_s(), command_calls(r)
     await asyncio.sleep(seconds)
     window.end_ms = time.time() * 1000
-    cpu1, self1 = proc_cpu_s(pid), self_cpu_s()
-    rss = proc_mem_mb(pid)
+    cpu1, self1, calls1 = sum(proc_cpu_s(p) for p in pids), self_cpu_s(), command_calls(r)
+    rss = sum(proc_mem_mb(p) for p in pids)
+    r.close()
     await asyncio.sleep(1.5)  # updates published in the window and still on their way
     pub.join(10)
     stats = relay.stats()
@@ -308,6 +333,9 @@ async def run_scenario(
         "clients_cpu": (self1 - self0) / span * 100,
         "coalesced": stats["coalesced"],
         "slow_disconnects": stats["slow_disconnects"],
+        "workers": len(stats["workers"]),
+        "spread": "/".join(str(w["connections"]) for w in stats["workers"]),
+        "redis": commands_per_s(calls0, calls1, span),
     }
 
 
@@ -315,12 +343,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenarios", default="100x10,1000x10,5000x1", help="CLIENTSxUPDATES_PER_S, comma-separated")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per scenario")
+    parser.add_argument("--workers", default="1", help="relay workers, comma-separated: each scenario runs with each")
     parser.add_argument("--redis-url", help="a Redis to use (default: start an embedded Valkey)")
     parser.add_argument(
         "--client", choices=("lean", "websockets"), default="lean", help="client implementation (default: lean)"
     )
     args = parser.parse_args()
     scenarios = [(int(c), float(u)) for c, u in (s.split("x") for s in args.scenarios.split(","))]
+    worker_counts = [int(w) for w in args.workers.split(",")]
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
@@ -347,30 +377,38 @@ def main() -> int:
     rows = []
     try:
         for n, rate in scenarios:
-            tag = uuid.uuid4().hex[:8]
-            settings = base.model_copy(update=dict(redis_prefix=f"bench{tag}", updates_channel=f"bench{tag}:updates",
-                                                   alerts_channel=f"bench{tag}:alerts"))  # fmt: skip
-            relay = start_relay(settings, log_dir=settings.data_dir)
-            print(f"- {n} clients x {rate:g} updates/s ...", flush=True)
-            row = run_loop(run_scenario(relay, settings, n, rate, args.seconds, args.client))
-            rows.append(row)
-            print(
-                f"  connected {row['clients']:.0f} in {row['connect_s']:.1f} s; delivered {row['delivered_per_s']:,.0f}"
-                f" msg/s ({row['delivered_share']:.1%}); latency p50 {row['p50']:.1f} ms, p99 {row['p99']:.1f} ms,"
-                f" max {row['max']:.1f} ms; relay CPU {row['relay_cpu']:.0f}%, RSS {row['relay_rss']:.0f} MB",
-                flush=True,
-            )
+            for workers in worker_counts:
+                tag = f"bench{uuid.uuid4().hex[:8]}"
+                settings = base.model_copy(
+                    update=dict(redis_prefix=tag, updates_channel=f"{tag}:updates", alerts_channel=f"{tag}:alerts",
+                                workers=workers)
+                )  # fmt: skip
+                relay = start_relay(settings, log_dir=settings.data_dir, timeout=60)
+                relay.wait_until(lambda: len(relay.worker_pids()) == workers, 60, f"{workers} workers")  # noqa: B023
+                print(f"- {n} clients x {rate:g} updates/s, {workers} worker(s) ...", flush=True)
+                row = run_loop(run_scenario(relay, settings, n, rate, args.seconds, args.client))
+                rows.append(row)
+                print(
+                    f"  connected {row['clients']:.0f} in {row['connect_s']:.1f} s (per worker {row['spread']});"
+                    f" delivered {row['delivered_per_s']:,.0f} msg/s ({row['delivered_share']:.1%}); latency p50"
+                    f" {row['p50']:.1f} ms, p99 {row['p99']:.1f} ms, max {row['max']:.1f} ms; relay CPU"
+                    f" {row['relay_cpu']:.0f}%, RSS {row['relay_rss']:.0f} MB; Redis commands/s: {row['redis']}",
+                    flush=True,
+                )
     finally:
         if valkey is not None:
             valkey.stop()
     print()
-    print("| clients | updates/s | delivered msg/s | p50 ms | p99 ms | max ms | relay CPU | relay RSS | client CPU |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| clients | updates/s | workers | delivered msg/s | p50 ms | p99 ms | max ms | relay CPU | relay RSS "
+        "| client CPU | Redis commands/s |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         print(
-            f"| {r['clients']:,.0f} | {r['rate']:g} | {r['delivered_per_s']:,.0f} ({r['delivered_share']:.0%}) "
-            f"| {r['p50']:.1f} | {r['p99']:.1f} | {r['max']:.1f} | {r['relay_cpu']:.0f}% "
-            f"| {r['relay_rss']:.0f} MB | {r['clients_cpu']:.0f}% |"
+            f"| {r['clients']:,.0f} | {r['rate']:g} | {r['workers']} | {r['delivered_per_s']:,.0f} "
+            f"({r['delivered_share']:.0%}) | {r['p50']:.1f} | {r['p99']:.1f} | {r['max']:.1f} | {r['relay_cpu']:.0f}% "
+            f"| {r['relay_rss']:.0f} MB | {r['clients_cpu']:.0f}% | {r['redis']} |"
         )
     return 0
 

@@ -50,6 +50,7 @@ def isolated_settings(redis_url: str, data_dir: Path, **overrides: Any) -> Setti
         alerts_channel=f"test{tag}:alerts",
         alert_rules_channel=f"test{tag}:alert-rules",
         data_dir=data_dir,
+        workers=1,  # one relay process unless a test asks for more (its figures are then immediate)
     )
     return base.model_copy(update=overrides)
 
@@ -103,6 +104,10 @@ class Server:
 
     def stats(self, **kwargs: Any) -> dict[str, Any]:
         return self.get("/ws/stats", **kwargs).json()
+
+    def worker_pids(self) -> list[int]:
+        """The relay workers reporting (``--workers``), by pid."""
+        return sorted(w["pid"] for w in self.stats()["workers"])
 
     def log_tail(self, n: int = 40) -> str:
         with contextlib.suppress(OSError):
@@ -252,6 +257,7 @@ def start_stack(
         "CANDLES_API_HOST": "127.0.0.1",
         "CANDLES_API_PORT": str(port),
         "CANDLES_DATA_DIR": str(data_dir),
+        "CANDLES_WORKERS": "1",  # one relay process unless ``env`` asks for more
     }
     process, log_path = _spawn(["run"], clean_environ(base | (env or {})), log_dir or data_dir, "stack", group=True)
     server = Server(f"http://127.0.0.1:{port}", process, log_path, group=True)

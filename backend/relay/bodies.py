@@ -67,8 +67,8 @@ class RedisState(msgspec.Struct):
     channels: list[str]
 
 
-class RelayStats(msgspec.Struct):
-    """``GET /ws/stats``: what this relay process is doing."""
+class RelayFigures(msgspec.Struct, kw_only=True):
+    """What relay processes are doing: one worker's figures, or their sum over every worker."""
 
     connections: int
     subscriptions: dict[str, int]
@@ -83,6 +83,21 @@ class RelayStats(msgspec.Struct):
     redis: RedisState
     last_delay_ms: int | None
     uptime_s: float
+
+
+class WorkerStats(RelayFigures, kw_only=True):
+    """One relay process (worker), as it reports itself to Redis every second (README "Relay workers")."""
+
+    worker: str  # HOST:PID
+    host: str
+    pid: int
+
+
+class RelayStats(RelayFigures, kw_only=True):
+    """``GET /ws/stats``: every relay worker reporting to this Redis, in total (these figures) and one by one."""
+
+    worker: str  # the one that answered
+    workers: list[WorkerStats]
 
 
 class StatsBody(msgspec.Struct):
@@ -100,7 +115,7 @@ class HealthBody(msgspec.Struct):
     connections: int
 
 
-BODIES = (ErrorBody, SymbolsBody, CandlesBody, LatestBody, HistoryBody, StatsBody, HealthBody, RelayStats)
+BODIES = (ErrorBody, SymbolsBody, CandlesBody, LatestBody, HistoryBody, StatsBody, HealthBody, RelayStats, WorkerStats)
 
 
 def encoded_response(body: msgspec.Struct, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -1,4 +1,4 @@
-"""What one relay process holds, and its lifespan: the Redis client, hub, subscriber, database and metrics."""
+"""What one relay process holds, and its lifespan: the Redis client, hub, subscriber, reporter, database, metrics."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
+import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,11 +19,12 @@ from redis.backoff import NoBackoff
 
 from backend.cache import CacheKeys
 from backend.config import Settings
-from backend.relay.bodies import RedisState, RelayStats
+from backend.relay.bodies import RedisState, RelayStats, WorkerStats
 from backend.relay.database import Database
 from backend.relay.errors import ApiError
 from backend.relay.hub import Hub
 from backend.relay.metrics import Metrics
+from backend.relay.report import Reporter, total, worker_id
 from backend.relay.subscriber import Subscriber
 
 log = logging.getLogger(__name__)
@@ -58,8 +61,10 @@ class Relay:
         self.hub = Hub(settings)
         self.subscriber = Subscriber(settings, self.hub, self.redis)
         self.db = Database(settings.effective_database_url(), settings.db_timeouts())
-        self.metrics = Metrics(self.hub, self.subscriber)
+        self.metrics = Metrics()
         self.started = time.monotonic()
+        self.worker = worker_id()
+        self.reporter = Reporter(self.redis, self.keys, self.own_stats)
         self._tasks: list[asyncio.Task[None]] = []
 
     @asynccontextmanager
@@ -68,6 +73,7 @@ class Relay:
         self._tasks = [
             asyncio.create_task(self.subscriber.run(), name="redis-subscriber"),
             asyncio.create_task(self.hub.run_watchdog(), name="slow-client-watchdog"),
+            asyncio.create_task(self.reporter.run(), name="figures-reporter"),
         ]
         with contextlib.suppress(ApiError, TimeoutError):  # history answers 503 until the database is there
             await asyncio.wait_for(self.db.get(), 5)
@@ -86,13 +92,21 @@ class Relay:
             for task in self._tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await self.reporter.withdraw()
             await self.redis.aclose()
             self.db.close()
 
-    def stats(self) -> RelayStats:
-        """``GET /ws/stats``: the hub's figures and the subscription's state."""
+    async def stats(self) -> RelayStats:
+        """``GET /ws/stats``: every relay worker's figures (this one's live), in total and one by one."""
+        return total(await self.reporter.workers(), self.worker)
+
+    def own_stats(self) -> WorkerStats:
+        """This process's figures: the hub's and the subscription's state."""
         hub = self.hub
-        return RelayStats(
+        return WorkerStats(
+            worker=self.worker,
+            host=socket.gethostname(),
+            pid=os.getpid(),
             connections=len(hub.clients),
             subscriptions={k: len(v) for k, v in sorted(hub.subscribers.items())},
             messages_in=hub.messages_in,

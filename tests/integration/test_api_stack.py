@@ -12,7 +12,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_backend_run_serves_live_candles_and_stops_cleanly(tmp_path: Path) -> None:
-    with start_stack(data_dir=tmp_path, symbols=("BTCUSDT", "ETHUSDT")) as stack:
+    """With two relay workers (the default on two cores): their stop comes first, then the ingest's and Valkey's."""
+    with start_stack({"CANDLES_WORKERS": "2"}, data_dir=tmp_path, symbols=("BTCUSDT", "ETHUSDT")) as stack:
+        stack.wait_until(lambda: len(stack.worker_pids()) == 2, 60, "two relay workers")
         assert stack.get("/api/v1/symbols").json()["symbols"] == ["BTCUSDT", "ETHUSDT"]
         with WsClient(stack.ws_url) as client:
             _, snapshot = client.subscribe(["BTCUSDT"], ["1s"])

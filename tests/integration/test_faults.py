@@ -65,8 +65,9 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
 
 @pytest.mark.skipif(not LINUX, reason="finds the children in /proc (the guardian itself works everywhere)")
 def test_backend_run_killed_leaves_no_child_and_a_second_run_is_refused_naming_the_pid(tmp_path: Path) -> None:
-    stack = start_stack({"CANDLES_SIM_HISTORY_S": "30"}, data_dir=tmp_path)
+    stack = start_stack({"CANDLES_SIM_HISTORY_S": "30", "CANDLES_WORKERS": "2"}, data_dir=tmp_path)
     try:
+        stack.wait_until(lambda: len(stack.worker_pids()) == 2, 60, "two relay workers")
         second = subprocess.run(
             [sys.executable, "-m", "backend", "run", "--port", str(free_port())],
             cwd=ROOT,
@@ -81,7 +82,7 @@ def test_backend_run_killed_leaves_no_child_and_a_second_run_is_refused_naming_t
 
         children = descendants(stack.process.pid)
         kinds = sorted(_kind(pid) for pid in children)
-        assert kinds == ["guardian", "ingest", "redis"], kinds
+        assert kinds == ["guardian", "ingest", "redis", "relay worker", "relay worker"], kinds
         os.kill(stack.process.pid, signal.SIGKILL)  # as the OOM killer would
         stack.process.wait()
         wait_for(lambda: not any(processes.alive(pid) for pid in children), "end of every child")
@@ -100,6 +101,8 @@ def _kind(pid: int) -> str:
     argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     if b"valkey-server" in argv[0] or b"backend.fallback_redis" in argv:
         return "redis"  # the embedded server: Valkey, or the pure-Python fallback
+    if b"backend.relay.worker" in argv:
+        return "relay worker"
     return "guardian" if b"backend.processes" in argv else "ingest" if b"ingest" in argv else argv[0].decode()
 
 

@@ -133,8 +133,8 @@ def test_flags_are_derived_from_the_fields() -> None:
     ingest = ["--source", "--backfill-s", "--feed-silence-s", "--speed", "--seed", "--history", "--rate", "--emit-ms",
               "--drain-timeout"]  # fmt: skip
     assert _flags("ingest") == ["-h", *common, *ingest, "--format"]
-    assert _flags("api") == ["-h", *common, "--host", "--port"]
-    assert _flags("run") == ["-h", *common, *ingest, "--host", "--port", "--format"]
+    assert _flags("api") == ["-h", *common, "--host", "--port", "--workers"]
+    assert _flags("run") == ["-h", *common, *ingest, "--host", "--port", "--workers", "--format"]
     assert _flags("aggregate") == ["-h", "--intervals", "--out", "--format", "--symbol"]
 
 

@@ -40,12 +40,13 @@ def router(relay: Relay) -> APIRouter:
             ingest = await cache.read_stats(relay.redis, relay.keys, "ingest")
         except RedisError:
             ingest = None
-        return encoded_response(StatsBody(ingest, relay.stats()))
+        return encoded_response(StatsBody(ingest, await relay.stats()))
 
     @api.get("/ws/stats", responses=responses(RelayStats))
     async def ws_stats() -> Response:
-        """Connections, subscriptions per stream, messages in/out, slow clients, Redis subscription state."""
-        return encoded_response(relay.stats())
+        """Connections, subscriptions per stream, messages in/out, slow clients, Redis subscription state:
+        in total over every relay worker, and each worker's own."""
+        return encoded_response(await relay.stats())
 
     @api.get("/health", responses=health_responses)
     async def health() -> Response:
@@ -58,8 +59,8 @@ def router(relay: Relay) -> APIRouter:
 
     @api.get("/metrics", response_class=PlainTextResponse, responses=responses("text/plain"))
     async def metrics() -> Response:
-        """Prometheus exposition: relay figures and HTTP timings."""
-        return Response(relay.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+        """Prometheus exposition: relay figures (in total and per worker) and HTTP timings."""
+        return Response(relay.metrics.exposition(await relay.stats()), media_type=CONTENT_TYPE_LATEST)
 
     @api.get("/ws/test", response_class=HTMLResponse, responses=responses("text/html"))
     async def ws_test() -> HTMLResponse:
