@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,11 +53,13 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
     jars = tuple(Path(j).resolve().as_uri() for j in args.jars.split(",") if j)
     outputs = CandleOutputs(args.out, sinks)
     with tempfile.TemporaryDirectory(prefix="candles-flink-") as tmp:
-        read = ""
+        read = converted = ""
         if args.input is not None:
             limits = ReadLimits(settings.read_max_ratio, settings.read_max_bytes)
             csv = Path(tmp) / "trades.csv"
+            started = time.monotonic()
             done = convert(args.input, csv, fmt=args.fmt, symbol=args.symbol, limits=limits)
+            converted = f"converted in {time.monotonic() - started:.1f} s, "
             for why in done.skipped:
                 print(f"skipped {why}", file=sys.stderr)
             options = csv_options(str(csv))
@@ -73,8 +76,8 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
     late = sum(report.late.values())
     where = f" to {args.out}" if args.out else ""
     print(
-        f"{read}late {late}; wrote {outputs.written} candles{where}; first row after {report.started_s or 0:.1f} s, "
-        f"done after {report.total_s:.1f} s",
+        f"{read}late {late}; wrote {outputs.written} candles{where}; {converted}first row after "
+        f"{report.started_s or 0:.1f} s, done after {report.total_s:.1f} s",
         file=sys.stderr,
     )
     if undelivered:

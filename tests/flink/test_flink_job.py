@@ -13,16 +13,20 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 import redis
+import websocket
 
 pytest.importorskip(
     "pyflink", reason="PyFlink is not in this venv: `make flink-venv` builds .venv-flink, `make test-flink` runs this"
 )
 
+from backend import processes
 from backend.cache import CacheKeys
 from backend.config import INTERVALS_MS, Settings, parse_intervals
 from backend.flink.job import JavaMissing, java_version
@@ -60,6 +64,27 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def read_while_running(client: WsClient, job: subprocess.Popen[bytes], n: int, log: Path) -> list[dict[str, Any]]:
+    """The first ``n`` candles the client receives, read as they come while the job runs (reading answers the
+    relay's pings: a client that only listened after the job would be closed as dead)."""
+    received: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 600
+    while len(received) < n:
+        if job.poll() is not None:
+            if job.returncode != 0:
+                pytest.fail(f"the job failed ({job.returncode}):\n{log.read_text()[-3000:]}")
+            deadline = min(deadline, time.monotonic() + 30)  # published: the relay forwards at once
+        if time.monotonic() > deadline:
+            pytest.fail(f"{len(received)} of {n} candles received:\n{log.read_text()[-3000:]}")
+        try:
+            message = client.recv(timeout=1)
+        except websocket.WebSocketTimeoutException:
+            continue
+        if isinstance(message, list):
+            received.extend(m for m in message if m.get("type") == "candle")
+    return received
+
+
 def same_candle(got: dict[str, object], want: dict[str, str], skip: tuple[str, ...] = ()) -> bool:
     """Every field equal as the file writes it, the sums within 1e-13 relative (see SUMS)."""
     for name, text in want.items():
@@ -84,25 +109,27 @@ def test_flink_candles_equal_the_aggregators_and_reach_redis_sql_and_a_relay_cli
     assert aggregate_command(TRADES, INTERVALS, expected) == 0
     want = read_rows(expected)
 
+    watched = [r for r in want if r["interval"] in WATCHED]
+    out, log = tmp_path / "flink.csv", tmp_path / "flink.log"
     relay = start_relay(settings, log_dir=tmp_path, python=RELAY_PYTHON)
     try:
-        with WsClient(relay.ws_url) as client:
+        with WsClient(relay.ws_url) as client, log.open("w") as log_file:
             client.subscribe(["XRPETH"], WATCHED)
-            out = tmp_path / "flink.csv"
-            job = subprocess.run(
+            job = subprocess.Popen(
                 [*JOB, "--input", str(SAMPLE_DIR), "--intervals", INTERVALS, "--out", str(out), "--parallelism", "2"],
                 cwd=ROOT,
                 env=clean_environ(settings_env(settings)),
-                capture_output=True,
-                text=True,
-                timeout=600,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
             )
-            assert job.returncode == 0, job.stderr[-3000:]
-            assert "read 12477 rows: rejected 0 (none), late 0; wrote 4588 candles" in job.stderr, job.stderr[-3000:]
-            watched = [r for r in want if r["interval"] in WATCHED]
-            received = client.candles(len(watched), timeout=60)
+            try:
+                received = read_while_running(client, job, len(watched), log)
+                assert job.wait(timeout=600) == 0, log.read_text()[-3000:]
+            finally:
+                processes.stop(job, 10)
     finally:
         relay.stop()
+    assert "read 12477 rows: rejected 0 (none), late 0; wrote 4588 candles" in log.read_text(), log.read_text()[-3000:]
 
     # the file: every candle of `aggregate`, in its order, every field
     got = read_rows(out)
