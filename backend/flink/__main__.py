@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--parallelism", type=int, default=1, help="parallel subtasks, keyed by symbol (default 1)")
     run.add_argument("--lateness-ms", type=int, default=5_000, help="how far a trade may lag the newest (default 5000)")
     run.add_argument("--checkpoint-ms", type=int, help="checkpoint interval (default: no checkpoints)")
+    run.add_argument("--jobmanager", metavar="HOST:PORT", help="run on this cluster (its REST port; default: local)")
     return parser
 
 
@@ -67,7 +68,9 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
             read = f"read {done.trades + rejects.total} rows: rejected {rejects.total} ({rejects.summary()}), "
         else:
             options = kafka_options(args.kafka, args.topic, args.group)
-        spec = JobSpec(options, intervals, args.parallelism, args.lateness_ms, args.checkpoint_ms, jars)
+        spec = JobSpec(
+            options, intervals, args.parallelism, args.lateness_ms, args.checkpoint_ms, jars, args.jobmanager
+        )
         try:
             report = run_job(spec, outputs)
             undelivered = outputs.finish()

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from backend.flink.candles import CandleStreams, WindowRow
 from backend.flink.sink import CandleOutputs
@@ -66,6 +67,7 @@ class JobSpec:
     lateness_ms: int = 5_000
     checkpoint_ms: int | None = None  # checkpointing interval (a Kafka source resumes from its offsets)
     jars: tuple[str, ...] = ()  # connector jars (Kafka), as file:// URLs
+    jobmanager: str | None = None  # HOST:PORT of a cluster's REST endpoint (None: a local mini-cluster)
 
 
 @dataclass
@@ -79,20 +81,30 @@ class JobReport:
     total_s: float = 0.0
 
 
-def table_environment(spec: JobSpec) -> object:
+def job_config(spec: JobSpec) -> dict[str, str]:
+    """Every Flink setting of the run: :data:`JOB_CONFIG`, parallelism, checkpoints, jars and where it runs."""
+    config = dict(JOB_CONFIG)
+    config["parallelism.default"] = str(spec.parallelism)
+    if spec.checkpoint_ms:
+        config["execution.checkpointing.interval"] = f"{spec.checkpoint_ms} ms"
+    if spec.jars:
+        config["pipeline.jars"] = ";".join(spec.jars)
+    if spec.jobmanager:  # a session cluster's REST endpoint: the job runs there, this process collects its rows
+        host, _, port = spec.jobmanager.rpartition(":")
+        config |= {"execution.target": "remote", "rest.address": host, "rest.port": port}
+    return config
+
+
+def table_environment(spec: JobSpec) -> Any:
     """A streaming TableEnvironment configured for the job (the JVM starts here)."""
+    from pyflink.common import Configuration
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
-    env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
-    config = env.get_config()
-    for key, value in JOB_CONFIG.items():
-        config.set(key, value)
-    config.set("parallelism.default", str(spec.parallelism))
-    if spec.checkpoint_ms:
-        config.set("execution.checkpointing.interval", f"{spec.checkpoint_ms} ms")
-    if spec.jars:
-        config.set("pipeline.jars", ";".join(spec.jars))
-    return env
+    config = Configuration()
+    for key, value in job_config(spec).items():
+        config.set_string(key, value)
+    settings = EnvironmentSettings.new_instance().in_streaming_mode().with_configuration(config).build()
+    return TableEnvironment.create(settings)
 
 
 def run_job(spec: JobSpec, outputs: CandleOutputs) -> JobReport:
@@ -101,8 +113,8 @@ def run_job(spec: JobSpec, outputs: CandleOutputs) -> JobReport:
     start = time.monotonic()
     report = JobReport()
     env = table_environment(spec)
-    env.execute_sql(trades_ddl(spec.source, spec.lateness_ms))  # type: ignore[attr-defined]
-    result = env.execute_sql(candle_query(spec.intervals))  # type: ignore[attr-defined]
+    env.execute_sql(trades_ddl(spec.source, spec.lateness_ms))
+    result = env.execute_sql(candle_query(spec.intervals))
     streams = CandleStreams()
     pending: list = []
     first_wait = 0.0
