@@ -54,8 +54,8 @@ test-flink: flink-venv
 	$(FLINK_PY) -m pytest -m flink tests/flink -rs $(PYTEST_ARGS)
 
 # trades/s of the Flink job at parallelism 1 and 2 beside the in-process aggregator (BENCH_ARGS: see --help)
-bench-flink: flink-venv
-	$(FLINK_PY) benchmarks/flink.py $(BENCH_ARGS)
+bench-flink: setup flink-venv
+	$(PY) benchmarks/flink.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(FLINK_VENV) .pytest_cache .ruff_cache mutants

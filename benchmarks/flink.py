@@ -7,10 +7,9 @@ One CSV of simulated trades (``--symbols`` symbols, the default intervals); then
 process: ``python -m backend aggregate`` (the in-process aggregator: read, aggregate, write) and
 ``python -m backend.flink run`` in ``.venv-flink`` at each parallelism (convert to the job's CSV, start the
 JVM and the mini-cluster, run the SQL, write the candles). For Flink it prints the conversion to CSV and
-the startup (start of the job to its first row: JVM, mini-cluster, job graph) apart from the trades/s
-of the job after its startup, and the
-wall time of the whole command beside the aggregator's (whose trades/s is over its whole run: reading,
-aggregating, writing). Both must write the same number of candles.
+the startup (the job run on a single trade: JVM, mini-cluster, job graph, teardown) apart from the trades/s
+of the job beyond that startup, and the wall time of the whole command beside the aggregator's (whose
+trades/s is over its whole run: reading, aggregating, writing). Both must write the same number of candles.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ from benchmarks.aggregate import make_trades, write_csv  # noqa: E402
 
 INTERVALS = "1s,1m,5m,15m,1h"
 FLINK_DONE = re.compile(
-    r"wrote (\d+) candles.*converted in ([\d.]+) s, first row after ([\d.]+) s, done after ([\d.]+) s"
+    r"wrote (\d+) candles.*converted in ([\d.]+) s, first batch after [\d.]+ s, done after ([\d.]+) s"
 )
 AGGREGATE_DONE = re.compile(r"wrote (\d+) candles")
 
@@ -43,6 +42,15 @@ def timed(cmd: list[str]) -> tuple[float, str]:
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return wall, done.stderr
+
+
+def flink_run(cmd: list[str]) -> tuple[float, int, float, float]:
+    """Run the Flink job: wall seconds, candles written, seconds converting, seconds of the job itself."""
+    wall, err = timed(cmd)
+    match = FLINK_DONE.search(err)
+    if match is None:
+        raise SystemExit(f"no summary from the Flink job:\n{err[-3000:]}")
+    return wall, int(match.group(1)), float(match.group(2)), float(match.group(3))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,14 +77,15 @@ def main(argv: list[str] | None = None) -> int:
         name = "in-process aggregator (aggregate)"
         print(f"{name:<34}{wall:>8.1f}{'-':>11}{'-':>11}{n / wall:>12,.0f}{candles:>10,}")
 
+        tiny = Path(tmp) / "one-trade.csv"
+        with trades.open() as f, tiny.open("w") as out:
+            out.write(f.readline() + f.readline())  # the header and one trade
         for p in [int(x) for x in args.parallelism.split(",") if x]:
-            out = Path(tmp) / f"flink{p}.csv"
-            cmd = [args.flink_python, "-m", "backend.flink", "run", "--input", str(trades), "--intervals", INTERVALS]
-            wall, err = timed([*cmd, "--out", str(out), "--parallelism", str(p)])
-            match = FLINK_DONE.search(err)
-            if match is None:
-                raise SystemExit(f"no summary from the Flink job:\n{err[-3000:]}")
-            flink_candles, convert, startup, total = int(match.group(1)), *map(float, match.group(2, 3, 4))
+            cmd = [args.flink_python, "-m", "backend.flink", "run", "--intervals", INTERVALS, "--parallelism", str(p)]
+            startup = flink_run([*cmd, "--input", str(tiny), "--out", str(Path(tmp) / "tiny.csv")])[2]
+            wall, flink_candles, convert, total = flink_run(
+                [*cmd, "--input", str(trades), "--out", str(Path(tmp) / "f.csv")]
+            )
             rate = n / max(total - startup, 1e-9)
             same = "" if flink_candles == candles else "  (candle count differs!)"
             name = f"Flink SQL job, parallelism {p}"

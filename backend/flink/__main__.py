@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--parallelism", type=int, default=1, help="parallel subtasks, keyed by symbol (default 1)")
     run.add_argument("--lateness-ms", type=int, default=5_000, help="how far a trade may lag the newest (default 5000)")
     run.add_argument("--checkpoint-ms", type=int, help="checkpoint interval (default: no checkpoints)")
+    run.add_argument(
+        "--batch-rows",
+        type=int,
+        help="result rows handed over at once (default 10000 for --input; 1 for --kafka: each candle as it closes)",
+    )
     run.add_argument("--jobmanager", metavar="HOST:PORT", help="run on this cluster (its REST port; default: local)")
     return parser
 
@@ -68,8 +73,16 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
             read = f"read {done.trades + rejects.total} rows: rejected {rejects.total} ({rejects.summary()}), "
         else:
             options = kafka_options(args.kafka, args.topic, args.group)
+        batch_rows = args.batch_rows or (10_000 if args.input is not None else 1)
         spec = JobSpec(
-            options, intervals, args.parallelism, args.lateness_ms, args.checkpoint_ms, jars, args.jobmanager
+            options,
+            intervals,
+            parallelism=args.parallelism,
+            lateness_ms=args.lateness_ms,
+            checkpoint_ms=args.checkpoint_ms,
+            jars=jars,
+            jobmanager=args.jobmanager,
+            batch_rows=batch_rows,
         )
         try:
             report = run_job(spec, outputs)
@@ -79,7 +92,7 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
     late = sum(report.late.values())
     where = f" to {args.out}" if args.out else ""
     print(
-        f"{read}late {late}; wrote {outputs.written} candles{where}; {converted}first row after "
+        f"{read}late {late}; wrote {outputs.written} candles{where}; {converted}first batch after "
         f"{report.started_s or 0:.1f} s, done after {report.total_s:.1f} s",
         file=sys.stderr,
     )

@@ -1,15 +1,17 @@
 """The Flink SQL of the job: the trade table (CSV files or a Kafka topic) and the candle query (pure text).
 
-The hot path is SQL only, no per-trade Python. Per interval, a tumbling window of event time gives
-high, low, the sums and the count; open and close come from Window Top-N (``ROW_NUMBER()`` by
-``(ts, trade_id)``, ascending for the open, descending for the close), because ``FIRST_VALUE`` and
-``LAST_VALUE`` follow arrival order and disagree with the exchange when trades arrive out of order or
-share a timestamp. The three are joined per ``(symbol, window)``; the intervals are one ``UNION ALL``.
+The hot path is SQL only, no per-trade Python. Only the finest interval reads the trades: a tumbling
+window of event time gives high, low, the sums and the count; open and close come from Window Top-N
+(``ROW_NUMBER()`` by ``(ts, trade_id)``, ascending for the open, descending for the close), because
+``FIRST_VALUE`` and ``LAST_VALUE`` follow arrival order and disagree with the exchange when trades arrive
+out of order or share a timestamp; the three are joined per ``(symbol, window)``. Every coarser interval
+is a window over those finest candles (cascaded on their ``window_time``), so the per-trade work does not
+grow with the number of intervals. Every operator is keyed by symbol: that is the job's parallelism.
 
-A trade at or behind the watermark (more than ``lateness_ms`` behind the newest trade) is late: it is
-left out of every candle (filtered before the windows, so no interval counts it and another not) and
-comes out as a ``late`` row, so the job counts it. ``open_time`` is computed from the first trade's
-epoch milliseconds (windows are aligned to the epoch in UTC), so no timestamp conversion is involved.
+A trade at or behind the watermark (more than ``lateness_ms`` behind the newest trade, in whole seconds)
+is late: it is left out of every candle (filtered before the windows) and comes out as a ``late`` row, so
+the job counts it. ``open_time`` is computed from the first trade's epoch milliseconds (windows are
+aligned to the epoch in UTC), so no timestamp conversion is involved.
 """
 
 from __future__ import annotations
@@ -127,37 +129,70 @@ def _top(interval: str, order: str) -> str:
     )
 
 
-def _interval_query(interval: str) -> str:
-    ms = INTERVALS_MS[interval]
-    return f"""SELECT 'candle' AS kind, a.symbol, '{interval}' AS interval_name,
-  a.first_ms - MOD(a.first_ms, {ms}) AS open_time,
-  f.price AS open_price, a.high, a.low, l.price AS close_price,
-  a.volume, a.quote_volume, a.trades, a.taker_buy_volume, a.taker_buy_quote_volume, a.event_time
+def _finest_query(interval: str) -> str:
+    """The candles of the finest interval from the trades: aggregate, first and last trade (Top-N), joined."""
+    return f"""SELECT a.symbol, a.first_ms, f.price AS open_price, a.high, a.low, l.price AS close_price,
+  a.volume, a.quote_volume, a.trades, a.taker_buy_volume, a.taker_buy_quote_volume, a.event_time,
+  a.window_time AS wt
 FROM (
-  SELECT symbol, window_start, window_end, MIN(ts_ms) AS first_ms, MAX(price) AS high, MIN(price) AS low,
-    SUM(qty) AS volume, SUM(price * qty) AS quote_volume, SUM(cnt) AS trades,
+  SELECT symbol, window_start, window_end, window_time, MIN(ts_ms) AS first_ms, MAX(price) AS high,
+    MIN(price) AS low, SUM(qty) AS volume, SUM(price * qty) AS quote_volume, SUM(cnt) AS trades,
     SUM(CASE WHEN taker_buy THEN qty ELSE 0.0 END) AS taker_buy_volume,
     SUM(CASE WHEN taker_buy THEN price * qty ELSE 0.0 END) AS taker_buy_quote_volume,
     MAX(ts_ms) AS event_time
   FROM {_window(interval)}
-  GROUP BY symbol, window_start, window_end) a
+  GROUP BY symbol, window_start, window_end, window_time) a
 JOIN ({_top(interval, "ASC")}) f
   ON a.symbol = f.symbol AND a.window_start = f.window_start AND a.window_end = f.window_end
 JOIN ({_top(interval, "DESC")}) l
   ON a.symbol = l.symbol AND a.window_start = l.window_start AND a.window_end = l.window_end"""
 
 
+def _output(interval: str, source: str, *, rollup: bool) -> str:
+    """The result rows of one interval: the finest candles as they are, or a coarser interval rolled up from them.
+
+    A rollup takes the open of its first finest candle and the close of its last (``FIRST_VALUE``/``LAST_VALUE``:
+    the finest candles of a symbol reach it in time order, from one subtask that fires its windows in order) and
+    adds their sums in that order, as the in-process aggregator merges its finest partial candles.
+    """
+    ms = INTERVALS_MS[interval]
+    if rollup:
+        first = "MIN(first_ms)"
+        values = (
+            "FIRST_VALUE(open_price), MAX(high), MIN(low), LAST_VALUE(close_price), SUM(volume), SUM(quote_volume), "
+            "SUM(trades), SUM(taker_buy_volume), SUM(taker_buy_quote_volume), MAX(event_time)"
+        )
+        rows = f"TABLE(TUMBLE(TABLE {source}, DESCRIPTOR(wt), {interval_literal(ms)}))"
+        group = "\nGROUP BY symbol, window_start, window_end"
+    else:
+        first = "first_ms"
+        values = (
+            "open_price, high, low, close_price, volume, quote_volume, trades, taker_buy_volume, "
+            "taker_buy_quote_volume, event_time"
+        )
+        rows, group = source, ""
+    return (
+        f"SELECT 'candle' AS kind, symbol, '{interval}' AS interval_name, {first} - MOD({first}, {ms}) AS open_time,\n"
+        f"  {values}\nFROM {rows}{group}"
+    )
+
+
 def candle_query(intervals: tuple[str, ...]) -> str:
-    """Every candle with trades of every interval, plus one ``late`` row per late trade (see the module doc)."""
+    """Every candle with trades of every interval, plus one ``late`` row per late trade (see the module doc).
+
+    Only the finest interval reads the trades; every coarser one is rolled up from its candles, so the per-trade
+    work does not grow with the number of intervals.
+    """
     nulls = "CAST(NULL AS DOUBLE)"
     late = (
         "SELECT 'late' AS kind, symbol, CAST(NULL AS STRING) AS interval_name, ts_ms AS open_time, "
         f"{nulls}, {nulls}, {nulls}, {nulls}, {nulls}, {nulls}, CAST(NULL AS BIGINT), {nulls}, {nulls}, "
         f"ts_ms AS event_time\nFROM {TRADES} WHERE ts <= CURRENT_WATERMARK(ts)"
     )
-    parts = [_interval_query(iv) for iv in intervals]
+    finest, *coarser = sorted(intervals, key=INTERVALS_MS.__getitem__)
+    parts = [_output(finest, "finest", rollup=False), *(_output(iv, "finest", rollup=True) for iv in coarser)]
     return (
         "WITH on_time AS (\n"
-        f"  SELECT * FROM {TRADES} WHERE CURRENT_WATERMARK(ts) IS NULL OR ts > CURRENT_WATERMARK(ts))\n"
-        + "\nUNION ALL\n".join([*parts, late])
+        f"  SELECT * FROM {TRADES} WHERE CURRENT_WATERMARK(ts) IS NULL OR ts > CURRENT_WATERMARK(ts)),\n"
+        f"finest AS (\n{_finest_query(finest)})\n" + "\nUNION ALL\n".join([*parts, late])
     )
