@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             out.write(f.readline() + f.readline())  # the header and one trade
         for p in [int(x) for x in args.parallelism.split(",") if x]:
             cmd = [args.flink_python, "-m", "backend.flink", "run", "--intervals", INTERVALS, "--parallelism", str(p)]
-            startup = flink_run([*cmd, "--input", str(tiny), "--out", str(Path(tmp) / "tiny.csv")])[2]
+            startup = flink_run([*cmd, "--input", str(tiny), "--out", str(Path(tmp) / "tiny.csv")])[3]
             wall, flink_candles, convert, total = flink_run(
                 [*cmd, "--input", str(trades), "--out", str(Path(tmp) / "f.csv")]
             )

@@ -27,6 +27,8 @@ JOB_CONFIG = {
     "pipeline.auto-watermark-interval": "0 ms",
     # sums in arrival order, not partial sums whose grouping depends on when a local pre-aggregate flushed
     "table.optimizer.agg-phase-strategy": "ONE_PHASE",
+    # chained operators hand rows over without copying them (the SQL operators do not keep rows they pass on)
+    "pipeline.object-reuse": "true",
 }
 KINDS = ("candle", "late")
 # the columns of every row the candle query returns, in order (late rows fill the candle columns with NULL)
