@@ -1,9 +1,9 @@
 """Run the candle job on Flink: trades (CSV files or Kafka) → Flink SQL → window rows → candles → outputs.
 
-The job runs on a local mini-cluster (``python -m backend.flink run``) or, submitted with ``flink run
---python``, on a cluster; either way the SQL does the per-trade work, keyed by symbol, at the configured
-parallelism, and this process receives one row per candle with trades (``collect``), adds the flat
-candles, ``closed`` and ``seq`` (:mod:`backend.flink.candles`) and writes them
+The job runs on a local mini-cluster (``python -m backend.flink run``) or on a cluster (``--jobmanager``, or
+submitted with ``flink run -pym backend.flink``); either way the SQL does the per-trade work, keyed by symbol,
+at the configured parallelism, and this process receives one row per candle with trades (in Arrow batches),
+adds the flat candles, ``closed`` and ``seq`` (:mod:`backend.flink.candles`) and writes them
 (:mod:`backend.flink.sink`). Candles are a small fraction of trades: one row per stream and period.
 """
 
