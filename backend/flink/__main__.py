@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from backend.config import Settings, parse_intervals
-from backend.flink.job import JavaMissing, JobSpec, run_job
+from backend.flink.job import JavaMissing, JobSpec, java_version, run_job
 from backend.flink.sink import CandleOutputs, contract_sinks
 from backend.flink.sql import csv_options, kafka_options
 from backend.flink.trades import convert
@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
     """The ``run`` command; the exit status (2: a one-line error)."""
     intervals = parse_intervals(args.intervals)
+    java_version()  # before reading anything: without Java nothing can run
     sinks = contract_sinks(settings) if settings.redis_url else []
     if args.out is None and not sinks:
         raise ValueError("nothing to write to: pass --out, or set CANDLES_REDIS_URL")

@@ -41,8 +41,8 @@ def input_files(path: Path, limits: ReadLimits) -> tuple[list[Path], list[str]]:
     for p in sorted(q for q in path.iterdir() if q.is_file() and not q.name.startswith(".")):
         try:
             detect_format(p, limits)
-        except ValueError as exc:
-            skipped.append(f"{p.name}: {exc}")
+        except ValueError:
+            skipped.append(f"{p.name}: not trades in a known format")
             continue
         files.append(p)
     if not files:
