@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint format setup demo bench bench-dashboard mutate clean
+.PHONY: run test lint format setup demo bench bench-dashboard mutate clean flink-venv test-flink bench-flink
 
 # make run SOURCE=exchange:binance SYMBOLS=BTCUSDT,ETHUSDT watches a live exchange (CANDLES_SOURCE, CANDLES_SYMBOLS)
 run:
@@ -37,5 +37,25 @@ bench-dashboard: setup
 mutate: setup
 	$(PY) tools/mutate.py $(GROUPS)
 
+# The Flink job's own venv (PyFlink pins older pandas, numpy and pyarrow than requirements.txt); needs Java 11+.
+# Rebuilt when requirements-flink.txt changes. test-flink runs the flink-marked tests in it (the relay they
+# start runs in .venv: `make setup` first).
+FLINK_VENV := .venv-flink
+FLINK_PY := $(FLINK_VENV)/bin/python
+
+flink-venv: $(FLINK_VENV)/.installed
+
+$(FLINK_VENV)/.installed: requirements-flink.txt
+	$(PYTHON) -m venv $(FLINK_VENV)
+	$(FLINK_PY) -m pip install -q -r requirements-flink.txt
+	touch $@
+
+test-flink: flink-venv
+	$(FLINK_PY) -m pytest -m flink tests/flink -rs $(PYTEST_ARGS)
+
+# trades/s of the Flink job at parallelism 1 and 2 beside the in-process aggregator (BENCH_ARGS: see --help)
+bench-flink: setup flink-venv
+	$(PY) benchmarks/flink.py $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache mutants
+	rm -rf $(VENV) $(FLINK_VENV) .pytest_cache .ruff_cache mutants

@@ -142,12 +142,14 @@ class Server:
         self.stop()
 
 
-def _spawn(args: list[str], env: dict[str, str], log_dir: Path | None, name: str, group: bool) -> tuple[Any, Path]:
+def _spawn(
+    args: list[str], env: dict[str, str], log_dir: Path | None, name: str, group: bool, python: str = sys.executable
+) -> tuple[Any, Path]:
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="candles-"))
     log_path = log_dir / f"{name}.log"
     with log_path.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "backend", *args],
+            [python, "-m", "backend", *args],
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -218,15 +220,19 @@ def start_relay(
     healthy: bool = True,
     timeout: float = 20,
     port: int | None = None,
+    python: str = sys.executable,
 ) -> Server:
-    """``python -m backend api`` for ``settings`` on ``port`` (default: a free one); waits until it is healthy."""
+    """``python -m backend api`` for ``settings`` on ``port`` (default: a free one); waits until it is healthy.
+
+    ``python``: the interpreter of the relay (the Flink tests run in .venv-flink, the relay in .venv)."""
     settings = settings.model_copy(update={"api_host": "127.0.0.1", "api_port": port or free_port()})
     if relay_in_process():
         log_path = (log_dir or Path(tempfile.mkdtemp(prefix="candles-"))) / "relay.log"  # logs go to pytest's capture
         relay = RelayThread(settings, log_path)
         server: Server = InProcessServer(f"http://127.0.0.1:{settings.api_port}", relay, log_path)
     else:
-        process, log_path = _spawn(["api"], clean_environ(settings_env(settings)), log_dir, "relay", group=False)
+        env = clean_environ(settings_env(settings))
+        process, log_path = _spawn(["api"], env, log_dir, "relay", group=False, python=python)
         server = Server(f"http://127.0.0.1:{settings.api_port}", process, log_path)
     try:
         if healthy:

@@ -17,7 +17,7 @@ BENCHMARKS = sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py") if p.stem
 
 
 def test_the_benchmarks_are_the_known_ones() -> None:
-    assert BENCHMARKS == ["aggregate", "alerts", "dashboard", "durable", "fanout", "soak"]
+    assert BENCHMARKS == ["aggregate", "alerts", "dashboard", "durable", "fanout", "flink", "soak"]
 
 
 @pytest.mark.parametrize("name", BENCHMARKS)
