@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/dashboard.py                  # everything (about 3 minutes)
     .venv/bin/python benchmarks/dashboard.py --sessions 1,20,100 --seconds 20 --skip-browser
     .venv/bin/python benchmarks/dashboard.py --bytes-only --seconds 20   # bytes/s per page, before and after
+    .venv/bin/python benchmarks/dashboard.py --refresh 1,0.5 --sessions 1,100   # two live refresh periods
 
 It starts the real stack (``python -m backend run``, simulator, embedded Valkey, SQLite) and
 ``streamlit run app.py`` on free ports, then measures:
@@ -26,9 +27,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,14 +146,21 @@ class Level:
     bytes_per_update: float
     rss_mb: float
     errors: int
+    refresh_s: float
+    cpu_cores: float  # the Streamlit process's CPU time per second of the window
 
 
-def measure_level(app: StreamlitApp, n: int, seconds: float, warmup: float) -> Level:
+def measure_level(app: StreamlitApp, n: int, seconds: float, warmup: float, refresh: float) -> Level:
     rss: list[float] = []
+    cpu: list[tuple[float, float]] = []  # (monotonic, CPU seconds) at the window's start and end
 
     async def sample_rss() -> None:
-        await asyncio.sleep(warmup + seconds * 0.6)
+        await asyncio.sleep(warmup + 1.0)
+        cpu.append((time.monotonic(), cpu_seconds(app.process.pid)))
+        await asyncio.sleep(seconds * 0.6 - 1.0)
         rss.append(app.rss_kb() / 1024)
+        await asyncio.sleep(seconds * 0.4 - 0.5)
+        cpu.append((time.monotonic(), cpu_seconds(app.process.pid)))
 
     async def both() -> list[Session]:
         sampler = asyncio.create_task(sample_rss())
@@ -171,7 +181,60 @@ def measure_level(app: StreamlitApp, n: int, seconds: float, warmup: float) -> L
         bytes_per_update=statistics.median(sizes) if sizes else float("nan"),
         rss_mb=rss[0] if rss else app.rss_kb() / 1024,
         errors=sum(1 for s in sessions if s.error),
+        refresh_s=refresh,
+        cpu_cores=(cpu[1][1] - cpu[0][1]) / (cpu[1][0] - cpu[0][0]) if len(cpu) == 2 else float("nan"),
     )
+
+
+def measure_refresh(app: StreamlitApp, refresh: float, levels: list[int], args: argparse.Namespace) -> list[Level]:
+    """Latency (alone and with ``--loaded`` other sessions) and the session levels, on one app."""
+    if not args.skip_browser:
+        print(f"trade → browser latency: one Chromium tab on /{PAGE}?{QUERY}, {args.seconds:g} s …", flush=True)
+        b = browser_latency(app, args.seconds)
+        per_draw = sum(b.frame_bytes) / max(1, b.draws)
+        print(
+            f"  draws {b.draws}, samples {len(b.latencies_ms)}: p50 {pct(b.latencies_ms, 50):.0f} ms, "
+            f"p99 {pct(b.latencies_ms, 99):.0f} ms, max {max(b.latencies_ms, default=float('nan')):.0f} ms; "
+            f"WebSocket bytes to the browser per update {per_draw / 1024:.1f} KB",
+            flush=True,
+        )
+    if not args.skip_browser and args.loaded:
+        print(f"trade → browser latency with {args.loaded} other live sessions, {args.seconds:g} s …", flush=True)
+        background = threading.Thread(
+            target=lambda: asyncio.run(run_sessions(app.url, args.loaded, args.seconds + 10, 0)), daemon=True
+        )
+        background.start()
+        time.sleep(3)
+        b = browser_latency(app, args.seconds)
+        background.join()
+        print(
+            f"  draws {b.draws}, samples {len(b.latencies_ms)}: p50 {pct(b.latencies_ms, 50):.0f} ms, "
+            f"p99 {pct(b.latencies_ms, 99):.0f} ms, max {max(b.latencies_ms, default=float('nan')):.0f} ms",
+            flush=True,
+        )
+        time.sleep(3)
+    results: list[Level] = []
+    for n in levels:
+        print(f"{n} headless session(s) for {args.seconds:g} s …", flush=True)
+        level = measure_level(app, n, args.seconds, args.warmup, refresh)
+        results.append(level)
+        print(
+            f"  refreshing ≥0.9/s: {level.refreshing}/{n}; updates/s per session p50 {level.rate_p50:.2f}, "
+            f"min {level.rate_min:.2f}; bytes/update {level.bytes_per_update / 1024:.1f} KB; "
+            f"Streamlit CPU {level.cpu_cores:.2f} cores; RSS {level.rss_mb:.0f} MB; errors {level.errors}",
+            flush=True,
+        )
+        time.sleep(3)  # sessions released
+    return results
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # ---------------------------------------------------------------- a real browser
@@ -293,7 +356,9 @@ def main() -> int:
     ap.add_argument("--history", type=int, default=600, help="seconds of 1s history seeded first (500-candle chart)")
     ap.add_argument("--loaded", type=int, default=100, help="also measure latency with this many other sessions")
     ap.add_argument("--bytes-only", action="store_true", help="only bytes per second per page, before and after")
+    ap.add_argument("--refresh", default="1", help="live refresh periods to compare, s (say 1,0.5; default 1)")
     args = ap.parse_args()
+    refreshes = [float(x) for x in args.refresh.split(",") if x]
     if CHROMIUM is None and not args.skip_browser:
         print("no Chromium (apt-get install -y chromium); use --skip-browser", file=sys.stderr)
         return 2
@@ -313,60 +378,31 @@ def main() -> int:
             bytes_before_after(stack.url, tmp, args.seconds)
         if args.bytes_only:
             return 0
-        app = StreamlitApp(stack.url, log_dir=tmp)
-        time.sleep(3)  # let 1s candles accumulate
-        if not args.skip_browser:
-            print(f"trade → browser latency: one Chromium tab on /{PAGE}?{QUERY}, {args.seconds:g} s …", flush=True)
-            b = browser_latency(app, args.seconds)
-            per_draw = sum(b.frame_bytes) / max(1, b.draws)
-            print(
-                f"  draws {b.draws}, samples {len(b.latencies_ms)}: p50 {pct(b.latencies_ms, 50):.0f} ms, "
-                f"p99 {pct(b.latencies_ms, 99):.0f} ms, max {max(b.latencies_ms, default=float('nan')):.0f} ms; "
-                f"WebSocket bytes to the browser per update {per_draw / 1024:.1f} KB",
-                flush=True,
-            )
-        if not args.skip_browser and args.loaded:
-            print(f"trade → browser latency with {args.loaded} other live sessions, {args.seconds:g} s …", flush=True)
-            import threading
-
-            background = threading.Thread(
-                target=lambda: asyncio.run(run_sessions(app.url, args.loaded, args.seconds + 10, 0)), daemon=True
-            )
-            background.start()
-            time.sleep(3)
-            b = browser_latency(app, args.seconds)
-            background.join()
-            print(
-                f"  draws {b.draws}, samples {len(b.latencies_ms)}: p50 {pct(b.latencies_ms, 50):.0f} ms, "
-                f"p99 {pct(b.latencies_ms, 99):.0f} ms, max {max(b.latencies_ms, default=float('nan')):.0f} ms",
-                flush=True,
-            )
-            time.sleep(3)
         results: list[Level] = []
-        for n in levels:
-            print(f"{n} headless session(s) for {args.seconds:g} s …", flush=True)
-            level = measure_level(app, n, args.seconds, args.warmup)
-            results.append(level)
-            print(
-                f"  refreshing ≥0.9/s: {level.refreshing}/{n}; updates/s per session p50 {level.rate_p50:.2f}, "
-                f"min {level.rate_min:.2f}; bytes/update {level.bytes_per_update / 1024:.1f} KB; "
-                f"RSS {level.rss_mb:.0f} MB; errors {level.errors}",
-                flush=True,
-            )
-            time.sleep(3)  # sessions released
+        for refresh in refreshes:
+            app = StreamlitApp(stack.url, log_dir=tmp, extra_env={"CANDLES_UI_REFRESH_S": f"{refresh:g}"})
+            print(f"== live refresh every {refresh:g} s (CANDLES_UI_REFRESH_S)", flush=True)
+            time.sleep(3)  # let 1s candles accumulate
+            results.extend(measure_refresh(app, refresh, levels, args))
+            app.stop()
+            app = None
         print()
-        print("| sessions | refreshing every second | updates/s per session (p50 / min) | KB per update | RSS MB |")
-        print("|---:|---:|---:|---:|---:|")
+        print(
+            "| refresh | sessions | refreshing every second | updates/s per session (p50 / min) | KB per update "
+            "| Streamlit CPU, cores | RSS MB |"
+        )
+        print("|---:|---:|---:|---:|---:|---:|---:|")
         for lv in results:
             print(
-                f"| {lv.n} | {lv.refreshing} | {lv.rate_p50:.2f} / {lv.rate_min:.2f} | "
-                f"{lv.bytes_per_update / 1024:.1f} | {lv.rss_mb:.0f} |"
+                f"| {lv.refresh_s:g} s | {lv.n} | {lv.refreshing} | {lv.rate_p50:.2f} / {lv.rate_min:.2f} | "
+                f"{lv.bytes_per_update / 1024:.1f} | {lv.cpu_cores:.2f} | {lv.rss_mb:.0f} |"
             )
-        by_n = {lv.n: lv for lv in results}
-        if 1 in by_n and len(by_n) > 1:
-            top = max(by_n)
-            growth = (by_n[top].rss_mb - by_n[1].rss_mb) / (top - 1)
-            print(f"\nmemory growth per extra session (1 → {top}): {growth:.2f} MB")
+        for refresh in refreshes:
+            by_n = {lv.n: lv for lv in results if lv.refresh_s == refresh}
+            if 1 in by_n and len(by_n) > 1:
+                top = max(by_n)
+                growth = (by_n[top].rss_mb - by_n[1].rss_mb) / (top - 1)
+                print(f"memory growth per extra session (1 → {top}), refresh {refresh:g} s: {growth:.2f} MB")
     finally:
         if app is not None:
             app.stop()
