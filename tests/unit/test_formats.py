@@ -6,7 +6,9 @@ The CSV block size is patched small so that a few bytes cross every boundary a
 
 from __future__ import annotations
 
+import gzip
 import io
+import json
 import mmap
 import threading
 from collections.abc import Iterator
@@ -19,7 +21,17 @@ import pytest
 
 from backend.models import Rejects, Trade
 from backend.sources import formats
-from backend.sources.formats import csv_blocks, csv_columns, plain_csv
+from backend.sources.formats import (
+    ReadLimits,
+    TradeFileError,
+    csv_blocks,
+    csv_columns,
+    detect_format,
+    format_help,
+    plain_csv,
+    read_timed,
+    read_trades,
+)
 from backend.sources.formats.csv_reader import CsvLayout, CsvReader, csv_format
 from backend.sources.formats.emitter import Emitter
 from backend.sources.formats.spec import Sniff
@@ -412,3 +424,207 @@ def test_arrow_columns_are_read_from_their_offset() -> None:
     assert csv_columns._numpy(pa.array([1, 2, 3, 4, 5], pa.int64())[1:4]).tolist() == [2, 3, 4]
     assert csv_columns._numpy(pa.array([True, False, True, True, False])[1:3]).tolist() == [False, True]
     assert csv_columns._numpy(pa.array([0.5, 1.5])).tolist() == [0.5, 1.5]
+
+
+# ---------------------------------------------------------------- JSON documents and captures
+
+
+def test_kraken_records_old_and_odd(tmp_path: Path) -> None:
+    """Times kept exact past a float's digits; six fields (no trade id): the record number; the "last" id skipped."""
+    path = write(
+        tmp_path / "k.json",
+        '{"error": [], "result": {"XBTUSDT": ['
+        '["105000.1", "0.5", 1762795433.9999999999, "b", "l", "", 7], '
+        '["105000.1", "0.5", 1762795433.5, "s", "l", ""], '
+        '{"price": "1"}], "last": "1762820035982277754"}}',
+    )
+    trades, rejects, _ = read_all(path)
+    assert trades == [
+        Trade("XBTUSDT", 105000.1, 0.5, 1762795433999, 7, "buy"),
+        Trade("XBTUSDT", 105000.1, 0.5, 1762795433500, 2, "sell"),
+    ]
+    assert rejects.examples == {"bad_record": [3]}
+
+
+KRAKEN_SHAPE = 'Kraken trades JSON must be {"error": [...], "result": {PAIR: [...], "last": ...}}'
+
+
+@pytest.mark.parametrize(
+    ("fmt", "doc", "message"),
+    [
+        ("kraken_json", "[1]", KRAKEN_SHAPE),
+        ("kraken_json", '{"result": []}', KRAKEN_SHAPE),
+        (
+            "kraken_json",
+            '{"error": ["EQuery:Unknown asset pair"], "result": {}}',
+            "Kraken answered with an error: ['EQuery:Unknown asset pair']",
+        ),
+        ("ccxt_json", '{"x": 1}', "ccxt trade JSON must be an array of trades"),
+    ],
+)
+def test_json_that_is_not_trades_is_one_line(tmp_path: Path, fmt: str, doc: str, message: str) -> None:
+    path = write(tmp_path / "t.json", doc)
+    with pytest.raises(TradeFileError) as err:
+        read_all(path, fmt)
+    assert str(err.value) == f"{path}: {message} (near byte {len(doc)})"
+
+
+def test_ccxt_records_without_symbol_side_or_first_id(tmp_path: Path) -> None:
+    records = [
+        {"timestamp": T0, "price": 1.5, "amount": 2},  # no symbol: the file's; no side: a sell
+        {"info": {"a": 9, "p": "2.5", "q": "3", "T": T0, "m": False}},  # no f/l: one raw trade
+        {"info": {"a": 10, "p": "2.5", "q": "3", "f": 4, "l": 6, "T": T0, "m": True}, "symbol": "ETH/BTC"},
+    ]
+    path = write(tmp_path / "c.json", json.dumps(records))
+    trades, rejects, _ = read_all(path, "ccxt_json", symbol="XRPETH")
+    assert trades == [
+        Trade("XRPETH", 1.5, 2.0, T0, 1, "sell"),
+        Trade("XRPETH", 2.5, 3.0, T0, 9, "buy", 1),
+        Trade("ETHBTC", 2.5, 3.0, T0, 10, "sell", 3),
+    ]
+    trades, rejects, _ = read_all(path, "ccxt_json")  # no symbol anywhere: a bad one
+    assert [t.trade_id for t in trades] == [10] and rejects.examples == {"bad_symbol": [1, 2]}
+
+
+def test_capture_messages_that_are_not_trades(tmp_path: Path) -> None:
+    """Skipped by kind: its "e", "type" or "event", else its stream's name after the first @; arrays; the rest."""
+    match = {"type": "match", "trade_id": 5, "product_id": "BTC-USD", "price": "100", "size": "2", "side": "sell"}
+    lines = [
+        f"1735689600.25: {json.dumps({**match, 'time': '2025-01-01T00:00:00.000000Z'})}",
+        f"1735689600.5: {json.dumps({'event': 'heartbeat'})}",
+        f"1735689600.5: {json.dumps({'stream': 'btcusdt@depth@100ms', 'data': {'bids': []}})}",
+        "1735689600.5: [1, 2]",
+        "1735689600.5: 7",
+        f"1735689600.5: {json.dumps({'u': 1})}",
+        "",
+        "not a url <-> 1735689600.5",  # past the first line
+        f"1735689600.75: {json.dumps({k: v for k, v in match.items() if k != 'size'})}",
+        f"1735689601: {json.dumps({**match, 'type': 'last_match', 'side': 'buy', 'time': '2025-01-01T00:00:00.5Z'})}",
+    ]
+    path = write(tmp_path / "c.ws", "\n".join(lines) + "\n")
+    rejects, skipped = Rejects(), Rejects()
+    timed = list(read_timed(path, "ws_capture", rejects=rejects, skipped=skipped))
+    assert [t for b, _ in timed for t in b.to_trades()] == [
+        Trade("BTCUSD", 100.0, 2.0, T0, 5, "buy"),
+        Trade("BTCUSD", 100.0, 2.0, T0 + 500, 5, "sell"),
+    ]
+    assert [c for _, clock in timed for c in clock.tolist()] == [1735689600250, 1735689601000]  # received at
+    assert skipped.counts == {"heartbeat": 1, "depth@100ms": 1, "array": 1, "other": 2}
+    assert rejects.examples == {"bad_line": [8], "missing_field": [9]}
+
+
+# ---------------------------------------------------------------- detection
+
+
+@pytest.mark.parametrize(
+    ("name", "head", "fmt"),
+    [
+        ("c.ws", b"ws://localhost:9000/ws <-> 1735689600.0\n", "ws_capture"),
+        ("c.json", b'[{"timestamp": 1, "info": {"result": 1}}]', "ccxt_json"),
+        ("c.json", b'\n  [{"amount": 1, "price": 1}]', "ccxt_json"),
+        ("c.json", b'[{"timestamp": 1, "price": 1}]', "ccxt_json"),
+        ("k.json", b'{"error": [], "result": {}}', "kraken_json"),
+        ("p.csv", BOM + b"1735689600000,BTCUSDT,1,1\n", "plain_csv"),
+        ("p.csv", b"1735689600000,BTCUSDT\n", "plain_csv"),
+        ("p.csv", b"ts\xff,symbol,price,qty\n2025-01-01,BTCUSDT,1,1\n", "plain_csv"),
+        ("x.csv", b"1,2.5,4,10,12,1735689600000,true,true\n", "binance_aggtrades_csv"),
+        ("x.csv", b"1,2.5,4,10,12,1735689600000,true\n", "binance_aggtrades_csv"),
+        ("BTCUSDT-aggTrades-2025-01.csv", b"1,2.5,4,10,12,1735689600000\n", "binance_aggtrades_csv"),
+        ("x.csv", b"1,2.5,4,10,12,1735689600000\n", "binance_trades_csv"),
+        ("x.csv", b"1,2.5,4,10,1735689600000,true,0\n", "binance_trades_csv"),
+    ],
+)
+def test_detection(tmp_path: Path, name: str, head: bytes, fmt: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(head)
+    assert detect_format(path) == fmt
+
+
+@pytest.mark.parametrize(
+    "head",
+    [b'{"timestamp": 1, "amount": 1}', b"[1, 2]", b"a,b,c,d,e,f\n", b"1,2,3,4,5,x,7,8,9\n"],
+)
+def test_detection_refuses(tmp_path: Path, head: bytes) -> None:
+    path = tmp_path / "x.txt"
+    path.write_bytes(head)
+    with pytest.raises(ValueError) as err:
+        detect_format(path)
+    assert str(err.value) == (
+        f"cannot tell the format of {path}; pass one of: "
+        "ws_capture, kraken_json, ccxt_json, plain_csv, binance_aggtrades_csv, binance_trades_csv"
+    )
+
+
+def test_a_bom_before_a_headerless_csv(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_bytes(BOM + f"{T0},BTCUSDT,1,1\n".encode())
+    assert read_all(path)[0] == [Trade("BTCUSDT", 1.0, 1.0, T0, 1, "sell")]
+
+
+# ---------------------------------------------------------------- entry points, limits, messages
+
+
+def test_one_line_errors_before_reading(tmp_path: Path) -> None:
+    path = write(tmp_path / "p.csv", f"{T0},BTCUSDT,1,1\n")
+    with pytest.raises(ValueError) as err:
+        read_trades(path, "parquet", rejects=Rejects())
+    assert str(err.value) == (
+        "unknown trade format 'parquet'; choose from: "
+        "ws_capture, kraken_json, ccxt_json, plain_csv, binance_aggtrades_csv, binance_trades_csv"
+    )
+    with pytest.raises(FileNotFoundError) as missing:
+        read_trades(tmp_path / "nope.csv", "plain_csv", rejects=Rejects())
+    assert str(missing.value) == f"trade file not found: {tmp_path / 'nope.csv'}"
+    with pytest.raises(ValueError) as bad:
+        read_trades(path, symbol="B$", rejects=Rejects())
+    assert str(bad.value) == "bad symbol 'B$': use 2 to 20 letters or digits, like BTCUSDT"
+    help_lines = format_help().splitlines()
+    assert "plain_csv: ts_ms,symbol,price,qty[,side,trade_id] (header optional, side buy/sell)" in help_lines
+
+
+def test_the_limits_hold_for_detection_and_reading(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv.gz"
+    path.write_bytes(gzip.compress(b"".join(b"%d,BTCUSDT,1,1\n" % (T0 + i) for i in range(2000))))
+    limits = ReadLimits(max_ratio=1, max_bytes=1000)
+    message = (
+        f"{path}: expands past 1,000 bytes (1× its size or 1,000 bytes): a decompression bomb? "
+        "Raise CANDLES_READ_MAX_RATIO or CANDLES_READ_MAX_BYTES if the file is genuine"
+    )
+    with pytest.raises(TradeFileError) as err:
+        detect_format(path, limits)
+    assert str(err.value) == message
+    with pytest.raises(TradeFileError) as err:
+        read_trades(path, rejects=Rejects(), limits=limits)  # detecting the format fails at once
+    assert str(err.value) == message
+    with pytest.raises(TradeFileError) as err:
+        read_all(path, "plain_csv", limits=limits)
+    assert str(err.value) == message
+    assert read_all(path, "plain_csv", limits=ReadLimits(max_ratio=1, max_bytes=100_000))[1].counts == {}
+
+
+def test_rows_read_before_a_break_are_delivered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(csv_blocks, "BLOCK_BYTES", 1000)
+    path = tmp_path / "p.csv.gz"
+    path.write_bytes(gzip.compress(b"".join(b"%d,BTCUSDT,1,1,buy,%d\n" % (T0, i) for i in range(10_000))))
+    got: list[int] = []
+    with pytest.raises(TradeFileError, match="expands past 100,000 bytes"):
+        for batch in read_trades(path, rejects=Rejects(), limits=ReadLimits(max_ratio=1, max_bytes=100_000)):
+            got += batch.trade_id.tolist()
+    assert got and got == list(range(len(got)))  # the rows before the limit, in order, none lost
+
+
+# ---------------------------------------------------------------- batches
+
+
+def test_batches_are_full_chunks_of_typed_columns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(csv_blocks, "BLOCK_BYTES", 90)  # three rows a block
+    plain = write(tmp_path / "p.csv", "".join(f"{T0},BTCUSDT,1.5,2,buy,{i}\n" for i in range(10)))
+    ccxt = write(tmp_path / "c.json", json.dumps([{"timestamp": T0, "price": 1, "amount": 1}] * 3))
+    assert [len(b) for b in read_trades(plain, rejects=Rejects(), chunk=4)] == [4, 4, 2]
+    assert [len(b) for b in read_trades(ccxt, rejects=Rejects(), chunk=1, symbol="BTCUSDT")] == [1, 1, 1]
+    for path in (plain, ccxt):
+        batch = next(read_trades(path, rejects=Rejects(), symbol="BTCUSDT"))
+        dtypes = [
+            c.dtype for c in (batch.sym, batch.ts, batch.price, batch.qty, batch.trade_id, batch.taker_buy, batch.count)
+        ]
+        assert dtypes == [np.int32, np.int64, np.float64, np.float64, np.int64, np.bool_, np.int64]
