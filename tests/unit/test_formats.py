@@ -78,7 +78,28 @@ def test_a_stream_is_cut_at_line_ends(tmp_path: Path, small_blocks: None) -> Non
     assert _blocks(io.BytesIO(CONTENT)) == [b"a,1\n", b"bb,22\n", b"x" * 20 + b"\nc,3\n", b"d,4"]
     assert _blocks(io.BytesIO(b"a,1\n" + b"y" * 20)) == [b"a,1\n", b"y" * 20]
     assert _blocks(io.BytesIO(BOM + b"1234567\n")) == [b"1234567\n"]
+    assert _blocks(io.BytesIO(BOM + b"1,2")) == [b"1,2"]  # one line, no newline: the rest at the end
     assert _blocks(io.BytesIO(b"")) == []
+
+
+class _NoFile(io.RawIOBase):
+    """A buffered stream with no file behind it (no descriptor to map)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        return self.data.readinto(buffer)
+
+    def fileno(self) -> int:
+        raise OSError("no descriptor")
+
+
+def test_a_buffered_stream_that_cannot_be_mapped_is_streamed(small_blocks: None) -> None:
+    assert _blocks(io.BufferedReader(_NoFile(CONTENT))) == [b"a,1\n", b"bb,22\n", b"x" * 20 + b"\nc,3\n", b"d,4"]
 
 
 def test_empty_files_have_no_blocks(tmp_path: Path) -> None:
@@ -161,6 +182,7 @@ def test_ordered_map_raises_what_the_function_raised() -> None:
 def test_line_helpers() -> None:
     assert csv_blocks.first_line(b"a,b\nc,d\n") == b"a,b"
     assert csv_blocks.first_line(memoryview(b"a,b")) == b"a,b"
+    assert csv_blocks.first_line(b"\na,b") == b""
     assert csv_blocks.first_line(b"x" * 70_000) == b"x" * 65_536  # a first line is looked for in 64 KB
     assert csv_blocks.split('1,"a,b",2') == ["1", "a,b", "2"]
     assert csv_blocks.split("1,a,2") == ["1", "a", "2"]
