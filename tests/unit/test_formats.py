@@ -34,6 +34,7 @@ from backend.sources.formats import (
 )
 from backend.sources.formats.csv_reader import CsvLayout, CsvReader, csv_format
 from backend.sources.formats.emitter import Emitter
+from backend.sources.formats.files import describe_read_error
 from backend.sources.formats.spec import Sniff
 from tests.unit.test_sources import T0, read_all, write
 
@@ -650,3 +651,14 @@ def test_batches_are_full_chunks_of_typed_columns(tmp_path: Path, monkeypatch: p
             c.dtype for c in (batch.sym, batch.ts, batch.price, batch.qty, batch.trade_id, batch.taker_buy, batch.count)
         ]
         assert dtypes == [np.int32, np.int64, np.float64, np.float64, np.int64, np.bool_, np.int64]
+
+
+def test_read_errors_in_words(tmp_path: Path) -> None:
+    assert describe_read_error(ValueError()) == "ValueError"  # no message: its kind
+    assert describe_read_error(OSError("disk full\nsecond line")) == "disk full"
+    assert describe_read_error(RecursionError()) == "JSON nested deeper than the decoder allows"
+    path = tmp_path / "c.ws"
+    path.write_bytes(b"1735689600.5: " + b"[" * 100_000 + b"]" * 100_000 + b"\n")
+    with pytest.raises(TradeFileError) as err:
+        read_all(path, "ws_capture")
+    assert str(err.value) == f"{path}: JSON nested deeper than the decoder allows (near byte 200,015)"
