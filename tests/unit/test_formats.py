@@ -607,7 +607,7 @@ def test_one_line_errors_before_reading(tmp_path: Path) -> None:
 
 def test_the_limits_hold_for_detection_and_reading(tmp_path: Path) -> None:
     path = tmp_path / "p.csv.gz"
-    path.write_bytes(gzip.compress(b"".join(b"%d,BTCUSDT,1,1\n" % (T0 + i) for i in range(2000))))
+    path.write_bytes(gzip.compress(b"".join(b"%d,BTCUSDT,1,1\n" % (T0 + i) for i in range(3000))))  # 78,000 bytes
     limits = ReadLimits(max_ratio=1, max_bytes=1000)
     message = (
         f"{path}: expands past 1,000 bytes (1× its size or 1,000 bytes): a decompression bomb? "
@@ -622,7 +622,19 @@ def test_the_limits_hold_for_detection_and_reading(tmp_path: Path) -> None:
     with pytest.raises(TradeFileError) as err:
         read_all(path, "plain_csv", limits=limits)
     assert str(err.value) == message
-    assert read_all(path, "plain_csv", limits=ReadLimits(max_ratio=1, max_bytes=100_000))[1].counts == {}
+    assert detect_format(path, ReadLimits(max_ratio=1, max_bytes=70_000)) == "plain_csv"  # reads the first 64 KiB
+    assert len(read_all(path, "plain_csv", limits=ReadLimits(max_ratio=1, max_bytes=78_000))[0]) == 3000  # at the limit
+    with pytest.raises(TradeFileError, match="expands past 77,999 bytes"):
+        read_all(path, "plain_csv", limits=ReadLimits(max_ratio=1, max_bytes=77_999))
+
+
+def test_a_truncated_gzip_fails_detection_with_one_line(tmp_path: Path) -> None:
+    whole = gzip.compress(b"".join(b"%d,BTCUSDT,1,1\n" % (T0 + i) for i in range(100)))
+    path = tmp_path / "p.csv.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(TradeFileError) as err:
+        detect_format(path)
+    assert str(err.value) == f"{path}: the compressed data ends early (a truncated download?) (near the start)"
 
 
 def test_rows_read_before_a_break_are_delivered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
