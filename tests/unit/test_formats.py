@@ -60,6 +60,9 @@ def test_a_mapped_file_is_cut_at_line_ends(tmp_path: Path, small_blocks: None) -
     path.write_bytes(b"a,1\n" + b"y" * 20)  # the long line is the last, without newline
     with path.open("rb") as f:
         assert _blocks(f) == [b"a,1\n", b"y" * 20]
+    path.write_bytes(b"\n" + b"y" * 20 + b"\na,1\n")  # a line end at the very first byte
+    with path.open("rb") as f:
+        assert _blocks(f) == [b"\n", b"y" * 20 + b"\n", b"a,1\n"]
     path.write_bytes(b"a,1234\n")  # one line, exactly a block long minus one
     with path.open("rb") as f:
         assert _blocks(f) == [b"a,1234\n"]
@@ -459,7 +462,7 @@ def test_kraken_records_old_and_odd(tmp_path: Path) -> None:
         '{"error": [], "result": {"XBTUSDT": ['
         '["105000.1", "0.5", 1762795433.9999999999, "b", "l", "", 7], '
         '["105000.1", "0.5", 1762795433.5, "s", "l", ""], '
-        '{"price": "1"}], "last": "1762820035982277754"}}',
+        '{"price": "1"}], "XETHZUSD": 3, "last": "1762820035982277754"}}',  # a member that is not a list: skipped
     )
     trades, rejects, _ = read_all(path)
     assert trades == [
@@ -652,10 +655,10 @@ def test_rows_read_before_a_break_are_delivered(tmp_path: Path, monkeypatch: pyt
 
 
 def test_batches_are_full_chunks_of_typed_columns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(csv_blocks, "BLOCK_BYTES", 90)  # three rows a block
+    monkeypatch.setattr(csv_blocks, "BLOCK_BYTES", 90)  # two rows (34 bytes each) a block
     plain = write(tmp_path / "p.csv", "".join(f"{T0},BTCUSDT,1.5,2,buy,{i}\n" for i in range(10)))
     ccxt = write(tmp_path / "c.json", json.dumps([{"timestamp": T0, "price": 1, "amount": 1}] * 3))
-    assert [len(b) for b in read_trades(plain, rejects=Rejects(), chunk=4)] == [4, 4, 2]
+    assert [len(b) for b in read_trades(plain, rejects=Rejects(), chunk=3)] == [3, 3, 3, 1]
     assert [len(b) for b in read_trades(ccxt, rejects=Rejects(), chunk=1, symbol="BTCUSDT")] == [1, 1, 1]
     for path in (plain, ccxt):
         batch = next(read_trades(path, rejects=Rejects(), symbol="BTCUSDT"))
