@@ -191,7 +191,7 @@ def test_line_helpers() -> None:
     assert csv_blocks.split('1,"a,b",2') == ["1", "a,b", "2"]
     assert csv_blocks.split("1,a,2") == ["1", "a", "2"]
     assert csv_blocks.is_number(' "1.5" ') and csv_blocks.is_number("-2")
-    assert not csv_blocks.is_number("ts") and not csv_blocks.is_number("")
+    assert not csv_blocks.is_number("ts") and not csv_blocks.is_number("") and not csv_blocks.is_number("X1")
     assert csv_blocks.lines_in(b"a\nb\n") == 2 and csv_blocks.lines_in(b"a\nb") == 2 and csv_blocks.lines_in(b"") == 1
     assert [(r, t) for r, t in csv_blocks.lines_at(b"a,1\nbb\nc\xff\nd", np.array([0, 2, 3]))] == [
         (0, "a,1"),
