@@ -65,7 +65,16 @@ GROUPS: dict[str, Group] = {
     ),
     "feed": Group(("services/feed/*",), ("tests/unit/test_feed.py", "tests/integration/test_feed_relay.py")),
     "indicators": Group(("backend/indicators.py",), ("tests/unit/test_indicators.py",)),
-    "formats": Group(("backend/sources/formats/*",), ("tests/unit/test_sources.py",)),
+    "formats": Group(
+        ("backend/sources/formats/*",),
+        (
+            "tests/unit/test_sources.py",
+            "tests/unit/test_file_errors.py",
+            "tests/unit/test_binance_decode.py",
+            "tests/unit/test_candle_files.py",
+            "tests/unit/test_formats.py",
+        ),
+    ),
 }
 
 # one line per equivalent mutant, "NAME: why it cannot change behaviour" (read one with
