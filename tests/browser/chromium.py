@@ -38,6 +38,13 @@ def traces(page: Any) -> list[dict[str, Any]]:
     )
 
 
+def candle_times(page: Any) -> list[int]:
+    """The open times (ms) of the candles the chart shows, in order."""
+    return page.evaluate(
+        f"""() => Array.from(document.querySelector('{CHART}').data[0].x, (x) => Math.round(Number(new Date(x))))"""
+    )
+
+
 def wait_chart(page: Any, timeout_s: float = 30) -> list[dict[str, Any]]:
     page.wait_for_selector(CHART, timeout=timeout_s * 1000)
     deadline = time.monotonic() + timeout_s

@@ -6,12 +6,14 @@ README's ``docs/screenshots`` are made).
 
 from __future__ import annotations
 
+import itertools
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser.chromium import CHART, shot, wait_chart
+from tests.browser.chromium import CHART, candle_times, shot, wait_chart
 from tests.dashboard_fixtures import StreamlitApp
 from tests.proxy import TcpProxy
 from tests.stack import Server
@@ -147,6 +149,20 @@ def test_the_page_says_when_the_relay_goes_down_and_recovers_by_itself(
             f"(seq) => Number(document.querySelector('{CHART}').dataset.seq) > Number(seq)", arg=seq, timeout=30_000
         )
         assert "Live" in page.locator("[data-testid=feed-status]").first.inner_text()
+        # the resync leaves no hole and no duplicate: one 1s candle after another across the outage,
+        # the same closed candles as a fresh load of the same link shows
+        fresh = context.new_page()
+        fresh.goto(streamlit.url + "/candles?symbol=BTCUSDT&interval=1s")
+        wait_chart(fresh)
+        deadline = time.monotonic() + 30
+        while True:
+            resynced, loaded = candle_times(page), candle_times(fresh)
+            if resynced[-1] == loaded[-1]:  # both show the same forming candle
+                break
+            assert time.monotonic() < deadline, "the two pages never showed the same window"
+            page.wait_for_timeout(50)
+        assert {b - a for a, b in itertools.pairwise(resynced)} == {1000}, "a hole or a duplicate after the resync"
+        assert resynced == loaded
     finally:
         context.close()
         streamlit.stop()
