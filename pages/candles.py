@@ -347,7 +347,10 @@ def _first_open_time(rt: Runtime, stream: tuple[str, str], bars: int) -> int | N
 
 
 def legend(symbol: str, interval: str, last_two: list[Candle], *, resyncing: bool) -> None:
-    """Price, change of the forming candle and its OHLC, above the chart (coloured by the one trend rule)."""
+    """Price, change of the forming candle and its OHLC, above the chart (coloured by the one trend rule).
+
+    Short markup (the details are ``<i>``): it is sent again with every live refresh.
+    """
     if not last_two:
         return
     c = last_two[-1]
@@ -360,12 +363,12 @@ def legend(symbol: str, interval: str, last_two: list[Candle], *, resyncing: boo
         f"<span><b>{escape(pair_label(symbol))}</b> <span class='cs-muted'>{escape(interval)}{tag}</span></span>"
         f'<span class="cs-big {cls}-text" data-testid="last-price">{fmt_price(c.close)}</span>'
         f'<span class="cs-pill {cls}">{fmt_pct(chg)}</span>'
-        f'<span class="cs-detail"><em>O</em>{fmt_price(c.open)}</span>'
-        f'<span class="cs-detail"><em>H</em>{fmt_price(c.high)}</span>'
-        f'<span class="cs-detail"><em>L</em>{fmt_price(c.low)}</span>'
-        f'<span class="cs-detail"><em>C</em>{fmt_price(c.close)}</span>'
-        f'<span class="cs-detail"><em>Vol</em>{fmt_compact(c.volume, 3)}</span>'
-        f'<span class="cs-detail"><em>Trades</em>{c.trades:,}</span>'
+        f"<i><em>O</em>{fmt_price(c.open)}</i>"
+        f"<i><em>H</em>{fmt_price(c.high)}</i>"
+        f"<i><em>L</em>{fmt_price(c.low)}</i>"
+        f"<i><em>C</em>{fmt_price(c.close)}</i>"
+        f"<i><em>Vol</em>{fmt_compact(c.volume, 3)}</i>"
+        f"<i><em>Trades</em>{c.trades:,}</i>"
         "</div>",
         unsafe_allow_html=True,
     )

@@ -289,12 +289,67 @@ def ensure_impl_js(target: Path = STATIC_IMPL) -> Path | None:
         return None
 
 
+COMPONENTS = ("plot", "cells")
+PACKAGE = "candlestream"  # the components' names are "candlestream.plot" and "candlestream.cells"
+
+
+def entry_js(name: str) -> str:
+    """The module Streamlit loads for the component ``name``: the code above's function of that name, as its default.
+
+    Named after the code's version, so a browser never keeps an older one (Streamlit serves these files as public).
+    """
+    return f"export {{ {name} as default }} from './{STATIC_IMPL.name}?v={_IMPL_VERSION}';\n"
+
+
+def entry_name(name: str) -> str:
+    return f"cs-{name}-{_IMPL_VERSION}.js"
+
+
+def ensure_entries(folder: Path = STATIC_IMPL.parent) -> bool:
+    """Write each component's entry module into ``static/`` (and remove the entries of other versions)."""
+    try:
+        for old in folder.glob("cs-*-*.js"):
+            if old.name not in {entry_name(n) for n in COMPONENTS}:
+                old.unlink(missing_ok=True)
+        for n in COMPONENTS:
+            target = folder / entry_name(n)
+            if not target.exists() or target.read_text() != entry_js(n):
+                tmp = target.with_suffix(".tmp")
+                tmp.write_text(entry_js(n))
+                tmp.replace(target)
+        return True
+    except OSError as exc:
+        log.error("could not provide the components' entries in %s: %s", folder, exc)
+        return False
+
+
+def register_asset_folder(folder: Path = STATIC_IMPL.parent) -> bool:
+    """Declare ``static/`` the components' asset folder, as an installed component package's pyproject.toml would.
+
+    Then each rerun's element names its code's file (a few bytes) instead of carrying the loader (0.4 KB a
+    second per live component, a tenth of a page's traffic). Streamlit has no public call for a component
+    folder outside an installed package, so this uses its manifest types; when they change, the caller
+    falls back to the loader.
+    """
+    try:
+        from streamlit.components.v2.get_bidi_component_manager import get_bidi_component_manager
+        from streamlit.components.v2.manifest_scanner import ComponentConfig, ComponentManifest
+
+        manifest = ComponentManifest(PACKAGE, "1", [ComponentConfig(n, folder.name) for n in COMPONENTS])
+        get_bidi_component_manager().register_from_manifest(manifest, folder.parent)
+        return True
+    except Exception as exc:  # Streamlit's internals moved: the loader still works
+        log.warning("components served with an inline loader (%s: %s)", type(exc).__name__, exc)
+        return False
+
+
 @st.cache_resource(show_spinner=False)
 def _component(name: str = "plot") -> Any:
     """The component ``name`` of the code above: ``plot`` (a Plotly chart) or ``cells`` (a grid of HTML cells)."""
     ensure_plotly_js()
-    ensure_impl_js()
     # styled by the page (services/ui/theme.py): a css= here would be sent again with every rerun's element
+    if ensure_impl_js() and ensure_entries() and register_asset_folder():
+        return st.components.v2.component(f"{PACKAGE}.{name}", js=entry_name(name), isolate_styles=False)
     return st.components.v2.component(f"candlestream_{name}", js=loader(name), isolate_styles=False)
 
 

@@ -44,6 +44,7 @@ a.cs-tile:hover { border-color: rgba(240,185,11,0.75); background: rgba(128,128,
 .cs-legend { font-size: .9rem; font-variant-numeric: tabular-nums; display: flex; flex-wrap: wrap; gap: 14px;
   align-items: baseline; }
 .cs-legend .cs-big { font-size: 1.7rem; font-weight: 700; }
+.cs-legend i { font-style: normal; }
 .cs-legend em { font-style: normal; opacity: .55; margin-right: 3px; }
 .cs-small { font-size: .8rem; }
 .cs-badge { display: inline-block; font-size: .72rem; font-weight: 700; padding: 1px 8px; border-radius: 999px;
@@ -73,7 +74,7 @@ a.cs-tile:hover { border-color: rgba(240,185,11,0.75); background: rgba(128,128,
   .st-key-chart-controls [data-testid="stWidgetLabel"] { display: none; }
   .cs-legend { gap: 8px; }
   .cs-legend .cs-big { font-size: 1.3rem; }
-  .cs-legend .cs-detail { display: none; }
+  .cs-legend i { display: none; }
 }
 </style>
 """

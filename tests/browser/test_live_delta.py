@@ -109,6 +109,8 @@ def test_the_history_row_is_sent_once_and_its_caption_follows_the_window(
     later = frames[seen:]
     assert len(later) >= 3
     assert not any(b"Load older history" in f for f in later), "the button is not sent again by the live refreshes"
+    # the chart's code is a file the page loads once: a refresh names it, and carries no code
+    assert any(b"cs-plot-" in f for f in later) and not any(b"export default" in f for f in later)
     assert page.get_by_role("button", name="Load older history").count() == 1
     page.context.close()
 

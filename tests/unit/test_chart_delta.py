@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,7 @@ import pandas as pd
 from services.charts.arrays import typed
 from services.charts.candles import ChartSpec, candles_figure_spec
 from services.charts.delta import apply_patch, decode, figure_patch, patched_value, value_patch
+from services.ui import plot
 from services.ui.plot import PatchCache, plot_frame
 
 T0 = 1_732_665_600_000
@@ -150,3 +152,21 @@ def test_a_short_tail_goes_as_a_plain_list_a_long_or_nan_one_as_a_typed_array() 
     warm = _fig([1, 2, 3, 4], [10, 11, 12, float("nan")], [1, 1, 1, 1])
     assert isinstance(figure_patch(old, warm)["traces"]["0"]["tail"]["y"], dict)  # NaN has no JSON number
     assert "NaN" not in json.dumps(figure_patch(old, new))
+
+
+def test_each_component_loads_its_function_from_a_versioned_file(tmp_path: Path) -> None:
+    """A refresh names the component's file instead of carrying code; a new version is a new name."""
+    (tmp_path / "cs-plot-0123456789ab.js").write_text("stale")
+    (tmp_path / "plotly.min.js").write_text("kept")
+    assert plot.ensure_entries(tmp_path)
+    version = plot._IMPL_VERSION
+    assert len(version) == 12
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [f"cs-cells-{version}.js", f"cs-plot-{version}.js", "plotly.min.js"]
+    assert (tmp_path / f"cs-plot-{version}.js").read_text() == (
+        f"export {{ plot as default }} from './candlestream_plot.js?v={version}';\n"
+    )
+    assert (tmp_path / f"cs-cells-{version}.js").read_text() == (
+        f"export {{ cells as default }} from './candlestream_plot.js?v={version}';\n"
+    )
+    assert "export function plot(" in plot._IMPL_JS and "export function cells(" in plot._IMPL_JS
