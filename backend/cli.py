@@ -214,9 +214,35 @@ def _run_both(settings: Settings, fmt: str | None) -> int:
         # a group of its own on Windows, so that Ctrl-Break reaches the child alone (no SIGTERM there)
         child = subprocess.Popen(cmd, env=env, **processes.group_options(processes.WINDOWS))
         processes.guard(child.pid)
+        stopping, ingest_failed = threading.Event(), threading.Event()
+        watch = threading.Thread(target=_end_with_ingest, args=(child, stopping, ingest_failed), daemon=True)
+        watch.start()
         try:
             code = serve(settings.model_copy(update={"redis_url": url}))
         finally:
+            stopping.set()
             processes.stop(child, 15, own_group=processes.WINDOWS)
             processes.unguard(child.pid)
-    return code
+    return code or failed_status(child.returncode if ingest_failed.is_set() else 0)
+
+
+def failed_status(returncode: int | None) -> int:
+    """A child's status as a shell reports it: its exit code, or 128 + the signal that killed it."""
+    if returncode is None:
+        return 0
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _end_with_ingest(child: subprocess.Popen[bytes], stopping: threading.Event, failed: threading.Event) -> None:
+    """The ingest failed by itself (a bad source, a crash, the OOM killer): say so and stop the relay too, so ``run``
+    ends with its status instead of serving a stack that no longer takes trades. A replay that ends (status 0)
+    leaves the relay serving what it made."""
+    status = child.wait()
+    if stopping.is_set():
+        return
+    if status == 0:
+        log.info("the ingest finished: the relay keeps serving its candles")
+        return
+    failed.set()
+    log.error("the ingest exited with status %d: stopping the stack", failed_status(status))
+    signal.raise_signal(signal.SIGINT)  # the relay's own shutdown, as Ctrl-C (uvicorn, or the workers' supervisor)

