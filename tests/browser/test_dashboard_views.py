@@ -240,10 +240,9 @@ def test_on_a_narrow_screen_the_chart_is_on_the_first_screen(app: StreamlitApp, 
         context.close()
 
 
-@pytest.mark.parametrize("scheme", ["dark", "light"])
-@pytest.mark.parametrize("width", [1440, 400])
+@pytest.mark.parametrize(("scheme", "width"), [("dark", 1440), ("light", 400)])
 def test_screenshots_of_every_page(app: StreamlitApp, browser: Any, scheme: str, width: int) -> None:
-    """Every page in both themes, wide and narrow (``test-artifacts/``; README's with ``CANDLES_SCREENSHOTS_DIR``)."""
+    """Every page in both themes, one wide and one narrow (``test-artifacts/``; ``make demo`` makes the README's)."""
     context = browser.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme)
     page = context.new_page()
     ready = {
