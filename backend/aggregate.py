@@ -32,7 +32,7 @@ from collections.abc import Iterable
 import msgspec
 import numpy as np
 
-from backend.config import INTERVALS_MS
+from backend.intervals import INTERVALS_MS
 from backend.models import Candle, TradeBatch
 from backend.rollup import SUM_FIELDS, Layout, Partials, layout, rollup
 
