@@ -22,12 +22,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from backend import processes
-from backend.embedded import RedisTarget, redis_url_or_embedded
 from backend.logs import configure_logging
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the other commands' modules are imported where they run: ``aggregate`` needs none of them
     from backend.config import Settings
+    from backend.embedded import RedisTarget
 
 log = logging.getLogger("backend")
 
@@ -135,6 +134,8 @@ def run_aggregate(args: argparse.Namespace) -> int:
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
+    from backend import processes
+
     def handler(signum: int, _frame: object) -> None:
         log.info("signal %d: shutting down", signum)
         stop.set()
@@ -180,6 +181,7 @@ def run_db(settings: Settings, action: str) -> int:
 def run_ingest(settings: Settings, *, fmt: str | None = None) -> int:
     import redis
 
+    from backend.embedded import redis_url_or_embedded
     from backend.ingest import IngestService
     from backend.sinks import default_sinks
     from backend.sources import open_source
@@ -224,6 +226,7 @@ def run_ingest(settings: Settings, *, fmt: str | None = None) -> int:
 
 
 def run_api(settings: Settings) -> int:
+    from backend.embedded import redis_url_or_embedded
     from backend.relay.server import serve
 
     with redis_url_or_embedded(settings.redis_url, settings.embedded) as target:
@@ -237,6 +240,8 @@ def run_both(settings: Settings, *, fmt: str | None = None) -> int:
     One ``run`` per data directory (a second one is refused, naming the first's pid); the children
     (ingest, embedded server) end with this process however it ends.
     """
+    from backend import processes
+
     try:
         with processes.hold_data_dir(settings.data_dir):
             return _run_both(settings, fmt)
@@ -246,6 +251,8 @@ def run_both(settings: Settings, *, fmt: str | None = None) -> int:
 
 
 def _run_both(settings: Settings, fmt: str | None) -> int:
+    from backend import processes
+    from backend.embedded import redis_url_or_embedded
     from backend.envsettings import as_flags
     from backend.relay.server import serve
 
