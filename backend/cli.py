@@ -125,6 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_aggregate(args: argparse.Namespace) -> int:
     """The offline command, with the settings' defaults (it reads no environment), without importing them."""
+    # no linear algebra here: without this, OpenBLAS starts a thread per core when numpy is imported, and they
+    # spin for ~50 ms of CPU (a user's own setting is kept)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from backend.offline import aggregate_command
     from backend.sources.formats import ReadLimits
 
