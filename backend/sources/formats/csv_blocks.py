@@ -22,8 +22,6 @@ from typing import IO, TypeVar
 import numpy as np
 
 BLOCK_BYTES = 1 << 22  # CSV is parsed in blocks of about 4 MB
-# ... after smaller first ones, doubling from this size: the consumer starts a few ms in, not after 4 MB parsed
-FIRST_BLOCK_BYTES = 1 << 18
 # A block the strict parse rejects is cut into SPLIT pieces, each tried again; a failing piece of at most
 # SLOW_BYTES is parsed line by line. Each pyarrow call costs ~0.3 ms however small its input, about what
 # the line parser takes for 10 KB, so the leaves stay that size (measured on 1M rows with 100 bad lines).
@@ -52,10 +50,8 @@ def blocks(stream: IO[bytes]) -> Iterator[Block]:
         start = 3 if mapped[:3] == b"\xef\xbb\xbf" else 0
         starts: collections.deque[int] = collections.deque()
         released = 0
-        step = min(FIRST_BLOCK_BYTES, BLOCK_BYTES)
         while start < size:
-            end = min(start + step, size)
-            step = min(2 * step, BLOCK_BYTES)
+            end = min(start + BLOCK_BYTES, size)
             if end < size:
                 cut = mapped.rfind(b"\n", start, end)
                 cut = mapped.find(b"\n", end) if cut < 0 else cut  # a line longer than a block
@@ -67,9 +63,7 @@ def blocks(stream: IO[bytes]) -> Iterator[Block]:
             start = end
         return
     rest = b""
-    step = min(FIRST_BLOCK_BYTES, BLOCK_BYTES)
-    while data := stream.read(step):
-        step = min(2 * step, BLOCK_BYTES)
+    while data := stream.read(BLOCK_BYTES):
         cut = data.rfind(b"\n") + 1
         if not cut:
             rest += data
