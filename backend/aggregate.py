@@ -2,8 +2,10 @@
 
 Pure logic, no I/O. Each batch of trades is reduced with numpy to partial
 candles of the finest interval (one per symbol and period), and those partials
-are merged into the open candle of every interval: the per-trade work is
-vectorised, the Python work is per (symbol, period, interval).
+are rolled up into the candles of every interval (:mod:`backend.rollup`, summed
+in the order a partial-by-partial fold adds them, so every bit of the output stays
+as that fold gives it): the per-trade and per-partial work is vectorised, the
+Python work is per (symbol, candle, interval).
 
 Semantics (DESIGN.md "Candles"): open/close are the first/last trade by
 (ts, trade_id); a period without trades after the symbol's first trade is a
@@ -30,8 +32,9 @@ from collections.abc import Iterable
 import msgspec
 import numpy as np
 
-from backend.config import INTERVALS_MS
+from backend.intervals import INTERVALS_MS
 from backend.models import Candle, TradeBatch
+from backend.rollup import SUM_FIELDS, Layout, Partials, layout, rollup
 
 _NEVER = np.iinfo(np.int64).min
 TradeKey = tuple[int, int]  # (ts_ms, trade_id): the order of trades
@@ -133,6 +136,7 @@ class _Stream:
         self.first_key = self.last_key = None
 
     def merge(self, part: tuple) -> None:
+        """Go on with this candle: ``part``'s four sums already include the candle's own (see ``_running_sums``)."""
         o, h, lo, c, v, qv, n, tbv, tbqv, first, last, et = part
         if self.first_key is None or first < self.first_key:
             self.open = o
@@ -144,11 +148,11 @@ class _Stream:
             self.high = h
         if lo < self.low:
             self.low = lo
-        self.volume += v
-        self.quote_volume += qv
+        self.volume = v
+        self.quote_volume = qv
         self.trades += n
-        self.taker_buy_volume += tbv
-        self.taker_buy_quote_volume += tbqv
+        self.taker_buy_volume = tbv
+        self.taker_buy_quote_volume = tbqv
         if et > self.event_time:
             self.event_time = et
 
@@ -210,6 +214,7 @@ class Aggregator:
         if not self.intervals:
             raise ValueError("at least one interval is needed")
         self.fine_ms = INTERVALS_MS[self.intervals[0]]
+        self._intervals_ms = [INTERVALS_MS[iv] for iv in self.intervals]
         self.emit_ms = emit_ms
         self.live = live
         self.close_grace_ms = close_grace_ms
@@ -277,7 +282,7 @@ class Aggregator:
                 return
         self.trades_in += len(ts)
 
-        order = np.lexsort((batch.trade_id, ts, code))
+        order = trade_order(code, ts, batch.trade_id, len(self._codes))
         code = code[order]
         ts = ts[order]
         price = batch.price[order]
@@ -295,39 +300,26 @@ class Aggregator:
         starts = np.flatnonzero(edge)
         ends = np.append(starts[1:], n) - 1
 
-        high = np.maximum.reduceat(price, starts)
-        low = np.minimum.reduceat(price, starts)
-        vol = np.add.reduceat(qty, starts)
-        qvol = np.add.reduceat(quote, starts)
-        cnt = np.add.reduceat(batch.count[order], starts)
-        tbv = np.add.reduceat(np.where(buy, qty, 0.0), starts)
-        tbqv = np.add.reduceat(np.where(buy, quote, 0.0), starts)
-
-        streams = self._streams
-        group_code = code[starts]
-        for g, b, o, h, lo, c, v, qv, k, bv, bqv, ts0, id0, ts1, id1 in zip(
-            group_code.tolist(),
-            bucket[starts].tolist(),
-            price[starts].tolist(),
-            high.tolist(),
-            low.tolist(),
-            price[ends].tolist(),
-            vol.tolist(),
-            qvol.tolist(),
-            cnt.tolist(),
-            tbv.tolist(),
-            tbqv.tolist(),
-            ts[starts].tolist(),
-            tid[starts].tolist(),
-            ts[ends].tolist(),
-            tid[ends].tolist(),
-            strict=True,
-        ):
-            part = (o, h, lo, c, v, qv, k, bv, bqv, (ts0, id0), (ts1, id1), ts1)
-            for st in streams[g]:
-                self._apply(st, b - b % st.ms, part)
-            self._open_fine[g] = streams[g][0].open_time
+        fine = Partials(
+            code=code[starts],
+            open_time=bucket[starts],
+            open=price[starts],
+            high=np.maximum.reduceat(price, starts),
+            low=np.minimum.reduceat(price, starts),
+            close=price[ends],
+            volume=np.add.reduceat(qty, starts),
+            quote_volume=np.add.reduceat(quote, starts),
+            taker_buy_volume=np.add.reduceat(np.where(buy, qty, 0.0), starts),
+            taker_buy_quote_volume=np.add.reduceat(np.where(buy, quote, 0.0), starts),
+            trades=np.add.reduceat(batch.count[order], starts),
+            first_ts=ts[starts],
+            first_id=tid[starts],
+            last_ts=ts[ends],
+            last_id=tid[ends],
+        )
+        self._fold(fine)
         # the newest trade of each symbol in the batch: the end of its last group in (symbol, ts, id) order
+        group_code = fine.code
         last_groups = np.flatnonzero(np.append(group_code[1:] != group_code[:-1], True))
         last_rows = ends[last_groups]
         last_trade = self._last_trade
@@ -339,6 +331,71 @@ class Aggregator:
             if prev is None or key > prev:
                 last_trade[g] = key
             self._changed.add(g)
+            self._open_fine[g] = self._streams[g][0].open_time
+
+    def _fold(self, fine: Partials) -> None:
+        """Fold a batch's partials (one per symbol and finest period) into the candles of every interval.
+
+        The candles' sums are vectorised (:mod:`backend.rollup`, added in the order a
+        partial-by-partial fold adds them); what stays in Python is one step per
+        (interval, symbol, candle), taken in the order that fold took them: by first
+        partial, then interval from the finest, so candles close and streams turn dirty
+        in the same order.
+        """
+        lay = layout(fine, self._intervals_ms)
+        candles = rollup(fine, lay, self._running_sums(lay))
+        order = np.argsort(lay.first * lay.intervals + lay.interval)
+
+        def column(name: str) -> list:
+            return getattr(candles, name)[order].tolist()
+
+        streams = self._streams
+        for k, g, t, o, h, lo, c, v, qv, n, bv, bqv, ts0, id0, ts1, id1 in zip(
+            lay.interval[order].tolist(),
+            column("code"),
+            column("open_time"),
+            column("open"),
+            column("high"),
+            column("low"),
+            column("close"),
+            column("volume"),
+            column("quote_volume"),
+            column("trades"),
+            column("taker_buy_volume"),
+            column("taker_buy_quote_volume"),
+            column("first_ts"),
+            column("first_id"),
+            column("last_ts"),
+            column("last_id"),
+            strict=True,
+        ):
+            self._apply(streams[g][k], t, (o, h, lo, c, v, qv, n, bv, bqv, (ts0, id0), (ts1, id1), ts1))
+
+    def _running_sums(self, lay: Layout) -> dict[str, np.ndarray]:
+        """Per candle of the batch, the sums to add its partials onto.
+
+        An (interval, symbol)'s first candle in the batch may be the one its stream has
+        open (with trades): it goes on from that candle's sums. Any other starts from
+        ``-0.0``, the exact identity of addition.
+        """
+        init = {name: np.full(len(lay), -0.0) for name in SUM_FIELDS}
+        rows: list[int] = []
+        values: list[tuple[float, float, float, float]] = []
+        streams = self._streams
+        first = np.flatnonzero(lay.goes_on)
+        for i, k, g, t in zip(
+            first.tolist(), lay.interval[first].tolist(), lay.code[first].tolist(), lay.open_time[first].tolist(),
+            strict=True,
+        ):  # fmt: skip
+            st = streams[g][k]
+            if st.open_time == t and st.first_key is not None:  # what _apply merges into
+                rows.append(i)
+                values.append((st.volume, st.quote_volume, st.taker_buy_volume, st.taker_buy_quote_volume))
+        if rows:
+            columns = np.array(values, dtype=np.float64)
+            for j, name in enumerate(SUM_FIELDS):
+                init[name][rows] = columns[:, j]
+        return init
 
     def _apply(self, st: _Stream, open_time: int, part: tuple) -> None:
         if open_time == st.open_time:
@@ -531,6 +588,23 @@ class Aggregator:
                     st.seq -= 1
                     out.append(c)
         return out
+
+
+def trade_order(code: np.ndarray, ts: np.ndarray, trade_id: np.ndarray, codes: int) -> np.ndarray:
+    """The stable sort of trades by (symbol code, ts, trade_id): ``np.lexsort``'s permutation, mostly faster.
+
+    A feed's trades usually come in (ts, trade_id) order within each symbol. Then the
+    stable sort by code alone (a radix sort for small integers) is that same
+    permutation (a stable sort is unique), for a fraction of lexsort's cost; one pass
+    checks the order, and lexsort is the fallback.
+    """
+    small = code.astype(np.int16) if codes <= np.iinfo(np.int16).max else code
+    order = np.argsort(small, kind="stable")
+    c, t, i = code[order], ts[order], trade_id[order]
+    in_order = (c[1:] != c[:-1]) | (t[1:] > t[:-1]) | ((t[1:] == t[:-1]) & (i[1:] >= i[:-1]))
+    if in_order.all():
+        return order
+    return np.lexsort((trade_id, ts, code))
 
 
 def _final_copy(candle: Candle, st: _Stream) -> Candle:

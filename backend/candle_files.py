@@ -25,7 +25,7 @@ from typing import IO
 
 import msgspec
 
-from backend.config import INTERVALS_MS
+from backend.intervals import INTERVALS_MS
 from backend.models import Candle
 
 OUTPUT_FIELDS = tuple(f for f in ("type", *Candle.__struct_fields__) if f != "emitted_at")

@@ -2,6 +2,10 @@
 
 The settings' flags are derived from :class:`backend.config.Settings` (each field
 tagged with the commands it belongs to); this module only wires the commands.
+``aggregate`` takes no settings, so it is parsed on its own first and runs without
+importing them (pydantic is about 0.15 s of a process's start, a fifth of a
+million-trade file's whole run); anything it does not parse cleanly goes to the full
+parser, which answers as it always has.
 """
 
 from __future__ import annotations
@@ -16,12 +20,13 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
-from backend import processes
-from backend.config import Settings
-from backend.embedded import RedisTarget, redis_url_or_embedded
-from backend.envsettings import add_flags, as_flags, flag_values
 from backend.logs import configure_logging
+
+if TYPE_CHECKING:  # the other commands' modules are imported where they run: ``aggregate`` needs none of them
+    from backend.config import Settings
+    from backend.embedded import RedisTarget
 
 log = logging.getLogger("backend")
 
@@ -33,7 +38,43 @@ COMMANDS = {
 }
 
 
+AGGREGATE_LOG_LEVEL = "INFO"  # Settings().log_level: the command reads no settings (tests/unit/test_config.py)
+
+
+def add_aggregate_arguments(agg: argparse.ArgumentParser) -> None:
+    agg.add_argument("path", type=Path)
+    agg.add_argument("--intervals", default="1m", help="comma-separated intervals (default 1m)")
+    agg.add_argument("--out", type=Path, required=True, help="output .csv (header row) or .jsonl")
+    agg.add_argument("--format", dest="fmt", help="input format (default: detected from the content)")
+    agg.add_argument("--symbol", help="symbol for formats whose rows do not name one")
+
+
+class _NotClean(Exception):
+    """The aggregate arguments did not parse cleanly: the full parser is to answer."""
+
+
+class _AggregateParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _NotClean(message)
+
+
+def aggregate_args(argv: Sequence[str]) -> argparse.Namespace | None:
+    """``aggregate …``'s arguments when they parse cleanly, else None (help, an error: the full parser says it)."""
+    if list(argv[:1]) != ["aggregate"]:
+        return None
+    parser = _AggregateParser(prog="python -m backend aggregate", add_help=False)
+    add_aggregate_arguments(parser)
+    try:
+        args, extra = parser.parse_known_args(argv[1:])
+    except _NotClean:
+        return None
+    return None if extra else args
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from backend.config import Settings
+    from backend.envsettings import add_flags
+
     parser = argparse.ArgumentParser(prog="python -m backend", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in COMMANDS.items():
@@ -45,35 +86,30 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("action", choices=("upgrade", "current"), help="upgrade to the newest revision, or show it")
     feeds = sub.add_parser("feeds", help="list the exchanges usable as live sources, or one exchange's symbols")
     feeds.add_argument("--exchange", help="a ccxt id: list its symbols (needs the exchange's API)")
-    agg = sub.add_parser("aggregate", help="turn a trade file into candles offline")
-    agg.add_argument("path", type=Path)
-    agg.add_argument("--intervals", default="1m", help="comma-separated intervals (default 1m)")
-    agg.add_argument("--out", type=Path, required=True, help="output .csv (header row) or .jsonl")
-    agg.add_argument("--format", dest="fmt", help="input format (default: detected from the content)")
-    agg.add_argument("--symbol", help="symbol for formats whose rows do not name one")
+    add_aggregate_arguments(sub.add_parser("aggregate", help="turn a trade file into candles offline"))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    fast = aggregate_args(argv)
+    if fast is not None:
+        return run_aggregate(fast)
+    from backend.config import Settings
+    from backend.envsettings import flag_values
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "aggregate":
+        return run_aggregate(args)
+    # feeds has no flags of its own; CANDLES_EXCHANGE_URLS applies
+    flags = {} if args.command == "feeds" else flag_values(args, Settings)
     try:
-        if args.command == "aggregate":
-            settings = Settings()
-        elif args.command == "feeds":  # no flags of its own; CANDLES_EXCHANGE_URLS applies
-            settings = Settings.from_env()
-        else:
-            settings = Settings.from_env(**flag_values(args, Settings))
+        settings = Settings.from_env(**flags)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    if args.command == "aggregate":
-        from backend.offline import aggregate_command
-        from backend.sources.formats import ReadLimits
-
-        limits = ReadLimits(settings.read_max_ratio, settings.read_max_bytes)
-        return aggregate_command(args.path, args.intervals, args.out, fmt=args.fmt, symbol=args.symbol, limits=limits)
     if args.command == "feeds":
         from backend.sources.feeds import feeds_command
 
@@ -87,7 +123,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_both(settings, fmt=args.fmt)
 
 
+def run_aggregate(args: argparse.Namespace) -> int:
+    """The offline command, with the settings' defaults (it reads no environment), without importing them."""
+    # no linear algebra here: without this, OpenBLAS starts a thread per core when numpy is imported, and they
+    # spin for ~50 ms of CPU (a user's own setting is kept)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from backend.offline import aggregate_command
+    from backend.sources.formats import ReadLimits
+
+    configure_logging(AGGREGATE_LOG_LEVEL)
+    limits = ReadLimits()  # Settings().read_max_ratio, .read_max_bytes (tests/unit/test_config.py)
+    return aggregate_command(args.path, args.intervals, args.out, fmt=args.fmt, symbol=args.symbol, limits=limits)
+
+
 def _stop_on_signals(stop: threading.Event) -> None:
+    from backend import processes
+
     def handler(signum: int, _frame: object) -> None:
         log.info("signal %d: shutting down", signum)
         stop.set()
@@ -133,6 +184,7 @@ def run_db(settings: Settings, action: str) -> int:
 def run_ingest(settings: Settings, *, fmt: str | None = None) -> int:
     import redis
 
+    from backend.embedded import redis_url_or_embedded
     from backend.ingest import IngestService
     from backend.sinks import default_sinks
     from backend.sources import open_source
@@ -177,6 +229,7 @@ def run_ingest(settings: Settings, *, fmt: str | None = None) -> int:
 
 
 def run_api(settings: Settings) -> int:
+    from backend.embedded import redis_url_or_embedded
     from backend.relay.server import serve
 
     with redis_url_or_embedded(settings.redis_url, settings.embedded) as target:
@@ -190,6 +243,8 @@ def run_both(settings: Settings, *, fmt: str | None = None) -> int:
     One ``run`` per data directory (a second one is refused, naming the first's pid); the children
     (ingest, embedded server) end with this process however it ends.
     """
+    from backend import processes
+
     try:
         with processes.hold_data_dir(settings.data_dir):
             return _run_both(settings, fmt)
@@ -199,6 +254,9 @@ def run_both(settings: Settings, *, fmt: str | None = None) -> int:
 
 
 def _run_both(settings: Settings, fmt: str | None) -> int:
+    from backend import processes
+    from backend.embedded import redis_url_or_embedded
+    from backend.envsettings import as_flags
     from backend.relay.server import serve
 
     with redis_url_or_embedded(settings.redis_url, settings.embedded) as target:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from backend.aggregate import Aggregator
 from backend.candle_files import CSV_HEADER, CandleFile, csv_rows, jsonl_rows
-from backend.config import INTERVALS_MS, parse_intervals
+from backend.intervals import INTERVALS_MS, parse_intervals
 from backend.models import Candle, Rejects
 from backend.progress import row_progress
 

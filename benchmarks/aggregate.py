@@ -13,9 +13,10 @@ figures on a noisy machine.
 
 ``--whole-process`` times what a user waits for: ``python -m backend aggregate`` against a
 pandas script (``read_csv`` + the same OHLCV per period + ``to_csv``) on the same CSV, each as its
-own process from start to exit, alternated, best of ``--rounds`` (3); it checks both give the same
-candles, then runs the command on a CSV ``--memory-trades / --trades`` times longer and prints the
-peak memory (max RSS from ``wait4``) of each: streaming, it should stay flat.
+own process from start to exit, alternated, best of ``--rounds`` (3), in wall and in CPU time (every
+thread; what other jobs on the machine cannot stretch); it checks both give the same candles, then
+runs the command on a CSV ``--memory-trades / --trades`` times longer and prints the peak memory
+(``VmHWM``) of each: streaming, it should stay flat.
 
 ``--compare-with`` measures only the streaming aggregator: this tree's against another
 version of ``backend/aggregate.py`` (say, ``git show main:backend/aggregate.py > /tmp/a.py``),
@@ -31,6 +32,7 @@ import gc
 import importlib.util
 import multiprocessing as mp
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -282,12 +284,14 @@ def write_csv_repeated(batch: TradeBatch, path: Path, times: int) -> None:
         part.to_csv(path, index=False, header=k == 0, mode="w" if k == 0 else "a")
 
 
-def run_process(argv: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one process, start to exit.
+def run_process(argv: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS (MB) and CPU seconds (user + system, every thread) of one process, start to exit.
 
     The peak is the child's own ``VmHWM``, read every 5 ms while it runs: ``wait4``'s ``ru_maxrss``
-    would not do, Linux carries the parent's peak over into a forked child.
+    would not do, Linux carries the parent's peak over into a forked child. The CPU time is what
+    the machine's other jobs cannot stretch: when they hold every core, the wall time tends to it.
     """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak_kb = 0
@@ -300,7 +304,9 @@ def run_process(argv: list[str]) -> tuple[float, float]:
     err = proc.stderr.read().decode() if proc.stderr else ""
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed: {err}")
-    return dt, peak_kb / 1024
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return dt, peak_kb / 1024, cpu
 
 
 def same_candles(ours: Path, theirs: Path) -> int:
@@ -327,25 +333,29 @@ def whole_process(n: int, memory_n: int, symbols: int, rounds: int) -> None:
         script = [sys.executable, "-c", PANDAS_SCRIPT, str(src), str(theirs), intervals]
         runs = {"python -m backend aggregate": command, "pandas read_csv + groupby + to_csv": script}
         best = {name: (float("inf"), 0.0) for name in runs}
+        cpu = dict.fromkeys(runs, float("inf"))
         order = list(runs)
         os.chdir(root)
         for _ in range(rounds):
             for name in order:
-                dt, rss = run_process(runs[name])
+                dt, rss, used = run_process(runs[name])
                 best[name] = min(best[name], (dt, rss))
+                cpu[name] = min(cpu[name], used)
             order.reverse()
         checked = same_candles(ours, theirs)
         size = src.stat().st_size / 2**20
         print(f"whole process, {n:,} trades ({size:.0f} MB CSV), {symbols} symbols, intervals {intervals}, ", end="")
         print(f"best of {rounds} alternated:")
         for name, (dt, rss) in best.items():
-            print(f"{name:40} {dt:>8.2f} s {n / dt:>12,.0f} trades/s {rss:>8.0f} MB peak")
-        ratio = best["pandas read_csv + groupby + to_csv"][0] / best["python -m backend aggregate"][0]
-        print(f"the command vs pandas: {ratio:.2f}× as fast; the same {checked:,} candles with trades")
+            print(f"{name:40} {dt:>8.2f} s {n / dt:>12,.0f} trades/s {rss:>8.0f} MB peak {cpu[name]:>6.2f} s CPU")
+        ours, pandas = "python -m backend aggregate", "pandas read_csv + groupby + to_csv"
+        ratio = best[pandas][0] / best[ours][0]
+        print(f"the command vs pandas: {ratio:.2f}× as fast ({cpu[pandas] / cpu[ours]:.2f}× in CPU time); ", end="")
+        print(f"the same {checked:,} candles with trades")
         if memory_n > n:
             times = memory_n // n
             write_csv_repeated(batch, src, times)
-            dt, rss = run_process(command)
+            dt, rss, _ = run_process(command)
             small = best["python -m backend aggregate"][1]
             name = f"the command on {n * times:,} trades"
             rate = f"{n * times / dt:>12,.0f} trades/s"

@@ -41,7 +41,7 @@ class Group:
 
 GROUPS: dict[str, Group] = {
     "aggregate": Group(
-        ("backend/aggregate.py",),
+        ("backend/aggregate.py", "backend/rollup.py"),
         ("tests/unit/test_aggregate.py", "tests/unit/test_exchange_klines.py"),
     ),
     "models": Group(

@@ -7,9 +7,10 @@ from pathlib import Path
 import pydantic
 import pytest
 
-from backend.cli import build_parser
+from backend.cli import AGGREGATE_LOG_LEVEL, aggregate_args, build_parser
 from backend.config import Settings
 from backend.envsettings import SettingsError, as_flags, flag_values
+from backend.sources.formats import ReadLimits
 from services.settings import ui_settings
 
 
@@ -210,3 +211,32 @@ def test_ui_settings_follow_changes_of_the_process_environment(monkeypatch: pyte
 def test_live_charts_send_patches_unless_told_not_to() -> None:
     assert ui_settings({}).delta is True
     assert ui_settings({"CANDLES_UI_DELTA": "0"}).delta is False
+
+
+def test_the_aggregate_command_runs_with_the_settings_defaults_without_reading_them() -> None:
+    """It parses its own arguments first and skips importing the settings: their defaults must be what it uses."""
+    s = Settings()
+    assert (AGGREGATE_LOG_LEVEL, ReadLimits()) == (s.log_level, ReadLimits(s.read_max_ratio, s.read_max_bytes))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["aggregate", "t.csv", "--out", "c.csv"],
+        ["aggregate", "--out", "c.jsonl", "t.csv", "--intervals", "1s,1h", "--format", "plain_csv", "--symbol", "X"],
+        ["aggregate", "--int", "1m", "t.csv", "--o", "c.csv"],  # abbreviations, as argparse allows them
+    ],
+)
+def test_the_aggregate_arguments_parse_as_the_full_parser_parses_them(argv: list[str]) -> None:
+    fast = aggregate_args(argv)
+    assert fast is not None
+    assert vars(fast) | {"command": "aggregate"} == vars(build_parser().parse_args(argv))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["aggregate"], ["aggregate", "-h"], ["aggregate", "t.csv"], ["aggregate", "t.csv", "--out", "c.csv", "x"],
+     ["aggregate", "--bogus", "t.csv", "--out", "c.csv"], ["run"], ["--help"], []],
+)  # fmt: skip
+def test_anything_else_goes_to_the_full_parser(argv: list[str]) -> None:
+    assert aggregate_args(argv) is None
