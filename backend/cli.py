@@ -2,10 +2,10 @@
 
 The settings' flags are derived from :class:`backend.config.Settings` (each field
 tagged with the commands it belongs to); this module only wires the commands.
-``aggregate`` takes no settings, so it is parsed on its own first and runs without
-importing them (pydantic is about 0.15 s of a process's start, a fifth of a
-million-trade file's whole run); anything it does not parse cleanly goes to the full
-parser, which answers as it always has.
+``aggregate`` reads three settings (log level, read limits): when none is set (nor a ``.env``), it is
+parsed on its own first and runs with their defaults without importing the settings (pydantic is about
+0.15 s of a process's start, a fifth of a million-trade file's whole run); anything it does not parse
+cleanly goes to the full parser, which answers as it always has.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -38,7 +38,9 @@ COMMANDS = {
 }
 
 
-AGGREGATE_LOG_LEVEL = "INFO"  # Settings().log_level: the command reads no settings (tests/unit/test_config.py)
+AGGREGATE_LOG_LEVEL = "INFO"  # Settings().log_level, what the fast path uses (tests/unit/test_config.py)
+# the settings ``aggregate`` reads: when none is set (nor a ./.env file), their defaults apply without importing them
+AGGREGATE_SETTINGS = ("CANDLES_LOG_LEVEL", "CANDLES_READ_MAX_RATIO", "CANDLES_READ_MAX_BYTES")
 
 
 def add_aggregate_arguments(agg: argparse.ArgumentParser) -> None:
@@ -58,9 +60,12 @@ class _AggregateParser(argparse.ArgumentParser):
         raise _NotClean(message)
 
 
-def aggregate_args(argv: Sequence[str]) -> argparse.Namespace | None:
-    """``aggregate …``'s arguments when they parse cleanly, else None (help, an error: the full parser says it)."""
+def aggregate_args(argv: Sequence[str], environ: Mapping[str, str] = os.environ) -> argparse.Namespace | None:
+    """``aggregate …``'s arguments when they parse cleanly and no setting of its own is set, else None (help, an
+    error, a setting: the full parser and the settings answer)."""
     if list(argv[:1]) != ["aggregate"]:
+        return None
+    if any(environ.get(name) for name in AGGREGATE_SETTINGS) or Path(".env").exists():
         return None
     parser = _AggregateParser(prog="python -m backend aggregate", add_help=False)
     add_aggregate_arguments(parser)
@@ -100,15 +105,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "aggregate":
-        return run_aggregate(args)
-    # feeds has no flags of its own; CANDLES_EXCHANGE_URLS applies
-    flags = {} if args.command == "feeds" else flag_values(args, Settings)
+    # aggregate and feeds have no flags of their own: CANDLES_READ_MAX_RATIO, CANDLES_EXCHANGE_URLS, … apply
+    flags = {} if args.command in ("aggregate", "feeds") else flag_values(args, Settings)
     try:
         settings = Settings.from_env(**flags)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "aggregate":
+        return run_aggregate(args, settings.log_level, (settings.read_max_ratio, settings.read_max_bytes))
     configure_logging(settings.log_level)
     if args.command == "feeds":
         from backend.sources.feeds import feeds_command
@@ -123,16 +128,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_both(settings, fmt=args.fmt)
 
 
-def run_aggregate(args: argparse.Namespace) -> int:
-    """The offline command, with the settings' defaults (it reads no environment), without importing them."""
+def run_aggregate(
+    args: argparse.Namespace, log_level: str = AGGREGATE_LOG_LEVEL, read_limits: tuple[float, int] | None = None
+) -> int:
+    """The offline command: with its settings when one is set, else with their defaults, without importing them."""
     # no linear algebra here: without this, OpenBLAS starts a thread per core when numpy is imported, and they
     # spin for ~50 ms of CPU (a user's own setting is kept)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from backend.offline import aggregate_command
     from backend.sources.formats import ReadLimits
 
-    configure_logging(AGGREGATE_LOG_LEVEL)
-    limits = ReadLimits()  # Settings().read_max_ratio, .read_max_bytes (tests/unit/test_config.py)
+    configure_logging(log_level)
+    # the defaults are Settings().read_max_ratio, .read_max_bytes (tests/unit/test_config.py)
+    limits = ReadLimits(*read_limits) if read_limits else ReadLimits()
     return aggregate_command(args.path, args.intervals, args.out, fmt=args.fmt, symbol=args.symbol, limits=limits)
 
 

@@ -196,6 +196,30 @@ def test_a_gzip_bomb_is_refused_within_bounded_memory(tmp_path):
     assert peak_kb < 500 * 1024, f"peak {peak_kb / 1024:.0f} MB"
 
 
+def test_the_read_limits_the_error_names_are_honoured(tmp_path):
+    """The bomb's message tells a user to raise CANDLES_READ_MAX_RATIO or _BYTES: the command reads them."""
+    import gzip
+
+    trades = tmp_path / "trades.csv.gz"
+    row = b"1732665600000,BTCUSDT,97000.0,0.1,buy,1\n"
+    trades.write_bytes(gzip.compress(b"ts,symbol,price,qty,side,trade_id\n" + row * 60_000))  # 2.3 MB of CSV
+    out = tmp_path / "c.csv"
+    base = dict(os.environ, PYTHONPATH=str(ROOT))
+    for name in ("CANDLES_READ_MAX_RATIO", "CANDLES_READ_MAX_BYTES", "CANDLES_LOG_LEVEL"):
+        base.pop(name, None)
+    cmd = [sys.executable, "-m", "backend", "aggregate", str(trades), "--out", str(out)]
+    assert subprocess.run(cmd, cwd=ROOT, env=base, capture_output=True, timeout=120).returncode == 0
+    capped = subprocess.run(
+        cmd, cwd=ROOT, env=base | {"CANDLES_READ_MAX_BYTES": str(1 << 20)}, capture_output=True, text=True, timeout=120
+    )
+    assert capped.returncode == 2
+    assert f"error: {trades}: expands past 1,048,576 bytes" in capped.stderr
+    bad = subprocess.run(cmd, cwd=ROOT, env=base | {"CANDLES_READ_MAX_RATIO": "1"}, capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    assert bad.returncode == 2
+    assert bad.stderr == "error: CANDLES_READ_MAX_RATIO: input should be greater than 1 (got '1')\n"
+
+
 def test_the_command_imports_no_settings(tmp_path):
     """pydantic (the settings) is about 0.15 s of the command's start, which it does not need."""
     src = tmp_path / "trades.csv"

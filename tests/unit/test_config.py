@@ -240,3 +240,11 @@ def test_the_aggregate_arguments_parse_as_the_full_parser_parses_them(argv: list
 )  # fmt: skip
 def test_anything_else_goes_to_the_full_parser(argv: list[str]) -> None:
     assert aggregate_args(argv) is None
+
+
+@pytest.mark.parametrize("name", ["CANDLES_LOG_LEVEL", "CANDLES_READ_MAX_RATIO", "CANDLES_READ_MAX_BYTES"])
+def test_a_setting_of_the_aggregate_command_sends_it_to_the_settings(name: str) -> None:
+    argv = ["aggregate", "t.csv", "--out", "c.csv"]
+    assert aggregate_args(argv, {}) is not None
+    assert aggregate_args(argv, {name: "5"}) is None
+    assert aggregate_args(argv, {name: ""}) is not None  # empty is unset (env_ignore_empty)
