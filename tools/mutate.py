@@ -42,7 +42,12 @@ class Group:
 GROUPS: dict[str, Group] = {
     "aggregate": Group(
         ("backend/aggregate.py", "backend/rollup.py"),
-        ("tests/unit/test_aggregate.py", "tests/unit/test_exchange_klines.py"),
+        (  # the engine's restart (state, restore) and the exchange's final candles (put_final) have their own files
+            "tests/unit/test_aggregate.py",
+            "tests/unit/test_exchange_klines.py",
+            "tests/unit/test_resume.py",
+            "tests/unit/test_exchange_source.py",
+        ),
     ),
     "models": Group(
         ("backend/models.py", "backend/sources/fields.py"),

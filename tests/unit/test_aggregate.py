@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backend.aggregate import Aggregator
+from backend.aggregate import Aggregator, trade_order
 from backend.config import INTERVALS_MS
 from backend.models import Candle, Trade, TradeBatch
 from tests.conftest import SAMPLES
@@ -575,3 +575,36 @@ def test_the_vectorised_fold_equals_a_plain_partial_by_partial_fold_to_the_last_
     for part in slices(TradeBatch.from_trades(arrived), cuts):
         agg.add(part)
         assert [as_row(c) for c in agg.drain(0, force=True)] == plain.add(part)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(
+    rows=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 6), st.integers(0, 6)), max_size=120),
+    presorted=st.booleans(),
+    many_symbols=st.booleans(),
+)
+def test_trade_order_is_lexsorts_permutation(
+    rows: list[tuple[int, int, int]], presorted: bool, many_symbols: bool
+) -> None:
+    """The batch's sort is exactly numpy's lexsort by (symbol code, ts, trade_id), equal keys in arrival order.
+
+    Arrival in (ts, id) order within each symbol takes the fast path; anything else the fallback; codes past
+    int16 (a process with tens of thousands of symbols) cannot take the narrow radix sort.
+    """
+    if presorted:  # each symbol's trades in (ts, id) order, the symbols interleaved as they come
+        by_code = {c: iter(sorted((t, i) for cc, t, i in rows if cc == c)) for c in {r[0] for r in rows}}
+        rows = [(c, *next(by_code[c])) for c, _, _ in rows]
+    scale = 40_000 if many_symbols else 1  # 40,000 → -25,536 as int16
+    code = np.array([c * scale for c, _, _ in rows], dtype=np.int64)
+    ts = np.array([1_700_000_000_000 + t for _, t, _ in rows], dtype=np.int64)
+    tid = np.array([i for _, _, i in rows], dtype=np.int64)
+    codes = 3 * scale + 1
+    assert trade_order(code, ts, tid, codes).tolist() == np.lexsort((tid, ts, code)).tolist()
+
+
+def test_trade_order_keeps_equal_keys_in_arrival_order() -> None:
+    """Twenty trades with one key and five with another (an exchange repeating a trade): arrival order within each."""
+    code = np.array([1] * 20 + [0] * 5, dtype=np.int64)
+    ts = np.full(25, 1_700_000_000_000, dtype=np.int64)
+    tid = np.full(25, 7, dtype=np.int64)
+    assert trade_order(code, ts, tid, 2).tolist() == [*range(20, 25), *range(20)]
