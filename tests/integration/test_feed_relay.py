@@ -7,9 +7,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from backend.config import Settings
-from backend.models import Candle, now_ms
+from backend.models import AlertEvent, Candle, encode_batch, now_ms
 from services.client import RelayClient, RelayDown, RelayError
 from services.feed.feed import Feed
 from services.feed.queue import Drained, SessionQueue
@@ -190,7 +191,7 @@ def test_reconnect_after_an_outage_marks_sessions_and_catches_up(
             lambda: feed.status().live and feed.state.connection.generation > generation, timeout=15, what="a reconnect"
         )
         assert feed.state.connection.reconnects >= 1
-        collect(q, lambda d, got: d.reconnected or stream in d.resync)
+        collect(q, lambda d, got: d.reconnected)
         wait_for(lambda: feed.book(stream).synced and feed.book(stream).last.seq == 4, what="catch-up snapshot")
         publisher.publish(make_candle("XRPUSDT", "1m", t0 + 3 * MINUTE, seq=5, close=151.0))
         collect(q, lambda d, got: any(c.seq == 5 for c in got))
@@ -233,3 +234,130 @@ def test_an_absent_relay_is_reported_plainly(feed_factory, tmp_path: Path) -> No
     status = wait_for(lambda: (s := feed.status()).state == "down" and s, what="down state")
     assert status.error == "connection refused"
     assert status.next_attempt_at is not None
+    wait_for(lambda: feed.status().attempts >= 2, what="a second attempt")
+    assert feed.status().state == "down" and feed.status().reconnects == 0
+
+
+def test_symbols_and_stats_come_from_the_relay(relay: Server, publisher: Publisher) -> None:
+    t0 = start_minute(100)
+    publisher.publish(*history("ADAUSDT", t0, 1, 1))
+    feed = Feed(relay.url, backoff_initial=0.1, backoff_max=0.5, stats_every_s=0.2).start()
+    try:
+        assert "ADAUSDT" in feed.wait_symbols(10)
+        assert "1m" in feed.intervals and feed.rest.symbols_error is None
+        q = feed.register("system")
+        feed.want(q, set(), stats=True, page="system")
+        wait_for(lambda: len(feed.stats_history) >= 2, what="two stats samples")
+        sample = feed.stats
+        assert sample is not None and sample.error is None
+        assert sample.stats is not None and "relay" in sample.stats
+        assert sample.ws_stats is not None and "connections" in sample.ws_stats
+        first, second = list(feed.stats_history)[:2]
+        assert second.at_ms - first.at_ms >= 190, "one sample per stats_every_s (0.2 s)"
+    finally:
+        feed.stop(timeout=3)
+
+
+def test_alerts_reach_every_session(relay: Server, relay_settings: Settings, feed_factory) -> None:
+    feed = feed_factory(relay.url)
+    q = feed.register("any page")
+    wait_for(
+        lambda: any(m["type"] == "subscribed" and m.get("alerts") for m in list(feed.listener.control)),
+        what="the subscription to every alert",
+    )
+    alert = AlertEvent(rule_id=3, symbol="NEARUSDT", interval="1m", kind="price_above", threshold=5.0,
+                       value=5.5, message="NEARUSDT crossed above 5", fired_at=now_ms())  # fmt: skip
+    r = redis.Redis.from_url(relay_settings.redis_url or "")
+    try:
+        r.publish(relay_settings.alerts_channel, encode_batch([alert]))
+    finally:
+        r.close()
+    got = wait_for(lambda: q.drain().alerts, what="the alert in the session's queue")
+    assert [a.message for a in got] == ["NEARUSDT crossed above 5"]
+    assert list(feed.listener.alerts) == [alert]
+
+
+def test_a_relay_with_a_token(redis_url: str, tmp_path: Path) -> None:
+    settings = isolated_settings(redis_url, tmp_path, api_token="s3cret-token")
+    server = start_relay(settings)
+    try:
+        without = Feed(server.url, backoff_initial=5, backoff_max=5).start()
+        try:
+            status = wait_for(lambda: (s := without.status()).state == "down" and s, what="the refusal")
+            assert status.error == "the relay refused the token (HTTP 401)"
+        finally:
+            without.stop(timeout=3)
+        t0 = start_minute(120)
+        publisher = Publisher(settings)
+        publisher.publish(*history("LINKUSDT", t0, 2, 1))
+        publisher.close()
+        feed = Feed(server.url, "s3cret-token", backoff_initial=0.1, backoff_max=0.5).start()
+        try:
+            q = feed.register("s")
+            feed.want(q, {("LINKUSDT", "1m")})
+            assert feed.wait_loaded([("LINKUSDT", "1m")], timeout=10)
+            assert [c.seq for c in feed.book(("LINKUSDT", "1m")).tail()] == [1, 2, 3]
+            assert feed.status().live
+        finally:
+            feed.stop(timeout=3)
+    finally:
+        server.stop()
+
+
+def test_a_cut_connection_is_reported_and_retried_after_the_backoff(relay: Server) -> None:
+    port = int(relay.url.rsplit(":", 1)[1])
+    proxy = TcpProxy("127.0.0.1", port)
+    feed = Feed(f"http://127.0.0.1:{proxy.port}", backoff_initial=20, backoff_max=20).start()
+    try:
+        wait_for(lambda: feed.status().live, what="connection")
+        before = time.time()
+        proxy.cut()
+        status = wait_for(lambda: (s := feed.status()).state == "down" and s, what="the outage noticed")
+        assert status.error == "connection lost"
+        assert status.next_attempt_at is not None and status.next_attempt_at >= before + 10
+        assert status.down_since is not None and status.down_since >= before and status.connected_since is None
+        assert status.attempts == 1
+    finally:
+        feed.stop(timeout=3)
+        proxy.cut()
+    assert feed.status().state == "stopped"
+
+
+def test_a_hung_relay_is_left_after_its_silent_timeouts(relay: Server) -> None:
+    port = int(relay.url.rsplit(":", 1)[1])
+    proxy = TcpProxy("127.0.0.1", port)
+    feed = Feed(f"http://127.0.0.1:{proxy.port}", backoff_initial=20, backoff_max=20, recv_timeout_s=0.2).start()
+    try:
+        wait_for(lambda: feed.status().live, what="connection")
+        proxy.hang()  # connected, and nothing comes back, not even a pong
+        status = wait_for(lambda: (s := feed.status()).state == "down" and s, what="the silence noticed")
+        assert status.error == "the relay stopped answering"
+    finally:
+        feed.stop(timeout=3)
+        proxy.resume()
+        proxy.cut()
+
+
+def test_a_relay_that_shuts_down_closes_the_connection(relay_settings: Settings, tmp_path: Path) -> None:
+    server = start_relay(relay_settings, log_dir=tmp_path)
+    feed = Feed(server.url, backoff_initial=20, backoff_max=20).start()
+    try:
+        wait_for(lambda: feed.status().live, what="connection")
+        server.stop()
+        status = wait_for(lambda: (s := feed.status()).state == "down" and s, what="the close noticed")
+        assert status.error == "the relay closed the connection"
+    finally:
+        feed.stop(timeout=3)
+        server.stop()
+
+
+def test_stop_ends_both_threads_without_waiting_for_a_receive_timeout(relay: Server) -> None:
+    feed = Feed(relay.url, recv_timeout_s=60).start()
+    wait_for(lambda: feed.status().live, what="connection")
+    threads = list(feed._threads)
+    assert sorted(t.name for t in threads) == ["candles-feed-listener", "candles-feed-worker"]
+    assert all(t.daemon for t in threads)
+    assert feed.start()._threads == threads, "started once"
+    feed.stop(timeout=10)
+    assert [t.is_alive() for t in threads] == [False, False]
+    assert feed.status().state == "stopped" and feed.client._http.is_closed
