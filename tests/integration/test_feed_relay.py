@@ -130,6 +130,8 @@ def test_listener_snapshot_then_live_updates(relay: Server, publisher: Publisher
     q = feed.register("session-a")
     feed.want(q, {STREAM})
     assert feed.wait_loaded([STREAM], timeout=10)
+    assert STREAM in q.drain().resync, "the session redraws from the snapshot"
+    assert feed.rest.snapshots == 1
     rows = feed.book(STREAM).tail()
     assert [c.open_time for c in rows][-6:] == [t0 + i * MINUTE for i in range(6)]
     forming = make_candle("BTCUSDT", "1m", t0 + 5 * MINUTE, seq=7, close=123.0)
@@ -165,6 +167,7 @@ def test_a_seq_gap_triggers_a_resync_that_fills_the_hole(
         return c is not None and c.closed and c.close == 200.0 and feed.book(stream).synced
 
     wait_for(hole_filled, what="the missed candle from the fresh snapshot")
+    assert feed.rest.snapshots == 2, "the first snapshot, then the patch"
     assert [c.open_time for c in feed.book(stream).tail()][-5:] == [t0 + i * MINUTE for i in range(5)]
 
 
@@ -186,12 +189,15 @@ def test_reconnect_after_an_outage_marks_sessions_and_catches_up(
         down = wait_for(lambda: feed.status().state == "down", what="the outage noticed")
         assert down and feed.status().error
         publisher.publish(make_candle("XRPUSDT", "1m", t0 + 2 * MINUTE, seq=4, close=150.0, closed=True))
+        assert "TRXUSDT" not in feed.symbols
+        publisher.publish(make_candle("TRXUSDT", "1m", t0, seq=1))  # a new symbol during the outage
         proxy.restore()
         wait_for(
             lambda: feed.status().live and feed.state.connection.generation > generation, timeout=15, what="a reconnect"
         )
         assert feed.state.connection.reconnects >= 1
         collect(q, lambda d, got: d.reconnected)
+        wait_for(lambda: "TRXUSDT" in feed.symbols, what="the symbols fetched again on the reconnect")
         wait_for(lambda: feed.book(stream).synced and feed.book(stream).last.seq == 4, what="catch-up snapshot")
         publisher.publish(make_candle("XRPUSDT", "1m", t0 + 3 * MINUTE, seq=5, close=151.0))
         collect(q, lambda d, got: any(c.seq == 5 for c in got))
@@ -326,12 +332,14 @@ def test_a_cut_connection_is_reported_and_retried_after_the_backoff(relay: Serve
 def test_a_hung_relay_is_left_after_its_silent_timeouts(relay: Server) -> None:
     port = int(relay.url.rsplit(":", 1)[1])
     proxy = TcpProxy("127.0.0.1", port)
-    feed = Feed(f"http://127.0.0.1:{proxy.port}", backoff_initial=20, backoff_max=20, recv_timeout_s=0.2).start()
+    feed = Feed(f"http://127.0.0.1:{proxy.port}", backoff_initial=0.1, backoff_max=0.1, recv_timeout_s=0.2).start()
     try:
         wait_for(lambda: feed.status().live, what="connection")
         proxy.hang()  # connected, and nothing comes back, not even a pong
         status = wait_for(lambda: (s := feed.status()).state == "down" and s, what="the silence noticed")
         assert status.error == "the relay stopped answering"
+        # the next attempt connects and hears nothing either: its handshake times out
+        wait_for(lambda: feed.status().error == "timed out", what="the handshake's timeout")
     finally:
         feed.stop(timeout=3)
         proxy.resume()

@@ -15,12 +15,13 @@ import msgspec
 import pytest
 import websocket
 
+from backend.backoff import Backoff
 from backend.models import AlertEvent, Candle, encode_batch, now_ms
 from services.client import RelayClient
 from services.feed.book import StreamBook
 from services.feed.feed import Feed
 from services.feed.latency import Latency
-from services.feed.listener import _describe
+from services.feed.listener import Listener, _describe
 from services.feed.queue import Drained, SessionQueue
 from services.feed.rest import RestWorker
 from services.feed.sessions import SessionRegistry
@@ -858,6 +859,17 @@ def test_the_listeners_status() -> None:
     assert status.last_message_at is not None
     assert status.latency_ms["n"] == 1.0 and 200 <= (status.latency_ms["p50"] or 0) < 10_000
     assert feed.subscribed() == set() and other.streams == frozenset()
+
+
+def test_a_new_listener() -> None:
+    state = FeedState(SessionRegistry(), Streams())
+    lst = Listener(state, "http://127.0.0.1:9")
+    assert lst.relay_url == "http://127.0.0.1:9" and lst.token is None and lst.recv_timeout_s == 5.0
+    assert lst._backoff == Backoff() and lst._on_connect is None and lst._ws is None
+    assert (lst.frames, lst.pongs, lst.candles_in, lst.gaps, lst.resyncs) == (0, 0, 0, 0, 0)
+    assert lst.control.maxlen == 50 and lst.alerts.maxlen == 100 and list(lst.control) == []
+    assert lst._last_message_at is None and lst.subscribed() == set()
+    assert lst.status().latency_ms == {"p50": None, "p99": None, "n": 0}
 
 
 def test_close_marks_the_connection_stopped() -> None:
