@@ -9,6 +9,7 @@ import itertools
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -971,25 +972,40 @@ def test_read_runs_under_the_lock_on_a_book() -> None:
     assert feed.read(ETH, lambda b: len(b.rows)) is None
 
 
-def test_wait_loaded_returns_at_once_when_it_can() -> None:
-    feed = Feed("http://127.0.0.1:9")
-    q = feed.register("s")
-    feed.want(q, {BTC, ETH})
-    assert feed.wait_loaded([], timeout=0) is True
-    assert feed.wait_loaded([BTC], timeout=0) is False
-    feed.book(BTC).load_snapshot([])
-    assert feed.wait_loaded([BTC], timeout=0) is True
-    assert feed.wait_loaded([BTC, ETH], timeout=0) is False
-    assert feed.wait_loaded([SOL], timeout=0) is False
-    feed.state.connection.went_down("connection refused", 1.0)
-    assert feed.wait_loaded([ETH], timeout=600) is False, "the relay is down: no waiting"
-    feed.listener.close()
-    assert feed.wait_loaded([ETH], timeout=600) is False, "stopped: no waiting"
-
-
 def waiting(cond: threading.Condition) -> bool:
     """True while a thread waits on ``cond`` (the caller holds its lock)."""
     return bool(cond._waiters)  # type: ignore[attr-defined]
+
+
+def without_waiting(fn: Callable[[], Any], state: FeedState) -> Any:
+    """``fn()`` on a thread; its result, or a failure as soon as it waits on the feed's condition."""
+    result: list[Any] = []
+    t = threading.Thread(target=lambda: result.append(fn()), daemon=True)
+    t.start()
+    while True:
+        with state.lock:
+            assert not waiting(state.wake), "it waited"
+        t.join(0.001)
+        if not t.is_alive():
+            (value,) = result
+            return value
+
+
+def test_wait_loaded_returns_at_once_when_it_can() -> None:
+    feed = Feed("http://127.0.0.1:9")
+    state = feed.state
+    q = feed.register("s")
+    feed.want(q, {BTC, ETH})
+    assert without_waiting(lambda: feed.wait_loaded([], timeout=0), state) is True
+    assert without_waiting(lambda: feed.wait_loaded([BTC], timeout=0), state) is False
+    feed.book(BTC).load_snapshot([])
+    assert without_waiting(lambda: feed.wait_loaded([BTC], timeout=600), state) is True
+    assert without_waiting(lambda: feed.wait_loaded([BTC, ETH], timeout=0), state) is False
+    assert without_waiting(lambda: feed.wait_loaded([SOL], timeout=0), state) is False
+    feed.state.connection.went_down("connection refused", 1.0)
+    assert without_waiting(lambda: feed.wait_loaded([ETH], timeout=600), state) is False, "the relay is down"
+    feed.listener.close()
+    assert without_waiting(lambda: feed.wait_loaded([ETH], timeout=600), state) is False, "stopped"
 
 
 def test_wait_loaded_wakes_when_the_snapshot_is_merged() -> None:
@@ -1031,14 +1047,14 @@ def test_a_new_rest_worker() -> None:
 
 def test_wait_symbols_returns_at_once_when_it_can() -> None:
     state, rest, _ = rest_worker()
-    assert rest.wait_symbols(0) == []
+    assert without_waiting(lambda: rest.wait_symbols(0), state) == []
     state.connection.went_down("connection refused", 1.0)
-    assert rest.wait_symbols(600) == [], "the relay is down: no waiting"
+    assert without_waiting(lambda: rest.wait_symbols(600), state) == [], "the relay is down"
     state.connection.state = "stopped"
-    assert rest.wait_symbols(600) == [], "stopped: no waiting"
+    assert without_waiting(lambda: rest.wait_symbols(600), state) == [], "stopped"
     rest.symbols = ["BTCUSDT"]
     state.connection.state = "connecting"
-    got = rest.wait_symbols(600)
+    got = without_waiting(lambda: rest.wait_symbols(600), state)
     assert got == ["BTCUSDT"] and got is not rest.symbols
 
 
