@@ -369,3 +369,30 @@ def test_stop_ends_both_threads_without_waiting_for_a_receive_timeout(relay: Ser
     feed.stop(timeout=10)
     assert [t.is_alive() for t in threads] == [False, False]
     assert feed.status().state == "stopped" and feed.client._http.is_closed
+
+
+def test_a_reconnect_replaces_the_book_by_a_full_snapshot(relay: Server, publisher: Publisher) -> None:
+    t0 = start_minute(140)
+    stream = ("AVAXUSDT", "1m")
+    publisher.publish(*history("AVAXUSDT", t0, 2, 1))  # seq 1, 2 closed, 3 forming
+    port = int(relay.url.rsplit(":", 1)[1])
+    proxy = TcpProxy("127.0.0.1", port)
+    feed = Feed(f"http://127.0.0.1:{proxy.port}", book_limit=3, backoff_initial=0.1, backoff_max=0.5).start()
+    try:
+        q = feed.register("s")
+        feed.want(q, {stream})
+        assert feed.wait_loaded([stream], timeout=10)
+        assert [c.seq for c in feed.book(stream).tail()] == [1, 2, 3]
+        proxy.cut()
+        wait_for(lambda: feed.status().state == "down", what="the outage noticed")
+        publisher.publish(
+            make_candle("AVAXUSDT", "1m", t0 + 2 * MINUTE, seq=4, close=102.0, closed=True),
+            make_candle("AVAXUSDT", "1m", t0 + 3 * MINUTE, seq=5, close=103.0, closed=True),
+            make_candle("AVAXUSDT", "1m", t0 + 4 * MINUTE, seq=6, close=104.0),
+        )
+        proxy.restore()
+        wait_for(lambda: feed.book(stream).synced and feed.book(stream).last.seq == 6, what="the full snapshot")
+        assert [c.seq for c in feed.book(stream).tail()] == [4, 5, 6], "the newest three, nothing older kept"
+    finally:
+        feed.stop(timeout=3)
+        proxy.cut()
