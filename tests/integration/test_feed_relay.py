@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
+import websocket
 
 from backend.config import Settings
 from backend.models import AlertEvent, Candle, encode_batch, now_ms
@@ -396,3 +401,73 @@ def test_a_reconnect_replaces_the_book_by_a_full_snapshot(relay: Server, publish
     finally:
         feed.stop(timeout=3)
         proxy.cut()
+
+
+class SilentRelay:
+    """A WebSocket server that takes the handshake, then answers at most ``pongs`` pings and nothing else.
+
+    It records the opcode of every frame the client sends, until the client's close frame: how many
+    silent receive timeouts the listener sits through shows as the pings it sent. (The real relay
+    always answers a ping; a cut or hung connection carries no frames to count.)
+    """
+
+    GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+    def __init__(self, pongs: int = 0) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        self.pongs = pongs
+        self.opcodes: list[int] = []
+        self.closed = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        conn, _ = self._server.accept()
+        with conn, conn.makefile("rb") as f:
+            key = ""
+            while (line := f.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                if name.strip().lower() == "sec-websocket-key":
+                    key = value.strip()
+            accept = base64.b64encode(hashlib.sha1((key + self.GUID).encode()).digest()).decode()
+            conn.sendall(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + f"Sec-WebSocket-Accept: {accept}\r\n\r\n".encode()
+            )
+            while len(header := f.read(2)) == 2:
+                opcode, size = header[0] & 0x0F, header[1] & 0x7F
+                if size == 126:
+                    size = int.from_bytes(f.read(2), "big")
+                elif size == 127:
+                    size = int.from_bytes(f.read(8), "big")
+                f.read(4 + size)  # the mask and the payload
+                self.opcodes.append(opcode)
+                if opcode == websocket.ABNF.OPCODE_CLOSE:
+                    break
+                if opcode == websocket.ABNF.OPCODE_PING and self.pongs > 0:
+                    self.pongs -= 1
+                    conn.sendall(bytes([0x80 | websocket.ABNF.OPCODE_PONG, 0]))
+        self._server.close()
+        self.closed.set()
+
+
+TEXT, PING, CLOSE = websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_PING, websocket.ABNF.OPCODE_CLOSE
+
+
+@pytest.mark.parametrize(
+    ("pongs", "frames"),
+    [
+        (0, [TEXT, PING, PING, CLOSE]),  # three silent timeouts: two pings, then the listener leaves
+        (1, [TEXT, PING, PING, PING, CLOSE]),  # a pong starts the count again
+    ],
+)
+def test_the_listener_leaves_after_three_silent_receive_timeouts(pongs: int, frames: list[int]) -> None:
+    silent = SilentRelay(pongs)
+    feed = Feed(silent.url, backoff_initial=20, backoff_max=20, recv_timeout_s=0.1).start()
+    try:
+        assert silent.closed.wait(30), "the listener never left"
+        assert silent.opcodes == frames  # the first text frame: the subscription to every alert
+        status = wait_for(lambda: (s := feed.status()).state == "down" and s, what="the outage noticed")
+        assert status.error == "the relay stopped answering" and feed.listener.pongs == pongs
+    finally:
+        feed.stop(timeout=3)
