@@ -413,10 +413,11 @@ class SilentRelay:
 
     GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-    def __init__(self, pongs: int = 0) -> None:
+    def __init__(self, pongs: int = 0, *, ping: bool = False) -> None:
         self._server = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
         self.pongs = pongs
+        self.ping = ping  # send one ping of its own after the handshake
         self.opcodes: list[int] = []
         self.closed = threading.Event()
         threading.Thread(target=self._serve, daemon=True).start()
@@ -434,6 +435,8 @@ class SilentRelay:
                 b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 + f"Sec-WebSocket-Accept: {accept}\r\n\r\n".encode()
             )
+            if self.ping:
+                conn.sendall(bytes([0x80 | websocket.ABNF.OPCODE_PING, 2]) + b"hi")
             while len(header := f.read(2)) == 2:
                 opcode, size = header[0] & 0x0F, header[1] & 0x7F
                 if size == 126:
@@ -451,18 +454,20 @@ class SilentRelay:
         self.closed.set()
 
 
-TEXT, PING, CLOSE = websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_PING, websocket.ABNF.OPCODE_CLOSE
+TEXT, PING, PONG, CLOSE = (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_PING, websocket.ABNF.OPCODE_PONG,
+                           websocket.ABNF.OPCODE_CLOSE)  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    ("pongs", "frames"),
+    ("pongs", "ping", "frames"),
     [
-        (0, [TEXT, PING, PING, CLOSE]),  # three silent timeouts: two pings, then the listener leaves
-        (1, [TEXT, PING, PING, PING, CLOSE]),  # a pong starts the count again
+        (0, False, [TEXT, PING, PING, CLOSE]),  # three silent timeouts: two pings, then the listener leaves
+        (1, False, [TEXT, PING, PING, PING, CLOSE]),  # a pong starts the count again
+        (0, True, [TEXT, PONG, PING, PING, CLOSE]),  # the relay's own ping is answered, and the listener stays
     ],
 )
-def test_the_listener_leaves_after_three_silent_receive_timeouts(pongs: int, frames: list[int]) -> None:
-    silent = SilentRelay(pongs)
+def test_the_listener_leaves_after_three_silent_receive_timeouts(pongs: int, ping: bool, frames: list[int]) -> None:
+    silent = SilentRelay(pongs, ping=ping)
     feed = Feed(silent.url, backoff_initial=20, backoff_max=20, recv_timeout_s=0.1).start()
     try:
         assert silent.closed.wait(30), "the listener never left"
