@@ -1058,6 +1058,15 @@ def test_wait_symbols_returns_at_once_when_it_can() -> None:
     assert got == ["BTCUSDT"] and got is not rest.symbols
 
 
+def test_waits_end_at_their_timeout() -> None:
+    _, rest, _ = rest_worker()
+    assert rest.wait_symbols(0.3) == []
+    feed = Feed("http://127.0.0.1:9")
+    q = feed.register("s")
+    feed.want(q, {BTC})
+    assert feed.wait_loaded([BTC], timeout=0.3) is False
+
+
 def test_wait_symbols_wakes_for_the_first_list_and_for_an_outage() -> None:
     state, rest, _ = rest_worker()
     for outcome in ("symbols", "down"):
