@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -476,3 +478,39 @@ def test_the_listener_leaves_after_three_silent_receive_timeouts(pongs: int, pin
         assert status.error == "the relay stopped answering" and feed.listener.pongs == pongs
     finally:
         feed.stop(timeout=3)
+
+
+class OneStatsEndpoint(BaseHTTPRequestHandler):
+    """Answers one of the relay's two stats paths (``server.path``), 404 to everything else: a relay of another
+    version, where exactly one of the two requests of a stats sample fails."""
+
+    def do_GET(self) -> None:
+        ok = self.path == self.server.path  # type: ignore[attr-defined]
+        body = json.dumps({"connections": 2} if ok else {"detail": "Not Found"}).encode()
+        self.send_response(200 if ok else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("path", ["/ws/stats", "/api/v1/stats"])
+def test_a_stats_sample_keeps_what_it_could_read_and_the_error_of_the_rest(path: str) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), OneStatsEndpoint)
+    server.path = path  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    feed = Feed(f"http://127.0.0.1:{server.server_address[1]}")
+    try:
+        feed.rest._fetch_stats()
+        sample = feed.stats
+        assert sample is not None
+        assert sample.error == "the relay does not know that (HTTP 404): Not Found"
+        read = {"connections": 2}
+        assert (sample.stats, sample.ws_stats) == ((None, read) if path == "/ws/stats" else (read, None))
+    finally:
+        feed.client.close()
+        server.shutdown()
+        server.server_close()

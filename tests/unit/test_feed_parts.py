@@ -146,6 +146,7 @@ def test_book_tail() -> None:
         b.apply(candle(i))
     assert minutes(b.tail()) == [0, 1, 2, 3]
     assert minutes(b.tail(2)) == [2, 3]
+    assert minutes(b.tail(1)) == [3]
     assert minutes(b.tail(since_open_time=T0 + MINUTE)) == [1, 2, 3]
     assert minutes(b.tail(since_open_time=T0 + MINUTE + 1)) == [2, 3]
     assert b.tail() is not b.rows
