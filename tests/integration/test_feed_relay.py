@@ -514,3 +514,31 @@ def test_a_stats_sample_keeps_what_it_could_read_and_the_error_of_the_rest(path:
         feed.client.close()
         server.shutdown()
         server.server_close()
+
+
+def test_snapshots_fetch_as_many_candles_as_asked_of_their_own_interval(
+    relay: Server, publisher: Publisher, relay_settings: Settings
+) -> None:
+    five = 5 * MINUTE
+    t0 = (now_ms() // five - 700) * five
+    stream = ("DOTUSDT", "5m")
+
+    def c5(i: int, seq: int, *, closed: bool = True) -> Candle:
+        return make_candle("DOTUSDT", "5m", t0 + i * five, seq=seq, close=200.0 + i, closed=closed)
+
+    publisher.publish(*history("DOTUSDT", t0, 3, 1))  # the same symbol's 1m stream: not this book's
+    publisher.publish(*[c5(i, i + 1) for i in range(600)], c5(600, 601, closed=False))  # seq 1..601
+    feed = Feed(relay.url, book_limit=600, backoff_initial=0.1, backoff_max=0.5).start()  # more than 500
+    try:
+        q = feed.register("s")
+        feed.want(q, {stream})
+        assert feed.wait_loaded([stream], timeout=10)
+        rows = feed.book(stream).tail()
+        assert [c.seq for c in rows] == list(range(2, 602)), "the newest 600"
+        assert {c.interval for c in rows} == {"5m"}
+        cache_candles(relay_settings, c5(600, 602))  # the close of candle 600 reaches only the cache
+        publisher.publish(c5(601, 603, closed=False))
+        wait_for(lambda: feed.rest.snapshots == 2 and feed.book(stream).synced, what="the patch")
+        assert [c.seq for c in feed.book(stream).tail()] == [*range(2, 601), 602, 603]
+    finally:
+        feed.stop(timeout=3)
