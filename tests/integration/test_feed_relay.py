@@ -542,3 +542,29 @@ def test_snapshots_fetch_as_many_candles_as_asked_of_their_own_interval(
         assert [c.seq for c in feed.book(stream).tail()] == [*range(2, 601), 602, 603]
     finally:
         feed.stop(timeout=3)
+
+
+def test_the_snapshot_sets_the_seq_a_gap_is_counted_from(
+    relay: Server, publisher: Publisher, relay_settings: Settings
+) -> None:
+    t0 = start_minute(160)
+    stream = ("BNBUSDT", "1m")
+    closed = [make_candle("BNBUSDT", "1m", t0 + i * MINUTE, seq=i + 1, closed=True) for i in range(3)]
+    cache_candles(relay_settings, *closed)
+    r = redis.Redis.from_url(relay_settings.redis_url or "")
+    try:  # the latest candle's key expired (a quiet stream): a subscription gets no candle, only the snapshot
+        r.delete(f"{relay_settings.redis_prefix}:latest:BNBUSDT:1m")
+    finally:
+        r.close()
+    feed = Feed(relay.url, backoff_initial=0.1, backoff_max=0.5).start()
+    try:
+        q = feed.register("s")
+        feed.want(q, {stream})
+        assert feed.wait_loaded([stream], timeout=10)
+        assert [c.seq for c in feed.book(stream).tail()] == [1, 2, 3]
+        q.drain()
+        publisher.publish(make_candle("BNBUSDT", "1m", t0 + 4 * MINUTE, seq=5))  # seq 4 never came
+        collect(q, lambda d, got: stream in d.resync)
+        assert feed.listener.gaps == 1
+    finally:
+        feed.stop(timeout=3)
