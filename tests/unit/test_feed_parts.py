@@ -874,6 +874,16 @@ def test_a_new_listener() -> None:
     assert lst.status().latency_ms == {"p50": None, "p99": None, "n": 0}
 
 
+def test_the_status_of_a_live_connection() -> None:
+    feed, _ = make_feed(BTC)
+    conn = feed.state.connection
+    conn.came_up()
+    status = feed.status()
+    assert status.state == "live" and status.live is True and status.error is None
+    assert status.connected_since is not None and status.connected_since == conn.connected_since
+    assert status.down_since is None and status.next_attempt_at is None
+
+
 def test_close_marks_the_connection_stopped() -> None:
     feed, _ = make_feed(BTC)
     feed.listener.close()
