@@ -1175,3 +1175,41 @@ def test_the_live_worker_fetches_symbols_and_snapshots_due() -> None:
     message = f"no relay answers at {url} (connection refused)"
     assert rest.symbols_error == message and books[BTC].error == message and books[ETH].error == message
     assert state.streams.snapshot_due == {} and rest.stats is None
+
+
+def test_failed_symbols_are_not_fetched_again_at_once() -> None:
+    state, rest, url = rest_worker(stats_every_s=0.05)
+    state.connection.came_up()
+    q = SessionQueue("s")
+    state.sessions.add(q)
+    state.sessions.want(q, frozenset(), stats=True, page="system")
+    run_worker_until(state, rest, lambda: rest.symbols_error is not None)
+    first = rest._symbols_at
+    state.stop.clear()
+    run_worker_until(state, rest, lambda: len(rest.stats_history) >= 4)  # three more turns of the worker
+    assert rest._symbols_at == first, "the next try is about ten seconds later"
+    assert rest.symbols_error == f"no relay answers at {url} (connection refused)"
+
+
+def test_the_worker_sleeps_between_stats_samples() -> None:
+    state, rest, _ = rest_worker(stats_every_s=0.05)
+    q = SessionQueue("s")
+    state.sessions.add(q)
+    state.sessions.want(q, frozenset(), stats=True, page="system")
+    t = threading.Thread(target=rest.run, daemon=True)
+    t.start()
+    try:
+        assert t.ident is not None
+        clock = time.pthread_getcpuclockid(t.ident)
+        with state.lock:
+            assert state.wake.wait_for(lambda: len(rest.stats_history) >= 1, timeout=60)
+        cpu0, wall0 = time.clock_gettime(clock), time.monotonic()
+        with state.lock:
+            assert state.wake.wait_for(lambda: len(rest.stats_history) >= 6, timeout=60)
+        cpu, wall = time.clock_gettime(clock) - cpu0, time.monotonic() - wall0
+    finally:
+        state.stop.set()
+        with state.lock:
+            state.wake.notify_all()
+        t.join()
+    assert cpu < wall / 2, f"the worker spun: {cpu:.3f} s of CPU in {wall:.3f} s"
