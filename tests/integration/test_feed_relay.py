@@ -415,11 +415,11 @@ class SilentRelay:
 
     GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-    def __init__(self, pongs: int = 0, *, ping: bool = False) -> None:
+    def __init__(self, pongs: int = 0, *, first: bytes = b"") -> None:
         self._server = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
         self.pongs = pongs
-        self.ping = ping  # send one ping of its own after the handshake
+        self.first = first  # raw bytes sent once after the handshake (a frame of its own)
         self.opcodes: list[int] = []
         self.closed = threading.Event()
         threading.Thread(target=self._serve, daemon=True).start()
@@ -437,8 +437,8 @@ class SilentRelay:
                 b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 + f"Sec-WebSocket-Accept: {accept}\r\n\r\n".encode()
             )
-            if self.ping:
-                conn.sendall(bytes([0x80 | websocket.ABNF.OPCODE_PING, 2]) + b"hi")
+            if self.first:
+                conn.sendall(self.first)
             while len(header := f.read(2)) == 2:
                 opcode, size = header[0] & 0x0F, header[1] & 0x7F
                 if size == 126:
@@ -469,7 +469,7 @@ TEXT, PING, PONG, CLOSE = (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_PIN
     ],
 )
 def test_the_listener_leaves_after_three_silent_receive_timeouts(pongs: int, ping: bool, frames: list[int]) -> None:
-    silent = SilentRelay(pongs, ping=ping)
+    silent = SilentRelay(pongs, first=bytes([0x80 | PING, 2]) + b"hi" if ping else b"")
     feed = Feed(silent.url, backoff_initial=20, backoff_max=20, recv_timeout_s=0.1).start()
     try:
         assert silent.closed.wait(30), "the listener never left"
@@ -566,5 +566,15 @@ def test_the_snapshot_sets_the_seq_a_gap_is_counted_from(
         publisher.publish(make_candle("BNBUSDT", "1m", t0 + 4 * MINUTE, seq=5))  # seq 4 never came
         collect(q, lambda d, got: stream in d.resync)
         assert feed.listener.gaps == 1
+    finally:
+        feed.stop(timeout=3)
+
+
+def test_a_frame_the_listener_cannot_read_ends_the_connection_with_the_reason() -> None:
+    silent = SilentRelay(first=bytes([0x83, 0]))  # opcode 3 is reserved
+    feed = Feed(silent.url, backoff_initial=20, backoff_max=20).start()
+    try:
+        status = wait_for(lambda: (s := feed.status()).state == "down" and s, what="the outage noticed")
+        assert status.error == "connection lost: Invalid opcode 3"
     finally:
         feed.stop(timeout=3)
