@@ -476,6 +476,7 @@ def test_the_listener_leaves_after_three_silent_receive_timeouts(pongs: int, pin
         assert silent.opcodes == frames  # the first text frame: the subscription to every alert
         status = wait_for(lambda: (s := feed.status()).state == "down" and s, what="the outage noticed")
         assert status.error == "the relay stopped answering" and feed.listener.pongs == pongs
+        assert feed.listener.frames == 0, "a ping or pong is no message"
     finally:
         feed.stop(timeout=3)
 
