@@ -1213,3 +1213,27 @@ def test_the_worker_sleeps_between_stats_samples() -> None:
             state.wake.notify_all()
         t.join()
     assert cpu < wall / 2, f"the worker spun: {cpu:.3f} s of CPU in {wall:.3f} s"
+
+
+def test_snapshot_turns_do_not_fetch_stats_before_they_are_due() -> None:
+    state, rest, _ = rest_worker(stats_every_s=600)
+    state.connection.came_up()
+    q = SessionQueue("s")
+    state.sessions.add(q)
+    state.sessions.want(q, frozenset(), stats=True, page="system")
+    state.streams.follow({BTC, ETH}, {BTC, ETH})
+    books = state.streams.books
+
+    def fetch(stream: tuple[str, str]) -> Any:
+        def done() -> bool:
+            state.streams.due({stream}, 50)  # a snapshot due at every check: the worker makes another turn
+            state.wake.notify_all()
+            return books[stream].error is not None
+
+        return done
+
+    run_worker_until(state, rest, fetch(BTC))  # the first turn: symbols, the snapshot, the first stats sample
+    assert len(rest.stats_history) == 1
+    state.stop.clear()
+    run_worker_until(state, rest, fetch(ETH))
+    assert len(rest.stats_history) == 1, "the next sample is due in ten minutes"
