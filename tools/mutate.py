@@ -68,7 +68,10 @@ GROUPS: dict[str, Group] = {
             "tests/integration/test_api_ws.py",
         ),
     ),
-    "feed": Group(("services/feed/*",), ("tests/unit/test_feed.py", "tests/integration/test_feed_relay.py")),
+    "feed": Group(
+        ("services/feed/*",),
+        ("tests/unit/test_feed.py", "tests/unit/test_feed_parts.py", "tests/integration/test_feed_relay.py"),
+    ),
     "indicators": Group(("backend/indicators.py",), ("tests/unit/test_indicators.py",)),
     "formats": Group(
         ("backend/sources/formats/*",),
