@@ -608,3 +608,16 @@ def test_trade_order_keeps_equal_keys_in_arrival_order() -> None:
     ts = np.full(25, 1_700_000_000_000, dtype=np.int64)
     tid = np.full(25, 7, dtype=np.int64)
     assert trade_order(code, ts, tid, 2).tolist() == [*range(20, 25), *range(20)]
+
+
+@pytest.mark.parametrize(
+    ("ts", "tid", "want"),
+    [
+        ([5, 7, 5], [1, 1, 2], [0, 2, 1]),  # an earlier ts after a later one, equal to the first: the fallback
+        ([5, 5, 5], [1, 3, 2], [0, 2, 1]),  # ids out of order at one ts, the last still above the first
+        ([5, 5, 6], [2, 2, 1], [0, 1, 2]),  # in order: equal keys stay in arrival order
+    ],
+)
+def test_trade_order_checks_each_trade_against_the_one_before(ts: list[int], tid: list[int], want: list[int]) -> None:
+    code = np.zeros(3, dtype=np.int64)
+    assert trade_order(code, np.array(ts, dtype=np.int64), np.array(tid, dtype=np.int64), 1).tolist() == want

@@ -8,9 +8,9 @@ import msgspec
 import pytest
 
 from backend.aggregate import Aggregator, SymbolState
-from backend.models import Candle
+from backend.models import Candle, TradeBatch
 from tests.conftest import SAMPLES
-from tests.unit.test_aggregate import xrpeth_trades
+from tests.unit.test_aggregate import trade, xrpeth_trades
 
 KLINES = SAMPLES / "binance_xrpeth_2019"
 
@@ -60,3 +60,26 @@ def test_a_stream_restored_with_only_its_seq_opens_a_new_candle_at_the_next_seq(
     agg.add(batch)
     (candle,) = agg.drain(0)
     assert (candle.symbol, candle.seq, candle.trades, candle.closed) == ("BTCUSDT", 42, 3, False)
+
+
+def test_a_symbol_first_seen_after_a_restore_leaves_the_restored_ones_skipping_what_they_counted() -> None:
+    """Restored BTCUSDT counted up to trade 7; ETHUSDT arrives first, then BTCUSDT's replay: 6 and 7 are skipped."""
+    agg = Aggregator(["1m"])
+    agg.restore(
+        msgspec.json.decode(
+            b'{"symbol":"BTCUSDT","last_trade":[1732665605000,7],'
+            b'"streams":[["1m",1732665600000,3,100.0,101.0,99.0,100.5,2.0,201.0,2,1.0,100.5,'
+            b"[1732665601000,6],[1732665605000,7],1732665605000]]}",
+            type=SymbolState,
+        )
+    )
+    agg.add(TradeBatch.from_trades([trade("ETHUSDT", 3000.0, 1.0, 1732665606000, 1)]))
+    agg.add(
+        TradeBatch.from_trades(
+            [trade("BTCUSDT", 100.0, 1.0, 1732665601000, 6), trade("BTCUSDT", 100.5, 1.0, 1732665605000, 7),
+             trade("BTCUSDT", 102.0, 0.5, 1732665607000, 8)]
+        )
+    )  # fmt: skip
+    assert agg.already_counted == 2
+    (btc,) = [c for c in agg.open_candles() if c.symbol == "BTCUSDT"]
+    assert (btc.open, btc.high, btc.low, btc.close, btc.volume, btc.trades) == (100.0, 102.0, 99.0, 102.0, 2.5, 3)
