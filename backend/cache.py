@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from backend.aggregate import SymbolState
+from backend.intervals import INTERVALS_MS
 from backend.models import Candle, decode_message, normalize_symbol
 from backend.protocol import split_stream_key
 
@@ -79,24 +80,43 @@ def queue_candle_writes(
 ) -> None:
     """Queue the cache writes of one flush on a (non-transactional) pipeline.
 
-    Per changed stream: one SET of its newest candle, and when candles of it
-    closed, one ZREMRANGEBYSCORE + one ZADD of all of them (idempotent on
-    open_time, so a replay or retry never duplicates) + one ZREMRANGEBYRANK cap.
+    Per changed stream: one SET of its newest candle (the latest period; of it, the
+    last update), and when candles of it closed, a ZREMRANGEBYSCORE per run of
+    consecutive periods + one ZADD of all of them (one entry per open_time, so a
+    replay, a retry or an exchange's final candle replacing an older period never
+    duplicates) + one ZREMRANGEBYRANK cap. Usually a flush's closed candles are
+    one run in order; an exchange's final candle for an older period can come
+    after newer ones.
     """
-    newest: dict[tuple[str, str], bytes] = {}
-    closed: dict[tuple[str, str], list[tuple[Candle, bytes]]] = {}
+    newest: dict[tuple[str, str], tuple[int, bytes]] = {}
+    closed: dict[tuple[str, str], dict[int, bytes]] = {}
     for c, raw in zip(candles, encoded, strict=True):
         stream = (c.symbol, c.interval)
-        newest[stream] = raw
+        held = newest.get(stream)
+        if held is None or c.open_time >= held[0]:
+            newest[stream] = (c.open_time, raw)
         if c.closed:
-            closed.setdefault(stream, []).append((c, raw))
-    for (symbol, interval), raw in newest.items():
+            closed.setdefault(stream, {})[c.open_time] = raw  # a later update of a period replaces an earlier one
+    for (symbol, interval), (_, raw) in newest.items():
         pipe.set(keys.latest(symbol, interval), raw, ex=latest_ttl_s)
-    for (symbol, interval), items in closed.items():
+    for (symbol, interval), by_time in closed.items():
         key = keys.recent(symbol, interval)
-        pipe.zremrangebyscore(key, items[0][0].open_time, items[-1][0].open_time)
-        pipe.zadd(key, {raw: c.open_time for c, raw in items})
+        for lo, hi in period_runs(sorted(by_time), INTERVALS_MS[interval]):
+            pipe.zremrangebyscore(key, lo, hi)
+        pipe.zadd(key, {raw: t for t, raw in by_time.items()})
         pipe.zremrangebyrank(key, 0, -recent_cap - 1)
+
+
+def period_runs(open_times: Sequence[int], period_ms: int) -> list[tuple[int, int]]:
+    """The sorted ``open_times`` as runs of consecutive periods, ``(first, last)`` each: what a range may remove
+    without touching a stored period that is not being written."""
+    runs: list[tuple[int, int]] = []
+    for t in open_times:
+        if runs and t - runs[-1][1] == period_ms:
+            runs[-1] = (runs[-1][0], t)
+        else:
+            runs.append((t, t))
+    return runs
 
 
 def save_resume_states(client: Any, keys: CacheKeys, states: Sequence[SymbolState]) -> None:

@@ -37,6 +37,7 @@ class Hub:
         # newest candle per stream seen on the channel since the subscription (re)started:
         # a subscribe to a live stream needs no Redis round trip
         self.latest: dict[str, bytes] = {}
+        self.latest_open: dict[str, int] = {}  # the open_time of each stream's ``latest``
         # frames built from this message's bytes, shared by the clients that get the same objects
         self._frames: dict[tuple[bytes, ...], bytes] = {}
         self._texts: dict[tuple[bytes, ...], str] = {}
@@ -65,7 +66,7 @@ class Hub:
             self._frames.clear()
             self._texts.clear()
         now = asyncio.get_running_loop().time()
-        latest = self.latest
+        latest, latest_open = self.latest, self.latest_open
         subscribers = self.subscribers
         self.updates_in += len(heads)
         first: list[Client] = []  # clients with nothing waiting before this message
@@ -77,7 +78,10 @@ class Hub:
                     if client.offer(encoded, encoded, now):
                         first.append(client)
                 continue
-            latest[key] = encoded
+            opened = head.open_time or 0
+            if opened >= latest_open.get(key, opened):  # an exchange's final candle for an older period is not latest
+                latest[key] = encoded
+                latest_open[key] = opened
             subs = subscribers.get(key)
             if subs:
                 for client in subs:

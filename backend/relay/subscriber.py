@@ -103,6 +103,7 @@ class Subscriber:
         """After a Redis outage: tell every client, and send it a fresh snapshot of its streams."""
         hub = self.hub
         hub.latest.clear()
+        hub.latest_open.clear()
         clients = [c for c in hub.clients if c.streams and not c.closed]
         if not clients:
             return

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from backend.aggregate import Aggregator
-from backend.cache import CacheKeys
+from backend.cache import CacheKeys, period_runs
 from backend.config import Settings
 from backend.models import Candle, Trade, TradeBatch, decode_batch, decode_message
 from backend.sinks.redis import RedisSink
@@ -280,3 +280,34 @@ def test_a_closed_candle_written_again_with_changed_data_replaces_the_old_one(re
 
 def msgspec_replace(candle: Candle, **changes: object) -> Candle:
     return msgspec.structs.replace(candle, **changes)
+
+
+def test_an_exchange_candle_for_an_older_period_after_newer_ones_replaces_only_its_own(redis_client, settings):
+    """A flush may carry a period the clock closed and, after it, an exchange's final candle for an older one:
+    each period keeps one entry, the ones between are left alone, and ``latest`` stays the newest period."""
+    pub = publisher(redis_client, settings)
+    prefix = settings.redis_prefix
+    flat = [one_second(i, close=1.0, closed=True) for i in range(5)]  # the pipeline's flat candles of an outage
+    assert pub.put(flat)
+    assert pub.put([one_second(5, close=1.0, closed=True), one_second(2, close=7.0, closed=True),
+                    one_second(6, close=2.0, closed=False), one_second(0, close=6.0, closed=True)])  # fmt: skip
+    stored = [decode_message(m) for m in redis_client.zrange(f"{prefix}:recent:BTCUSDT:1s", 0, -1)]
+    assert [(c.open_time - T0, c.close) for c in stored] == [
+        (0, 6.0), (1_000, 1.0), (2_000, 7.0), (3_000, 1.0), (4_000, 1.0), (5_000, 1.0),
+    ]  # fmt: skip
+    latest = decode_message(redis_client.get(f"{prefix}:latest:BTCUSDT:1s"))
+    assert (latest.open_time - T0, latest.close, latest.closed) == (6_000, 2.0, False)
+
+
+def test_period_runs() -> None:
+    assert period_runs([], 1_000) == []
+    assert period_runs([0, 1_000, 2_000], 1_000) == [(0, 2_000)]
+    assert period_runs([0, 2_000, 3_000, 5_000], 1_000) == [(0, 0), (2_000, 3_000), (5_000, 5_000)]
+    assert period_runs([0, 60_000], 60_000) == [(0, 60_000)]
+
+
+def one_second(i: int, *, close: float, closed: bool) -> Candle:
+    return Candle(symbol="BTCUSDT", interval="1s", open_time=T0 + i * 1_000, close_time=T0 + i * 1_000 + 999,
+                  open=1.0, high=max(1.0, close), low=1.0, close=close, volume=1.0, quote_volume=1.0, trades=1,
+                  taker_buy_volume=0.0, taker_buy_quote_volume=0.0, closed=closed, seq=i + 1,
+                  event_time=T0 + i * 1_000, emitted_at=1)  # fmt: skip

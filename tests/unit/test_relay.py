@@ -89,6 +89,18 @@ def test_a_snapshot_takes_the_unsent_updates_of_its_stream(hub: Hub) -> None:
     assert hub.latest["BTCUSDT:1m"] == btc2[0]
 
 
+def test_an_older_period_is_delivered_but_does_not_become_the_streams_latest(hub: Hub) -> None:
+    """An exchange's final candle for a period the clock closed comes after newer ones: subscribers get it, and
+    a snapshot still starts from the newest period."""
+    client = attach(hub, "BTCUSDT:1m")
+    forming = dispatch(hub, make_candle("BTCUSDT", "1m", T0 + 120_000, seq=7))
+    final = dispatch(hub, make_candle("BTCUSDT", "1m", T0, seq=8, closed=True))
+    assert client.take() == (*forming, *final)
+    assert hub.latest["BTCUSDT:1m"] == forming[0] and hub.latest_open["BTCUSDT:1m"] == T0 + 120_000
+    again = dispatch(hub, make_candle("BTCUSDT", "1m", T0 + 120_000, seq=9))  # the same period again: it replaces
+    assert hub.latest["BTCUSDT:1m"] == again[0]
+
+
 def test_newest_orders_by_open_time_then_seq() -> None:
     old, new = (encode_message(make_candle("X1", "1m", T0 + dt, seq=s)) for dt, s in ((0, 9), (60_000, 1)))
     assert newest(old, new) == new and newest(new, old) == new and newest(None, old) == old
