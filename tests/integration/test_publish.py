@@ -10,10 +10,10 @@ import msgspec
 import pytest
 import redis
 
-from backend.aggregate import Aggregator
-from backend.cache import CacheKeys, period_runs
+from backend.aggregate import Aggregator, StreamState, SymbolState
+from backend.cache import CacheKeys, load_resume_states, period_runs, save_resume_states
 from backend.config import Settings
-from backend.models import Candle, Trade, TradeBatch, decode_batch, decode_message
+from backend.models import Candle, Trade, TradeBatch, decode_batch, decode_message, encode_message
 from backend.sinks.redis import RedisSink
 
 pytestmark = pytest.mark.integration
@@ -311,3 +311,27 @@ def one_second(i: int, *, close: float, closed: bool) -> Candle:
                   open=1.0, high=max(1.0, close), low=1.0, close=close, volume=1.0, quote_volume=1.0, trades=1,
                   taker_buy_volume=0.0, taker_buy_quote_volume=0.0, closed=closed, seq=i + 1,
                   event_time=T0 + i * 1_000, emitted_at=1)  # fmt: skip
+
+
+def test_resume_states_round_trip_in_one_hash_with_seq_raised_to_the_latest_candle(redis_client, settings):
+    """``{prefix}:resume`` holds a field per symbol (MessagePack); a load raises a stream's seq to its cached latest
+    candle's (a kill between the two writes), ignores a latest that does not decode, and names unreadable fields."""
+    keys = CacheKeys(settings.redis_prefix)
+    assert load_resume_states(redis_client, keys) == ([], [])
+    save_resume_states(redis_client, keys, [])  # nothing changed: nothing written
+    assert redis_client.exists(f"{settings.redis_prefix}:resume") == 0
+    btc = SymbolState("BTCUSDT", (T0 + 5, 7), [StreamState("1s", T0, 3), StreamState("1m", -1, 40)])
+    eth = SymbolState("ETHUSDT", None, [StreamState("1s", T0, 9)])
+    save_resume_states(redis_client, keys, [eth, btc])
+    assert sorted(redis_client.hkeys(f"{settings.redis_prefix}:resume")) == [b"BTCUSDT", b"ETHUSDT"]
+    redis_client.hset(f"{settings.redis_prefix}:resume", "XRPUSDT", b"\xc1 not msgpack")
+    forming = one_second(0, close=1.0, closed=False)
+    redis_client.set(f"{settings.redis_prefix}:latest:BTCUSDT:1m", encode_message(msgspec_replace(forming, seq=45)))
+    redis_client.set(f"{settings.redis_prefix}:latest:BTCUSDT:1s", encode_message(msgspec_replace(forming, seq=2)))
+    redis_client.set(f"{settings.redis_prefix}:latest:ETHUSDT:1s", b"{broken")
+    states, bad = load_resume_states(redis_client, keys)
+    assert bad == ["XRPUSDT"]
+    assert [(s.symbol, s.last_trade, [(x.interval, x.open_time, x.seq) for x in s.streams]) for s in states] == [
+        ("BTCUSDT", (T0 + 5, 7), [("1s", T0, 3), ("1m", -1, 45)]),
+        ("ETHUSDT", None, [("1s", T0, 9)]),
+    ]
