@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -11,7 +12,7 @@ import pytest
 import redis
 
 from backend.aggregate import Aggregator, StreamState, SymbolState
-from backend.cache import CacheKeys, load_resume_states, period_runs, save_resume_states
+from backend.cache import CacheKeys, load_resume_states, period_runs, save_resume_states, symbol_seen, valid_symbols
 from backend.config import Settings
 from backend.models import Candle, Trade, TradeBatch, decode_batch, decode_message, encode_message
 from backend.sinks.redis import RedisSink
@@ -335,3 +336,40 @@ def test_resume_states_round_trip_in_one_hash_with_seq_raised_to_the_latest_cand
         ("BTCUSDT", (T0 + 5, 7), [("1s", T0, 3), ("1m", -1, 45)]),
         ("ETHUSDT", None, [("1s", T0, 9)]),
     ]
+
+
+def test_a_run_of_closed_candles_is_one_range_and_a_periods_last_update_is_latest(redis_client, settings):
+    pub = RedisSink(redis_client, keys=CacheKeys(settings.redis_prefix), channel=settings.updates_channel)
+    assert pub.recent_cap == 1000  # the documented cap of each recent set
+    assert pub.put([]) is True  # nothing to write is a success
+    pub.put([one_second(0, close=1.0, closed=True)])  # first sight of the symbol (its SADD) out of the way
+    run = [one_second(i, close=1.0, closed=True) for i in range(1, 4)]
+    assert commands_for(redis_client, pub, run) == 5  # SET, ZREMRANGEBYSCORE, ZADD, ZREMRANGEBYRANK, PUBLISH
+    apart = [one_second(5, close=1.0, closed=True), one_second(7, close=1.0, closed=True)]
+    assert commands_for(redis_client, pub, apart) == 6  # a range per run: 5..5 and 7..7, never 6
+    first, second = one_second(8, close=2.0, closed=False), one_second(8, close=3.0, closed=False)
+    pub.put([first, msgspec_replace(second, seq=10)])
+    latest = decode_message(redis_client.get(f"{settings.redis_prefix}:latest:BTCUSDT:1s"))
+    assert (latest.close, latest.seq) == (3.0, 10)
+
+
+def test_only_symbols_in_our_form_are_served_from_the_symbol_set() -> None:
+    members = [b"ETHUSDT", b"BTCUSDT", b"<b>x</b>", b"\xff\xfeBTC", b"btcusdt"]
+    assert valid_symbols(members) == ["BTCUSDT", "ETHUSDT"]
+
+
+def test_a_symbol_is_seen_by_its_set_membership_or_a_latest_candle(redis_client, redis_url, settings):
+    import redis.asyncio as aioredis
+
+    keys = CacheKeys(settings.redis_prefix)
+    redis_client.set(keys.latest("SOLUSDT", "1m"), b"{}")
+    redis_client.sadd(keys.symbols, "XRPUSDT")
+
+    async def seen(symbol: str) -> bool:
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            return await symbol_seen(client, keys, symbol, ["1s", "1m"])
+        finally:
+            await client.aclose()
+
+    assert [asyncio.run(seen(s)) for s in ("SOLUSDT", "XRPUSDT", "ADAUSDT")] == [True, True, False]
