@@ -53,6 +53,9 @@ NEEDS_VALKEY: dict[str, str] = {
     "test_publish.py::test_redis_commands_per_flush_depend_only_on_the_changed_streams": (
         "counts commands with INFO stats, which fakeredis does not implement"
     ),
+    "test_publish.py::test_a_run_of_closed_candles_is_one_range_and_two_runs_are_two": (
+        "counts commands with INFO stats, which fakeredis does not implement"
+    ),
     "test_api_stack.py::test_backend_run_serves_live_candles_and_stops_cleanly": (
         "checks the embedded Valkey's own log line at shutdown (the fallback logs its own)"
     ),

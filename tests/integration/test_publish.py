@@ -338,15 +338,19 @@ def test_resume_states_round_trip_in_one_hash_with_seq_raised_to_the_latest_cand
     ]
 
 
-def test_a_run_of_closed_candles_is_one_range_and_a_periods_last_update_is_latest(redis_client, settings):
-    pub = RedisSink(redis_client, keys=CacheKeys(settings.redis_prefix), channel=settings.updates_channel)
-    assert pub.recent_cap == 1000  # the documented cap of each recent set
-    assert pub.put([]) is True  # nothing to write is a success
+def test_a_run_of_closed_candles_is_one_range_and_two_runs_are_two(redis_client, settings):
+    pub = publisher(redis_client, settings)
     pub.put([one_second(0, close=1.0, closed=True)])  # first sight of the symbol (its SADD) out of the way
     run = [one_second(i, close=1.0, closed=True) for i in range(1, 4)]
     assert commands_for(redis_client, pub, run) == 5  # SET, ZREMRANGEBYSCORE, ZADD, ZREMRANGEBYRANK, PUBLISH
     apart = [one_second(5, close=1.0, closed=True), one_second(7, close=1.0, closed=True)]
     assert commands_for(redis_client, pub, apart) == 6  # a range per run: 5..5 and 7..7, never 6
+
+
+def test_a_periods_last_update_is_latest_and_the_recent_cap_is_1000(redis_client, settings):
+    pub = RedisSink(redis_client, keys=CacheKeys(settings.redis_prefix), channel=settings.updates_channel)
+    assert pub.recent_cap == 1000  # the documented cap of each recent set
+    assert pub.put([]) is True  # nothing to write is a success
     first, second = one_second(8, close=2.0, closed=False), one_second(8, close=3.0, closed=False)
     pub.put([first, msgspec_replace(second, seq=10)])
     latest = decode_message(redis_client.get(f"{settings.redis_prefix}:latest:BTCUSDT:1s"))
