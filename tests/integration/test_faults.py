@@ -64,19 +64,18 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
 # ---------------------------------------------------------------- backend run: children and the lock
 
 
+def backend_run(env: dict[str, str], *, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``python -m backend run`` on a free port with only ``env``'s settings, to its end."""
+    cmd = [sys.executable, "-m", "backend", "run", "--port", str(free_port())]
+    return subprocess.run(cmd, cwd=ROOT, env=clean_environ(env), capture_output=True, text=True, timeout=timeout)
+
+
 @pytest.mark.skipif(not LINUX, reason="finds the children in /proc (the guardian itself works everywhere)")
 def test_backend_run_killed_leaves_no_child_and_a_second_run_is_refused_naming_the_pid(tmp_path: Path) -> None:
     stack = start_stack({"CANDLES_SIM_HISTORY_S": "30", "CANDLES_WORKERS": "2"}, data_dir=tmp_path)
     try:
         stack.wait_until(lambda: len(stack.worker_pids()) == 2, 60, "two relay workers")
-        second = subprocess.run(
-            [sys.executable, "-m", "backend", "run", "--port", str(free_port())],
-            cwd=ROOT,
-            env=clean_environ({"CANDLES_DATA_DIR": str(tmp_path), "CANDLES_SIM_HISTORY_S": "30"}),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        second = backend_run({"CANDLES_DATA_DIR": str(tmp_path), "CANDLES_SIM_HISTORY_S": "30"}, timeout=60)
         assert second.returncode == 1
         assert f"{tmp_path} is in use by process {stack.process.pid} " in second.stderr
         assert (tmp_path / "backend.lock").read_text() == f"{stack.process.pid}\n"
@@ -100,14 +99,7 @@ def test_backend_run_killed_leaves_no_child_and_a_second_run_is_refused_naming_t
 
 def test_backend_run_ends_with_the_status_of_an_ingest_that_failed(tmp_path: Path) -> None:
     """A stack whose ingest is gone takes no trades: ``run`` says so and ends with the ingest's status."""
-    res = subprocess.run(
-        [sys.executable, "-m", "backend", "run", "--port", str(free_port())],
-        cwd=ROOT,
-        env=clean_environ({"CANDLES_DATA_DIR": str(tmp_path), "CANDLES_SOURCE": "nowhere:x"}),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    res = backend_run({"CANDLES_DATA_DIR": str(tmp_path), "CANDLES_SOURCE": "nowhere:x"}, timeout=120)
     assert "error: unknown source 'nowhere:x'" in res.stderr
     assert "the ingest exited with status 2: stopping the stack" in res.stderr
     assert res.returncode == 2
