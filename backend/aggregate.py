@@ -2,10 +2,10 @@
 
 Pure logic, no I/O. Each batch of trades is reduced with numpy to partial
 candles of the finest interval (one per symbol and period), and those partials
-are rolled up into the candles of every interval (:mod:`backend.rollup`, summed
-in the order a partial-by-partial fold adds them, so every bit of the output stays
-as that fold gives it): the per-trade and per-partial work is vectorised, the
-Python work is per (symbol, candle, interval).
+are rolled up into the candles of every interval (:mod:`backend.rollup`; each sum
+is the candle's trades added one by one in the order they arrived, so its bits do not
+depend on how the trades were batched): the per-trade and per-partial work is
+vectorised, the Python work is per (symbol, candle, interval).
 
 Semantics (DESIGN.md "Candles"): open/close are the first/last trade by
 (ts, trade_id); a period without trades after the symbol's first trade is a
@@ -34,7 +34,7 @@ import numpy as np
 
 from backend.intervals import INTERVALS_MS
 from backend.models import Candle, TradeBatch
-from backend.rollup import SUM_FIELDS, Layout, Partials, layout, rollup
+from backend.rollup import SUM_FIELDS, Carried, Layout, Partials, TradeValues, layout, rollup
 
 _NEVER = np.iinfo(np.int64).min
 TradeKey = tuple[int, int]  # (ts_ms, trade_id): the order of trades
@@ -136,7 +136,7 @@ class _Stream:
         self.first_key = self.last_key = None
 
     def merge(self, part: tuple) -> None:
-        """Go on with this candle: ``part``'s four sums already include the candle's own (see ``_running_sums``)."""
+        """Go on with this candle: ``part``'s four sums already include the candle's own (see ``_carried``)."""
         o, h, lo, c, v, qv, n, tbv, tbqv, first, last, et = part
         if self.first_key is None or first < self.first_key:
             self.open = o
@@ -286,10 +286,7 @@ class Aggregator:
         code = code[order]
         ts = ts[order]
         price = batch.price[order]
-        qty = batch.qty[order]
         tid = batch.trade_id[order]
-        buy = batch.taker_buy[order]
-        quote = price * qty
         bucket = ts - ts % self.fine_ms
 
         n = len(ts)
@@ -307,17 +304,23 @@ class Aggregator:
             high=np.maximum.reduceat(price, starts),
             low=np.minimum.reduceat(price, starts),
             close=price[ends],
-            volume=np.add.reduceat(qty, starts),
-            quote_volume=np.add.reduceat(quote, starts),
-            taker_buy_volume=np.add.reduceat(np.where(buy, qty, 0.0), starts),
-            taker_buy_quote_volume=np.add.reduceat(np.where(buy, quote, 0.0), starts),
             trades=np.add.reduceat(batch.count[order], starts),
             first_ts=ts[starts],
             first_id=tid[starts],
             last_ts=ts[ends],
             last_id=tid[ends],
         )
-        self._fold(fine)
+        partial = np.empty(n, dtype=np.int64)
+        partial[order] = np.cumsum(edge) - 1  # each trade's partial, in arrival order
+        quote = batch.price * batch.qty
+        values = TradeValues(
+            partial=partial,
+            volume=batch.qty,
+            quote_volume=quote,
+            taker_buy_volume=np.where(batch.taker_buy, batch.qty, 0.0),
+            taker_buy_quote_volume=np.where(batch.taker_buy, quote, 0.0),
+        )
+        self._fold(fine, values)
         # the newest trade of each symbol in the batch: the end of its last group in (symbol, ts, id) order
         group_code = fine.code
         last_groups = np.flatnonzero(np.append(group_code[1:] != group_code[:-1], True))
@@ -333,17 +336,17 @@ class Aggregator:
             self._changed.add(g)
             self._open_fine[g] = self._streams[g][0].open_time
 
-    def _fold(self, fine: Partials) -> None:
+    def _fold(self, fine: Partials, values: TradeValues) -> None:
         """Fold a batch's partials (one per symbol and finest period) into the candles of every interval.
 
-        The candles' sums are vectorised (:mod:`backend.rollup`, added in the order a
-        partial-by-partial fold adds them); what stays in Python is one step per
+        The candles are vectorised (:mod:`backend.rollup`, each sum added trade by
+        trade onto the candle's own); what stays in Python is one step per
         (interval, symbol, candle), taken in the order that fold took them: by first
         partial, then interval from the finest, so candles close and streams turn dirty
         in the same order.
         """
         lay = layout(fine, self._intervals_ms)
-        candles = rollup(fine, lay, self._running_sums(lay))
+        candles = rollup(fine, lay, values, self._carried(lay))
         order = np.argsort(lay.first * lay.intervals + lay.interval)
 
         def column(name: str) -> list:
@@ -371,14 +374,12 @@ class Aggregator:
         ):
             self._apply(streams[g][k], t, (o, h, lo, c, v, qv, n, bv, bqv, (ts0, id0), (ts1, id1), ts1))
 
-    def _running_sums(self, lay: Layout) -> dict[str, np.ndarray]:
-        """Per candle of the batch, the sums to add its partials onto.
+    def _carried(self, lay: Layout) -> Carried:
+        """The candles of the batch that go on from their stream's open candle, and its sums.
 
         An (interval, symbol)'s first candle in the batch may be the one its stream has
-        open (with trades): it goes on from that candle's sums. Any other starts from
-        ``-0.0``, the exact identity of addition.
+        open (with trades): its trades are added onto that candle's sums. Any other starts from 0.
         """
-        init = {name: np.full(len(lay), -0.0) for name in SUM_FIELDS}
         rows: list[int] = []
         values: list[tuple[float, float, float, float]] = []
         streams = self._streams
@@ -391,11 +392,8 @@ class Aggregator:
             if st.open_time == t and st.first_key is not None:  # what _apply merges into
                 rows.append(i)
                 values.append((st.volume, st.quote_volume, st.taker_buy_volume, st.taker_buy_quote_volume))
-        if rows:
-            columns = np.array(values, dtype=np.float64)
-            for j, name in enumerate(SUM_FIELDS):
-                init[name][rows] = columns[:, j]
-        return init
+        columns = np.array(values, dtype=np.float64).reshape(len(values), len(SUM_FIELDS))
+        return Carried(np.array(rows, dtype=np.int64), {name: columns[:, j] for j, name in enumerate(SUM_FIELDS)})
 
     def _apply(self, st: _Stream, open_time: int, part: tuple) -> None:
         if open_time == st.open_time:

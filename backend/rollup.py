@@ -1,18 +1,23 @@
-"""Partial candles of the finest interval → the candles of every interval, vectorised, summed in the same order.
+"""A batch's trades → the candles of every interval, vectorised, each sum added trade by trade.
 
-The aggregator reduces a batch of trades to one partial candle per (symbol, finest
-period), then folds those partials, one after another, into the open candle of every
-interval. Folded in Python that is one step per (partial, interval), and a candle's
-volume comes out as ``((v + p1) + p2) + p3``: floating-point addition is not
-associative, so that order decides the last bits of every sum, and the output must
-keep them. ``np.add.at`` adds unbuffered, one index after another in the order given,
-so adding the partials in their order onto the sum a candle already has (or onto
-``-0.0`` for a new candle: ``-0.0 + x == x`` for every float, the sign of zero
-included) gives those same bits, for all the candles of a batch in one call.
-(``np.add.reduceat`` would not: it sums a long segment pairwise.) High and low are a
-max and a min, exact in any order; open and close are the first and last partial's,
-since the partials come in (symbol, period) order and the trades in (ts, trade_id)
-order within a symbol.
+The aggregator cuts a sorted batch of trades into one partial candle per (symbol,
+finest period) and rolls those partials up into the candles of every interval. High
+and low are a max and a min, exact in any order; open and close are the first and
+last partial's, since the partials come in (symbol, period) order and the trades in
+(ts, trade_id) order within a symbol; trades are counted exactly as integers.
+
+The four sums are not taken from the partials: floating-point addition is not
+associative, so a candle's volume would then depend on where the batches (a file's
+read chunks, a live feed's 100 ms) cut its trades, and on the finest interval
+configured. Each candle's sums are its trades' values added one at a time in the
+order the trades arrived, onto the sum the candle already holds: the same bits however
+the trades are batched, whatever intervals run beside it, after a restart that
+restored the candle, and in the Flink job (``backend/flink/sql.py``, whose ``SUM``
+adds in arrival order). For trades that arrive in (ts, trade_id) order, as an
+exchange sends them, that is also event order. ``np.bincount`` with weights adds in
+index order, one value at a time (``out[bin] += weight``, from 0.0), so one call per
+sum and interval does every candle: the carried sums first, then the trades.
+(``np.add.reduceat`` and ``np.sum`` would not: they add a long run pairwise.)
 
 Every interval is done at once: the partials are repeated once per interval
 (interval-major), and a candle is a run of those rows with one (interval, symbol,
@@ -29,10 +34,8 @@ import numpy as np
 
 @dataclass(frozen=True, slots=True)
 class Partials:
-    """Candle fields in columns, one row per (symbol, period), in (symbol, period) order.
-
-    The finest interval's partials of a batch, or the candles :func:`rollup` makes of them.
-    """
+    """Candle fields in columns, one row per (symbol, period), in (symbol, period) order: the finest
+    interval's partials of a batch. The sums are per trade (:class:`TradeValues`)."""
 
     code: np.ndarray  # int64 symbol code
     open_time: np.ndarray  # int64 ms: the period's start
@@ -40,10 +43,6 @@ class Partials:
     high: np.ndarray
     low: np.ndarray
     close: np.ndarray
-    volume: np.ndarray
-    quote_volume: np.ndarray
-    taker_buy_volume: np.ndarray
-    taker_buy_quote_volume: np.ndarray
     trades: np.ndarray  # int64
     first_ts: np.ndarray  # (first_ts, first_id): the first trade by (ts, trade_id)
     first_id: np.ndarray
@@ -54,7 +53,47 @@ class Partials:
         return len(self.code)
 
 
+@dataclass(frozen=True, slots=True)
+class TradeValues:
+    """What each trade of the batch adds to the four sums, in the order the trades arrived, and its partial."""
+
+    partial: np.ndarray  # int64: the row of the batch's :class:`Partials` the trade is in
+    volume: np.ndarray
+    quote_volume: np.ndarray
+    taker_buy_volume: np.ndarray  # 0.0 for a taker sell
+    taker_buy_quote_volume: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class Candles:
+    """The candles :func:`rollup` makes: :class:`Partials`' fields, then the four sums."""
+
+    code: np.ndarray
+    open_time: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    trades: np.ndarray
+    first_ts: np.ndarray
+    first_id: np.ndarray
+    last_ts: np.ndarray
+    last_id: np.ndarray
+    volume: np.ndarray
+    quote_volume: np.ndarray
+    taker_buy_volume: np.ndarray
+    taker_buy_quote_volume: np.ndarray
+
+
 SUM_FIELDS = ("volume", "quote_volume", "taker_buy_volume", "taker_buy_quote_volume")
+
+
+@dataclass(frozen=True, slots=True)
+class Carried:
+    """The candles of a batch that go on from an open candle with trades, and that candle's sums so far."""
+
+    candle: np.ndarray  # int64 rows of the :class:`Layout`
+    sums: dict[str, np.ndarray]  # by field of :data:`SUM_FIELDS`, one value per row of ``candle``
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,23 +142,25 @@ def layout(fine: Partials, intervals_ms: Sequence[int]) -> Layout:
     )
 
 
-def rollup(fine: Partials, lay: Layout, init: dict[str, np.ndarray]) -> Partials:
-    """The candles of ``lay``: each sum is ``init``'s plus its partials' values, added in partial order.
-
-    ``init[field][i]`` is the sum candle ``i`` already holds (a candle that goes on
-    from an earlier batch) or ``-0.0`` (a new one), exactly as a Python loop would.
-    """
-    times = lay.intervals
-    rows = len(fine) * times
+def rollup(fine: Partials, lay: Layout, trades: TradeValues, carried: Carried) -> Candles:
+    """The candles of ``lay``: each sum is the candle's own so far (``carried``, else 0) plus its trades' values,
+    added one by one in the order the trades arrived."""
+    times, n = lay.intervals, len(fine)
+    rows = n * times
     ends = np.append(lay.starts[1:], rows) - 1
-    candle = np.repeat(np.arange(len(lay)), np.diff(np.append(lay.starts, rows)))
-    sums = {}
-    for name in SUM_FIELDS:
-        total = init[name].copy()
-        np.add.at(total, candle, np.tile(getattr(fine, name), times))
-        sums[name] = total
-    last = ends % len(fine)
-    return Partials(
+    candle = np.repeat(np.arange(len(lay)), np.diff(np.append(lay.starts, rows)))  # partial row → its candle
+    bounds = np.searchsorted(lay.interval, np.arange(times + 1))  # interval i's candles: bounds[i] to bounds[i + 1]
+    sums = {name: np.empty(len(lay)) for name in SUM_FIELDS}
+    for i in range(times):
+        lo, hi = int(bounds[i]), int(bounds[i + 1])
+        mine = (carried.candle >= lo) & (carried.candle < hi)
+        # the carried sums first, then each trade's value onto its candle of interval i, in arrival order
+        bins = np.concatenate([carried.candle[mine], candle[i * n : (i + 1) * n][trades.partial]]) - lo
+        for name in SUM_FIELDS:
+            weights = np.concatenate([carried.sums[name][mine], getattr(trades, name)])
+            sums[name][lo:hi] = np.bincount(bins, weights=weights, minlength=hi - lo)
+    last = ends % n
+    return Candles(
         code=lay.code,
         open_time=lay.open_time,
         open=fine.open[lay.first],

@@ -1,12 +1,12 @@
 """The Flink SQL of the job: the trade table (CSV files or a Kafka topic) and the candle query (pure text).
 
-The hot path is SQL only, no per-trade Python. Only the finest interval reads the trades: a tumbling
-window of event time gives high, low, the sums and the count; open and close come from Window Top-N
-(``ROW_NUMBER()`` by ``(ts, trade_id)``, ascending for the open, descending for the close), because
-``FIRST_VALUE`` and ``LAST_VALUE`` follow arrival order and disagree with the exchange when trades arrive
-out of order or share a timestamp; the three are joined per ``(symbol, window)``. Every coarser interval
-is a window over those finest candles (cascaded on their ``window_time``), so the per-trade work does not
-grow with the number of intervals. Every operator is keyed by symbol: that is the job's parallelism.
+The hot path is SQL only, no per-trade Python. Each interval is one tumbling window of event time over
+the trades: high, low, the count and the sums, which ``SUM`` adds in arrival order as the in-process
+aggregator does (so its candles are the aggregator's to the last bit); open and close are ``MIN`` and
+``MAX`` of a key that sorts trades by ``(ts, trade_id)`` and ends with the price (:data:`ORDER_KEY`),
+because ``FIRST_VALUE`` and ``LAST_VALUE`` follow arrival order and disagree with the exchange when
+trades arrive out of order or share a timestamp. Every operator is keyed by symbol: that is the job's
+parallelism.
 
 A trade at or behind the watermark (more than ``lateness_ms`` behind the newest trade, in whole seconds)
 is late: it is left out of every candle (filtered before the windows) and comes out as a ``late`` row, so
@@ -23,7 +23,7 @@ TRADES = "trades"
 JOB_CONFIG = {
     "table.local-time-zone": "UTC",
     # watermarks advance with the trades, not on a processing-time timer: every branch of the plan (each
-    # interval's aggregate and Top-N, the late trades) decides on-time or late for the same trades
+    # interval's aggregate, the late trades) decides on-time or late for the same trades
     "pipeline.auto-watermark-interval": "0 ms",
     # sums in arrival order, not partial sums whose grouping depends on when a local pre-aggregate flushed
     "table.optimizer.agg-phase-strategy": "ONE_PHASE",
@@ -116,85 +116,52 @@ def interval_literal(ms: int) -> str:
     return f"INTERVAL '{ms // size}' {unit}"
 
 
+# a trade's place in (ts, trade_id) order and its price, as one string that sorts in that order: zero-padded
+# ts_ms (15 digits), trade_id shifted to be non-negative (20 digits), then the price as Java writes a double
+# (``Double.toString``, which reads back as the same double). Flink SQL has no ARG_MIN: ``MIN`` of this key is
+# the first trade, ``MAX`` the last, with no Top-N, join or per-trade Python.
+ORDER_KEY = (
+    "CONCAT(LPAD(CAST(ts_ms AS STRING), 15, '0'), "
+    "LPAD(CAST(CAST(trade_id AS DECIMAL(20, 0)) + CAST('9223372036854775808' AS DECIMAL(20, 0)) AS STRING), 20, '0'), "
+    "CAST(price AS STRING))"
+)
+_PRICE_AT = 36  # where the price begins in ORDER_KEY (SQL counts from 1)
+
+
 def _window(interval: str) -> str:
-    return f"TABLE(TUMBLE(TABLE on_time, DESCRIPTOR(ts), {interval_literal(INTERVALS_MS[interval])}))"
+    return f"TABLE(TUMBLE(TABLE keyed, DESCRIPTOR(ts), {interval_literal(INTERVALS_MS[interval])}))"
 
 
-def _top(interval: str, order: str) -> str:
-    """The first (``ASC``) or last (``DESC``) trade of each window by (ts, trade_id): Window Top-N."""
-    return (
-        "SELECT symbol, window_start, window_end, price FROM (\n"
-        "    SELECT symbol, window_start, window_end, price, ROW_NUMBER() OVER (\n"
-        f"      PARTITION BY window_start, window_end, symbol ORDER BY ts {order}, trade_id {order}) AS rn\n"
-        f"    FROM {_window(interval)})\n"
-        "  WHERE rn = 1"
-    )
+def _interval_query(interval: str) -> str:
+    """One interval's candles with trades, from the trades: one tumbling-window aggregate.
 
-
-def _finest_query(interval: str) -> str:
-    """The candles of the finest interval from the trades: aggregate, first and last trade (Top-N), joined."""
-    return f"""SELECT a.symbol, a.first_ms, f.price AS open_price, a.high, a.low, l.price AS close_price,
-  a.volume, a.quote_volume, a.trades, a.taker_buy_volume, a.taker_buy_quote_volume, a.event_time,
-  a.window_time AS wt
-FROM (
-  SELECT symbol, window_start, window_end, window_time, MIN(ts_ms) AS first_ms, MAX(price) AS high,
-    MIN(price) AS low, SUM(qty) AS volume, SUM(price * qty) AS quote_volume, SUM(cnt) AS trades,
-    SUM(CASE WHEN taker_buy THEN qty ELSE 0.0 END) AS taker_buy_volume,
-    SUM(CASE WHEN taker_buy THEN price * qty ELSE 0.0 END) AS taker_buy_quote_volume,
-    MAX(ts_ms) AS event_time
-  FROM {_window(interval)}
-  GROUP BY symbol, window_start, window_end, window_time) a
-JOIN ({_top(interval, "ASC")}) f
-  ON a.symbol = f.symbol AND a.window_start = f.window_start AND a.window_end = f.window_end
-JOIN ({_top(interval, "DESC")}) l
-  ON a.symbol = l.symbol AND a.window_start = l.window_start AND a.window_end = l.window_end"""
-
-
-def _output(interval: str, source: str, *, rollup: bool) -> str:
-    """The result rows of one interval: the finest candles as they are, or a coarser interval rolled up from them.
-
-    A rollup takes the open of its first finest candle and the close of its last (``FIRST_VALUE``/``LAST_VALUE``:
-    the finest candles of a symbol reach it in time order, from one subtask that fires its windows in order) and
-    adds their sums in that order, as the in-process aggregator merges its finest partial candles.
+    ``SUM`` adds one trade at a time in arrival order (``ONE_PHASE``, :data:`JOB_CONFIG`), so each candle's sums
+    are its trades added one by one, as the in-process aggregator adds them (:mod:`backend.rollup`): every
+    interval reads the trades, rather than adding up the finest candles' sums.
     """
     ms = INTERVALS_MS[interval]
-    if rollup:
-        first = "MIN(first_ms)"
-        values = (
-            "FIRST_VALUE(open_price), MAX(high), MIN(low), LAST_VALUE(close_price), SUM(volume), SUM(quote_volume), "
-            "SUM(trades), SUM(taker_buy_volume), SUM(taker_buy_quote_volume), MAX(event_time)"
-        )
-        rows = f"TABLE(TUMBLE(TABLE {source}, DESCRIPTOR(wt), {interval_literal(ms)}))"
-        group = "\nGROUP BY symbol, window_start, window_end"
-    else:
-        first = "first_ms"
-        values = (
-            "open_price, high, low, close_price, volume, quote_volume, trades, taker_buy_volume, "
-            "taker_buy_quote_volume, event_time"
-        )
-        rows, group = source, ""
-    return (
-        f"SELECT 'candle' AS kind, symbol, '{interval}' AS interval_name, {first} - MOD({first}, {ms}) AS open_time,\n"
-        f"  {values}\nFROM {rows}{group}"
-    )
+    return f"""SELECT 'candle' AS kind, symbol, '{interval}' AS interval_name,
+  MIN(ts_ms) - MOD(MIN(ts_ms), {ms}) AS open_time,
+  CAST(SUBSTRING(MIN(k) FROM {_PRICE_AT}) AS DOUBLE) AS open_price, MAX(price) AS high, MIN(price) AS low,
+  CAST(SUBSTRING(MAX(k) FROM {_PRICE_AT}) AS DOUBLE) AS close_price,
+  SUM(qty) AS volume, SUM(price * qty) AS quote_volume, SUM(cnt) AS trades,
+  SUM(CASE WHEN taker_buy THEN qty ELSE 0.0 END) AS taker_buy_volume,
+  SUM(CASE WHEN taker_buy THEN price * qty ELSE 0.0 END) AS taker_buy_quote_volume,
+  MAX(ts_ms) AS event_time
+FROM {_window(interval)}
+GROUP BY symbol, window_start, window_end"""
 
 
 def candle_query(intervals: tuple[str, ...]) -> str:
-    """Every candle with trades of every interval, plus one ``late`` row per late trade (see the module doc).
-
-    Only the finest interval reads the trades; every coarser one is rolled up from its candles, so the per-trade
-    work does not grow with the number of intervals.
-    """
+    """Every candle with trades of every interval, plus one ``late`` row per late trade (see the module doc)."""
     nulls = "CAST(NULL AS DOUBLE)"
     late = (
         "SELECT 'late' AS kind, symbol, CAST(NULL AS STRING) AS interval_name, ts_ms AS open_time, "
         f"{nulls}, {nulls}, {nulls}, {nulls}, {nulls}, {nulls}, CAST(NULL AS BIGINT), {nulls}, {nulls}, "
         f"ts_ms AS event_time\nFROM {TRADES} WHERE ts <= CURRENT_WATERMARK(ts)"
     )
-    finest, *coarser = sorted(intervals, key=INTERVALS_MS.__getitem__)
-    parts = [_output(finest, "finest", rollup=False), *(_output(iv, "finest", rollup=True) for iv in coarser)]
+    parts = [_interval_query(iv) for iv in sorted(intervals, key=INTERVALS_MS.__getitem__)]
     return (
-        "WITH on_time AS (\n"
-        f"  SELECT * FROM {TRADES} WHERE CURRENT_WATERMARK(ts) IS NULL OR ts > CURRENT_WATERMARK(ts)),\n"
-        f"finest AS (\n{_finest_query(finest)})\n" + "\nUNION ALL\n".join([*parts, late])
+        f"WITH keyed AS (\n  SELECT *, {ORDER_KEY} AS k FROM {TRADES}\n"
+        "  WHERE CURRENT_WATERMARK(ts) IS NULL OR ts > CURRENT_WATERMARK(ts))\n" + "\nUNION ALL\n".join([*parts, late])
     )

@@ -8,9 +8,10 @@ sample, checked against ``python -m backend aggregate`` on the same trades, agai
 from __future__ import annotations
 
 import csv
+import gzip
 import json
-import math
 import os
+import random
 import subprocess
 import sys
 import time
@@ -41,9 +42,6 @@ SAMPLE_DIR = SAMPLES / "binance_xrpeth_2019"
 TRADES = SAMPLE_DIR / "XRP_ETH-aggtrades.json.gz"
 INTERVALS = "1m,5m,15m,1h,4h,1d"
 WATCHED = ["1h", "4h", "1d"]  # what the relay client subscribes to (78 candles: it keeps up, nothing coalesced)
-# sums of products depend on the order of addition (numpy sums a chunk pairwise, Flink trade by trade): these may
-# differ in the last bits (22 units in the last place at most on this sample); every other field is exact
-SUMS = ("volume", "quote_volume", "taker_buy_volume", "taker_buy_quote_volume")
 JOB = [sys.executable, "-m", "backend.flink", "run"]
 RELAY_PYTHON = os.environ.get("CANDLES_TEST_RELAY_PYTHON", str(ROOT / ".venv" / "bin" / "python"))
 
@@ -86,17 +84,13 @@ def read_while_running(client: WsClient, job: subprocess.Popen[bytes], n: int, l
 
 
 def same_candle(got: dict[str, object], want: dict[str, str], skip: tuple[str, ...] = ()) -> bool:
-    """Every field equal as the file writes it, the sums within 1e-13 relative (see SUMS)."""
-    for name, text in want.items():
-        if name in skip:
-            continue
-        value = got[name]
-        if name in SUMS:
-            if not math.isclose(float(value), float(text), rel_tol=1e-13):  # type: ignore[arg-type]
-                return False
-        elif (json.dumps(value) if isinstance(value, bool) else str(value)) != text:
-            return False
-    return True
+    """Every field equal as the file writes it (floats as ``repr``: every bit), the sums included: both engines add
+    a candle's trades one at a time in the order they arrived."""
+    return all(
+        (json.dumps(got[name]) if isinstance(got[name], bool) else str(got[name])) == text
+        for name, text in want.items()
+        if name not in skip
+    )
 
 
 def test_flink_candles_equal_the_aggregators_and_reach_redis_sql_and_a_relay_client(
@@ -131,11 +125,10 @@ def test_flink_candles_equal_the_aggregators_and_reach_redis_sql_and_a_relay_cli
         relay.stop()
     assert "read 12477 rows: rejected 0 (none), late 0; wrote 4588 candles" in log.read_text(), log.read_text()[-3000:]
 
-    # the file: every candle of `aggregate`, in its order, every field
+    # the file: every candle of `aggregate`, in its order, every field, byte for byte
     got = read_rows(out)
     assert len(got) == len(want) == 4588
-    assert [(r["interval"], r["open_time"]) for r in got] == [(r["interval"], r["open_time"]) for r in want]
-    assert all(same_candle(g, w) for g, w in zip(got, want, strict=True))
+    assert out.read_bytes() == expected.read_bytes()
     # literal pins from Binance's own klines (XRP_ETH-1m.json): the first minute and an empty one, flat
     first, empty = got[0], got[3]
     assert (first["open"], first["high"], first["low"], first["close"], first["volume"]) == (
@@ -172,3 +165,54 @@ def test_flink_candles_equal_the_aggregators_and_reach_redis_sql_and_a_relay_cli
     assert len(stored) == len(closed_1m) == 3559
     # the table keeps no seq
     assert all(same_candle(msgspec.to_builtins(c), w, ("seq",)) for c, w in zip(stored, closed_1m, strict=True))
+
+
+def write_shuffled(path: Path, seed: int) -> int:
+    """The sample's trades arriving shuffled within each minute, plus a made-up symbol with negative and unordered
+    trade ids, many trades per millisecond and prices from 1e-8 to 1e6 with 17 significant digits (each must come
+    back from Flink's sort key as the very same double): ``ts_ms,symbol,price,qty,side,trade_id`` rows."""
+    rng = random.Random(seed)
+    rows = []
+    for t in json.loads(gzip.decompress(TRADES.read_bytes())):
+        i = t["info"]
+        rows.append((i["T"], "XRPETH", float(i["p"]), float(i["q"]), "sell" if i["m"] else "buy", i["a"]))
+    start = rows[0][0] - rows[0][0] % 60_000
+    for n in range(3_000):
+        ts = start + n * 37 // 3  # about 80 trades a second, three to a millisecond
+        price = rng.uniform(1, 10) * 10.0 ** rng.randint(-8, 6)
+        rows.append(
+            (ts, "ODDUSD", price, rng.uniform(0.001, 5.0), rng.choice(("buy", "sell")), rng.randint(-(10**12), 10**12))
+        )
+    by_minute: dict[int, list[tuple]] = {}
+    for row in rows:
+        by_minute.setdefault(row[0] - row[0] % 60_000, []).append(row)
+    with path.open("w") as f:
+        f.write("ts_ms,symbol,price,qty,side,trade_id\n")
+        for minute in sorted(by_minute):
+            batch = by_minute[minute]
+            rng.shuffle(batch)
+            f.writelines(f"{t},{s},{p!r},{q!r},{side},{i}\n" for t, s, p, q, side, i in batch)
+    return len(rows)
+
+
+def test_trades_arriving_out_of_order_give_the_aggregators_candles(java: int, tmp_path: Path) -> None:
+    """Open and close by (ts, trade_id) from the job's sort key, and the sums in arrival order, on trades shuffled
+    within each minute (a lateness of a minute keeps every one on time in both engines)."""
+    trades = tmp_path / "shuffled.csv"
+    assert write_shuffled(trades, seed=7) == 15_477
+    expected, out = tmp_path / "aggregate.csv", tmp_path / "flink.csv"
+    assert aggregate_command(trades, "1m,5m,1h", expected) == 0
+    job = subprocess.run(
+        [*JOB, "--input", str(trades), "--intervals", "1m,5m,1h", "--out", str(out), "--lateness-ms", "60000"],
+        cwd=ROOT,
+        env=clean_environ({}),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert job.returncode == 0, job.stderr[-3000:]
+    assert "read 15477 rows: rejected 0 (none), late 0;" in job.stderr, job.stderr[-3000:]
+    assert out.read_bytes() == expected.read_bytes()
+    got = read_rows(out)
+    odd = [r for r in got if r["symbol"] == "ODDUSD" and r["interval"] == "1m"]
+    assert len(odd) == 1 and odd[0]["trades"] == "3000"  # 37 s of made-up trades: one minute
