@@ -77,11 +77,15 @@ def queue_candle_writes(
     *,
     recent_cap: int,
     latest_ttl_s: int,
-) -> None:
-    """Queue the cache writes of one flush on a (non-transactional) pipeline.
+    latest_written: dict[tuple[str, str], int] | None = None,
+) -> dict[tuple[str, str], int]:
+    """Queue the cache writes of one flush on a (non-transactional) pipeline; returns, per stream whose
+    ``latest`` it sets, that candle's open_time (for the caller's ``latest_written`` once the pipeline ran).
 
     Per changed stream: one SET of its newest candle (the latest period; of it, the
-    last update), and when candles of it closed, a ZREMRANGEBYSCORE per run of
+    last update), unless ``latest_written`` holds a newer period for it (a flush that
+    carries only an exchange's final candle for an older period leaves ``latest`` on
+    the newer one), and when candles of it closed, a ZREMRANGEBYSCORE per run of
     consecutive periods + one ZADD of all of them (one entry per open_time, so a
     replay, a retry or an exchange's final candle replacing an older period never
     duplicates) + one ZREMRANGEBYRANK cap. Usually a flush's closed candles are
@@ -97,14 +101,20 @@ def queue_candle_writes(
             newest[stream] = (c.open_time, raw)
         if c.closed:
             closed.setdefault(stream, {})[c.open_time] = raw  # a later update of a period replaces an earlier one
-    for (symbol, interval), (_, raw) in newest.items():
+    written = latest_written or {}
+    latest: dict[tuple[str, str], int] = {}
+    for (symbol, interval), (open_time, raw) in newest.items():
+        if open_time < written.get((symbol, interval), open_time):
+            continue
         pipe.set(keys.latest(symbol, interval), raw, ex=latest_ttl_s)
+        latest[(symbol, interval)] = open_time
     for (symbol, interval), by_time in closed.items():
         key = keys.recent(symbol, interval)
         for lo, hi in period_runs(sorted(by_time), INTERVALS_MS[interval]):
             pipe.zremrangebyscore(key, lo, hi)
         pipe.zadd(key, {raw: t for t, raw in by_time.items()})
         pipe.zremrangebyrank(key, 0, -recent_cap - 1)
+    return latest
 
 
 def period_runs(open_times: Sequence[int], period_ms: int) -> list[tuple[int, int]]:

@@ -45,6 +45,7 @@ class RedisSink:
         self.recent_cap = recent_cap
         self.latest_ttl_s = latest_ttl_s
         self._known_symbols: set[str] = set()
+        self._latest_written: dict[tuple[str, str], int] = {}  # per stream: the period its `latest` holds
         self._retry: deque[Candle] = deque(maxlen=RETRY_CAP)
         self.flushes = 0
         self.published = 0
@@ -73,8 +74,14 @@ class RedisSink:
             return True
         encoded = [encode_message(c) for c in candles]
         pipe = self.client.pipeline(transaction=False)
-        queue_candle_writes(
-            pipe, self.keys, candles, encoded, recent_cap=self.recent_cap, latest_ttl_s=self.latest_ttl_s
+        latest = queue_candle_writes(
+            pipe,
+            self.keys,
+            candles,
+            encoded,
+            recent_cap=self.recent_cap,
+            latest_ttl_s=self.latest_ttl_s,
+            latest_written=self._latest_written,
         )
         new_symbols = {c.symbol for c in candles} - self._known_symbols
         if new_symbols:
@@ -98,6 +105,7 @@ class RedisSink:
         self.healthy = True
         self._retry.clear()
         self._known_symbols |= new_symbols
+        self._latest_written |= latest
         self.flushes += 1
         self.published += len(candles)
         receivers = results[-messages:]

@@ -300,6 +300,22 @@ def test_an_exchange_candle_for_an_older_period_after_newer_ones_replaces_only_i
     assert (latest.open_time - T0, latest.close, latest.closed) == (6_000, 2.0, False)
 
 
+def test_a_flush_of_only_an_older_periods_final_candle_leaves_latest_on_the_newer_one(redis_client, settings):
+    """An exchange's final candle for an older period may come in a flush of its own, after the newer period was
+    written: ``recent`` takes it, ``latest`` stays the newer period; a later update of the newer one is written."""
+    pub = publisher(redis_client, settings)
+    prefix = settings.redis_prefix
+    assert pub.put([one_second(3, close=1.0, closed=True), one_second(4, close=2.0, closed=False)])
+    assert pub.put([one_second(1, close=9.0, closed=True)])
+    latest = decode_message(redis_client.get(f"{prefix}:latest:BTCUSDT:1s"))
+    assert (latest.open_time - T0, latest.close) == (4_000, 2.0)
+    stored = [decode_message(m) for m in redis_client.zrange(f"{prefix}:recent:BTCUSDT:1s", 0, -1)]
+    assert [(c.open_time - T0, c.close) for c in stored] == [(1_000, 9.0), (3_000, 1.0)]
+    assert pub.put([one_second(4, close=3.0, closed=False)])  # the same period again: written
+    latest = decode_message(redis_client.get(f"{prefix}:latest:BTCUSDT:1s"))
+    assert (latest.open_time - T0, latest.close) == (4_000, 3.0)
+
+
 def test_period_runs() -> None:
     assert period_runs([], 1_000) == []
     assert period_runs([0, 1_000, 2_000], 1_000) == [(0, 2_000)]
