@@ -17,6 +17,7 @@ letters and digits, intervals are fixed names.
 from __future__ import annotations
 
 import operator
+import os
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -108,10 +109,15 @@ class CandleFile:
         self._buffered = 0
 
     def finish(self) -> None:
-        """Write the file: a header row (CSV), then every stream in (symbol, interval duration) order."""
+        """Write the file: a header row (CSV), then every stream in (symbol, interval duration) order.
+
+        It is written under a temporary name next to ``out`` and renamed when complete, so an interrupted
+        run leaves the file that was there before (or none), never a truncated one.
+        """
         streams = sorted(set(self._buffers) | self._spilled, key=lambda s: (s[0], INTERVALS_MS[s[1]]))
+        part_path = self.out.with_name(f".{self.out.name}.part")
         try:
-            with self.out.open("w", newline="") as f:
+            with part_path.open("w", newline="") as f:
                 if not self.jsonl:
                     f.write(CSV_HEADER)
                 for stream in streams:
@@ -119,7 +125,9 @@ class CandleFile:
                         with self._spill_path(stream).open(newline="") as part:
                             _copy(part, f)
                     f.writelines(self._buffers.get(stream, ()))
+            os.replace(part_path, self.out)
         finally:
+            part_path.unlink(missing_ok=True)
             self.close()
 
     def close(self) -> None:

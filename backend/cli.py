@@ -139,9 +139,23 @@ def run_aggregate(
     from backend.sources.formats import ReadLimits
 
     configure_logging(log_level)
+    _exit_on_stop_signals()  # SIGTERM unwinds like Ctrl-C: the spill files are removed, no half-written output
     # the defaults are Settings().read_max_ratio, .read_max_bytes (tests/unit/test_config.py)
     limits = ReadLimits(*read_limits) if read_limits else ReadLimits()
     return aggregate_command(args.path, args.intervals, args.out, fmt=args.fmt, symbol=args.symbol, limits=limits)
+
+
+def _exit_on_stop_signals() -> None:
+    """Make the stop signals other than Ctrl-C raise ``SystemExit(128 + signal)`` (a shell's status for them), so
+    ``finally`` blocks run; by default SIGTERM ends the process where it stands."""
+    from backend import processes
+
+    def handler(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    for signum in processes.STOP_SIGNALS:
+        if signum != signal.SIGINT:
+            signal.signal(signum, handler)
 
 
 def _stop_on_signals(stop: threading.Event) -> None:

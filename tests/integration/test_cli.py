@@ -232,3 +232,66 @@ def test_the_command_imports_no_settings(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert res.stdout.split() == ["0", "[]"], res.stderr
+
+
+# spills after a few KB, and each batch of trades takes 20 ms: the run is slow enough to be stopped mid-way
+SLOW_AGGREGATE = """
+import functools, sys, time
+from backend import offline
+from backend.aggregate import Aggregator
+offline.CandleFile = functools.partial(offline.CandleFile, spill_bytes=4_000)
+add = Aggregator.add
+Aggregator.add = lambda self, batch: (time.sleep(0.02), add(self, batch))[1]
+from backend.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM is not sent to another process on Windows")
+def test_sigterm_mid_run_removes_the_spill_files_and_leaves_no_output(tmp_path):
+    import signal
+    import time
+
+    src = tmp_path / "trades.csv"
+    with src.open("w") as f:
+        f.write("ts_ms,symbol,price,qty,side,trade_id\n")
+        f.writelines(f"{1732665600000 + i * 40},SYM{i % 7},{100 + i % 13}.5,0.25,buy,{i}\n" for i in range(200_000))
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / "candles.csv").write_text("the previous run's file\n")
+    cmd = [sys.executable, "-c", SLOW_AGGREGATE, "aggregate", str(src), "--intervals", "1s,1m", "--out"]
+    proc = subprocess.Popen([*cmd, str(out_dir / "candles.csv")], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        deadline = time.monotonic() + 60
+        while not list(out_dir.glob(".candles-*/*")):  # a stream spilled: the run is under way
+            assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it spilled"
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    finally:
+        proc.kill()
+    assert sorted(p.name for p in out_dir.iterdir()) == ["candles.csv"]  # no spill directory, no part file
+    assert (out_dir / "candles.csv").read_text() == "the previous run's file\n"
+
+
+def test_an_interrupted_write_keeps_the_previous_file_and_leaves_no_part(tmp_path, monkeypatch):
+    from backend import candle_files
+    from backend.candle_files import CandleFile
+    from backend.models import Candle
+
+    out = tmp_path / "candles.csv"
+    out.write_text("before\n")
+    sink = CandleFile(out)
+    sink.add([Candle(symbol="BTCUSDT", interval="1m", open_time=0, close_time=59_999, open=1.0, high=1.0, low=1.0,
+                     close=1.0, volume=1.0, quote_volume=1.0, trades=1, taker_buy_volume=0.0,
+                     taker_buy_quote_volume=0.0, closed=True, seq=1, event_time=0)])  # fmt: skip
+
+    def broken(part, dst):  # the disk fills, or a signal comes, while the streams are copied
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(candle_files, "_copy", broken)
+    sink._spill()
+    with pytest.raises(OSError, match="No space"):
+        sink.finish()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["candles.csv"]
+    assert out.read_text() == "before\n"
