@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.ui.plot import ensure_plotly_js
+from services.ui.component_code import ensure_plotly_js
 from tests.browser.chromium import CHART, shot, traces, wait_chart
 from tests.dashboard_fixtures import CHROMIUM, StreamlitApp
 from tests.stack import Server

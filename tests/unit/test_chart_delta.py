@@ -11,7 +11,7 @@ import pandas as pd
 from services.charts.arrays import typed
 from services.charts.candles import ChartSpec, candles_figure_spec
 from services.charts.delta import apply_patch, decode, figure_patch, patched_value, value_patch
-from services.ui import plot
+from services.ui import component_code
 from services.ui.plot import PatchCache, plot_frame
 
 T0 = 1_732_665_600_000
@@ -158,8 +158,8 @@ def test_each_component_loads_its_function_from_a_versioned_file(tmp_path: Path)
     """A refresh names the component's file instead of carrying code; a new version is a new name."""
     (tmp_path / "cs-plot-0123456789ab.js").write_text("stale")
     (tmp_path / "plotly.min.js").write_text("kept")
-    assert plot.ensure_entries(tmp_path)
-    version = plot._IMPL_VERSION
+    assert component_code.ensure_entries(tmp_path)
+    version = component_code._IMPL_VERSION
     assert len(version) == 12
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [f"cs-cells-{version}.js", f"cs-plot-{version}.js", "plotly.min.js"]
@@ -169,4 +169,4 @@ def test_each_component_loads_its_function_from_a_versioned_file(tmp_path: Path)
     assert (tmp_path / f"cs-cells-{version}.js").read_text() == (
         f"export {{ cells as default }} from './candlestream_plot.js?v={version}';\n"
     )
-    assert "export function plot(" in plot._IMPL_JS and "export function cells(" in plot._IMPL_JS
+    assert "export function plot(" in component_code._IMPL_JS and "export function cells(" in component_code._IMPL_JS
