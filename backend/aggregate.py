@@ -29,170 +29,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import msgspec
 import numpy as np
 
 from backend.intervals import INTERVALS_MS
 from backend.models import Candle, TradeBatch
 from backend.rollup import SUM_FIELDS, Carried, Layout, Partials, TradeValues, layout, rollup
+from backend.streams import Stream, SymbolState, TradeKey, final_copy
 
 _NEVER = np.iinfo(np.int64).min
-TradeKey = tuple[int, int]  # (ts_ms, trade_id): the order of trades
-
-
-class StreamState(msgspec.Struct, array_like=True):
-    """One stream's open candle and its ``seq``, as the ingest stores it to resume after a restart."""
-
-    interval: str
-    open_time: int  # -1: no candle open yet (only ``seq`` carries over)
-    seq: int
-    open: float = 0.0
-    high: float = 0.0
-    low: float = 0.0
-    close: float = 0.0
-    volume: float = 0.0
-    quote_volume: float = 0.0
-    trades: int = 0
-    taker_buy_volume: float = 0.0
-    taker_buy_quote_volume: float = 0.0
-    first_key: TradeKey | None = None  # None: a flat candle (no trade yet)
-    last_key: TradeKey | None = None
-    event_time: int = 0
-
-
-# an open candle's fields in the order of a partial ``(o, h, l, c, v, qv, n, tbv, tbqv, first, last, et)``:
-# what ``state``/``restore`` copy (``start`` unpacks a partial in the same order, on the hot path)
-CANDLE_FIELDS: tuple[str, ...] = StreamState.__struct_fields__[3:]
-
-
-class SymbolState(msgspec.Struct):
-    """Every stream of one symbol and the last trade counted into them (what a replay skips on resume)."""
-
-    symbol: str
-    last_trade: TradeKey | None
-    streams: list[StreamState]
-
-
-class _Stream:
-    """The open candle of one (symbol, interval) and its emission bookkeeping."""
-
-    __slots__ = (
-        "symbol",
-        "interval",
-        "ms",
-        "open_time",
-        "open",
-        "high",
-        "low",
-        "close",
-        "volume",
-        "quote_volume",
-        "trades",
-        "taker_buy_volume",
-        "taker_buy_quote_volume",
-        "first_key",
-        "last_key",
-        "event_time",
-        "seq",
-        "last_emit",
-        "dirty",
-    )
-
-    def __init__(self, symbol: str, interval: str) -> None:
-        self.symbol = symbol
-        self.interval = interval
-        self.ms = INTERVALS_MS[interval]
-        self.open_time = -1  # -1: no trade seen yet
-        self.seq = 0
-        self.last_emit = -(1 << 62)
-        self.dirty = False
-
-    def start(self, open_time: int, part: tuple) -> None:
-        """Open a candle from a partial ``(o, h, l, c, v, qv, n, tbv, tbqv, first, last, et)``."""
-        self.open_time = open_time
-        (
-            self.open,
-            self.high,
-            self.low,
-            self.close,
-            self.volume,
-            self.quote_volume,
-            self.trades,
-            self.taker_buy_volume,
-            self.taker_buy_quote_volume,
-            self.first_key,
-            self.last_key,
-            self.event_time,
-        ) = part
-
-    def start_flat(self, open_time: int) -> None:
-        """Open an empty candle at the previous close (event_time stays that of the last trade)."""
-        self.open_time = open_time
-        price = self.close
-        self.open = self.high = self.low = price
-        self.volume = self.quote_volume = 0.0
-        self.taker_buy_volume = self.taker_buy_quote_volume = 0.0
-        self.trades = 0
-        self.first_key = self.last_key = None
-
-    def merge(self, part: tuple) -> None:
-        """Go on with this candle: ``part``'s four sums already include the candle's own (see ``_carried``)."""
-        o, h, lo, c, v, qv, n, tbv, tbqv, first, last, et = part
-        if self.first_key is None or first < self.first_key:
-            self.open = o
-            self.first_key = first
-        if self.last_key is None or last > self.last_key:
-            self.close = c
-            self.last_key = last
-        if h > self.high:
-            self.high = h
-        if lo < self.low:
-            self.low = lo
-        self.volume = v
-        self.quote_volume = qv
-        self.trades += n
-        self.taker_buy_volume = tbv
-        self.taker_buy_quote_volume = tbqv
-        if et > self.event_time:
-            self.event_time = et
-
-    def state(self) -> StreamState:
-        if self.open_time < 0:
-            return StreamState(self.interval, -1, self.seq)
-        return StreamState(self.interval, self.open_time, self.seq, *(getattr(self, f) for f in CANDLE_FIELDS))
-
-    def restore(self, s: StreamState) -> None:
-        self.seq = s.seq
-        if s.open_time < 0:
-            return
-        self.open_time = s.open_time
-        for name in CANDLE_FIELDS:
-            setattr(self, name, getattr(s, name))
-        self.first_key = None if s.first_key is None else tuple(s.first_key)
-        self.last_key = None if s.last_key is None else tuple(s.last_key)
-
-    def snapshot(self, closed: bool, emitted_at: int) -> Candle:
-        """The candle as a wire object; takes the stream's next seq."""
-        self.seq += 1
-        return Candle(
-            symbol=self.symbol,
-            interval=self.interval,
-            open_time=self.open_time,
-            close_time=self.open_time + self.ms - 1,
-            open=self.open,
-            high=self.high,
-            low=self.low,
-            close=self.close,
-            volume=self.volume,
-            quote_volume=self.quote_volume,
-            trades=self.trades,
-            taker_buy_volume=self.taker_buy_volume,
-            taker_buy_quote_volume=self.taker_buy_quote_volume,
-            closed=closed,
-            seq=self.seq,
-            event_time=self.event_time,
-            emitted_at=emitted_at,
-        )
 
 
 class Aggregator:
@@ -219,11 +63,11 @@ class Aggregator:
         self.live = live
         self.close_grace_ms = close_grace_ms
         self._codes: dict[str, int] = {}
-        self._streams: list[list[_Stream]] = []  # by symbol code, then interval
+        self._streams: list[list[Stream]] = []  # by symbol code, then interval
         self._open_fine = np.zeros(0, dtype=np.int64)  # open_time of the finest open candle
         self._final_end = np.zeros(0, dtype=np.int64)  # exchange candles are final up to here (put_final)
         self._closed: list[Candle] = []  # closed candles waiting for drain, in event order
-        self._dirty: list[_Stream] = []
+        self._dirty: list[Stream] = []
         self._next_wall_close = 1 << 62
         self._last_trade: list[TradeKey | None] = []  # by symbol code: the newest trade counted
         self._changed: set[int] = set()  # symbol codes whose streams changed since take_changed_state
@@ -244,7 +88,7 @@ class Aggregator:
         code = self._codes.get(symbol)
         if code is None:
             code = self._codes[symbol] = len(self._codes)
-            self._streams.append([_Stream(symbol, iv) for iv in self.intervals])
+            self._streams.append([Stream(symbol, iv) for iv in self.intervals])
             self._open_fine = np.append(self._open_fine, _NEVER)
             self._last_trade.append(None)
             if self._resume_ts is not None:
@@ -395,7 +239,7 @@ class Aggregator:
         columns = np.array(values, dtype=np.float64).reshape(len(values), len(SUM_FIELDS))
         return Carried(np.array(rows, dtype=np.int64), {name: columns[:, j] for j, name in enumerate(SUM_FIELDS)})
 
-    def _apply(self, st: _Stream, open_time: int, part: tuple) -> None:
+    def _apply(self, st: Stream, open_time: int, part: tuple) -> None:
         if open_time == st.open_time:
             if st.first_key is None:  # an empty candle opened by the clock: its first trade
                 st.start(open_time, part)
@@ -430,7 +274,7 @@ class Aggregator:
                         (candle.open_time, -1), (candle.event_time, -1), candle.event_time)  # fmt: skip
                 end = max(end, candle.close_time + 1 if complete else candle.open_time)
                 if st.open_time > candle.open_time:  # a period the pipeline closed already: replace it
-                    self._closed.append(_final_copy(candle, st))
+                    self._closed.append(final_copy(candle, st))
                     continue
                 if st.open_time >= 0 and st.open_time < candle.open_time:
                     self._roll(st, candle.open_time)  # closes what the pipeline had, flat up to here
@@ -455,7 +299,7 @@ class Aggregator:
                 out[per_symbol[0].symbol] = max(keys)
         return out
 
-    def _roll(self, st: _Stream, open_time: int, part: tuple | None = None) -> None:
+    def _roll(self, st: Stream, open_time: int, part: tuple | None = None) -> None:
         """Close ``st``, close flat candles up to ``open_time`` and open the candle there.
 
         The new candle starts from ``part`` (a trade-driven close) or flat at
@@ -475,7 +319,7 @@ class Aggregator:
         st.last_emit = -(1 << 62)  # the new candle's first change goes out at once
         self._track_wall_close(st)
 
-    def _track_wall_close(self, st: _Stream) -> None:
+    def _track_wall_close(self, st: Stream) -> None:
         due = st.open_time + st.ms + self.close_grace_ms
         if due < self._next_wall_close:
             self._next_wall_close = due
@@ -553,7 +397,7 @@ class Aggregator:
         for c in out:
             c.emitted_at = now_ms
         if self._dirty:
-            keep: list[_Stream] = []
+            keep: list[Stream] = []
             for st in self._dirty:
                 if force or now_ms - st.last_emit >= self.emit_ms:
                     st.dirty = False
@@ -603,13 +447,3 @@ def trade_order(code: np.ndarray, ts: np.ndarray, trade_id: np.ndarray, codes: i
     if in_order.all():
         return order
     return np.lexsort((trade_id, ts, code))
-
-
-def _final_copy(candle: Candle, st: _Stream) -> Candle:
-    """An exchange candle for a period the stream already closed, emitted with the stream's next seq."""
-    st.seq += 1
-    return Candle(
-        **{f: getattr(candle, f) for f in Candle.__struct_fields__ if f not in ("seq", "closed")},
-        closed=True,
-        seq=st.seq,
-    )

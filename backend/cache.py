@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from backend.aggregate import SymbolState
 from backend.intervals import INTERVALS_MS
 from backend.models import Candle, decode_message, normalize_symbol
 from backend.protocol import split_stream_key
+from backend.streams import SymbolState
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis

@@ -25,13 +25,14 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from backend.aggregate import Aggregator, StreamState, SymbolState
+from backend.aggregate import Aggregator
 from backend.cache import CacheKeys, load_resume_states, save_resume_states
 from backend.config import Settings
 from backend.models import Candle, now_ms
 from backend.sinks import Sink
 from backend.sources import Resumable, ResumePoint, Source
 from backend.store import query_candles
+from backend.streams import StreamState, SymbolState
 
 log = logging.getLogger(__name__)
 

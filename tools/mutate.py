@@ -41,7 +41,7 @@ class Group:
 
 GROUPS: dict[str, Group] = {
     "aggregate": Group(
-        ("backend/aggregate.py", "backend/rollup.py"),
+        ("backend/aggregate.py", "backend/rollup.py", "backend/streams.py"),
         (  # the engine's restart (state, restore) and the exchange's final candles (put_final) have their own files
             "tests/unit/test_aggregate.py",
             "tests/unit/test_exchange_klines.py",

@@ -11,11 +11,12 @@ import msgspec
 import pytest
 import redis
 
-from backend.aggregate import Aggregator, StreamState, SymbolState
+from backend.aggregate import Aggregator
 from backend.cache import CacheKeys, load_resume_states, period_runs, save_resume_states, symbol_seen, valid_symbols
 from backend.config import Settings
 from backend.models import Candle, Trade, TradeBatch, decode_batch, decode_message, encode_message
 from backend.sinks.redis import RedisSink
+from backend.streams import StreamState, SymbolState
 
 pytestmark = pytest.mark.integration
 T0 = 1_732_665_600_000

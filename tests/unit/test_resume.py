@@ -7,8 +7,9 @@ import json
 import msgspec
 import pytest
 
-from backend.aggregate import Aggregator, SymbolState
+from backend.aggregate import Aggregator
 from backend.models import Candle, TradeBatch
+from backend.streams import SymbolState
 from tests.conftest import SAMPLES
 from tests.unit.test_aggregate import trade, xrpeth_trades
 
