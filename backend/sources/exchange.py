@@ -2,8 +2,7 @@
 
 ccxt speaks the exchanges; this module maps them onto the pipeline:
 
-- symbols: ours (``BTCUSDT``) ↔ the exchange's unified ones (``BTC/USDT``), from its markets;
-- trades: id, taker side and, for Binance aggregate trades, the raw trades each stands for;
+- symbols and trades: :mod:`backend.sources.ccxt_trades` (pure);
 - bad input: an undecodable frame, a message ccxt cannot parse, a trade with a
   missing or bad field is counted by reason and skipped; the feed stays up;
 - disconnects: a dropped connection, or a feed silent for ``silence_s``,
@@ -26,23 +25,22 @@ import contextlib
 import logging
 import queue
 import threading
-from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from backend.backoff import Backoff
 from backend.config import INTERVALS_MS
-from backend.models import Candle, Rejects, TradeBatch, normalize_symbol, now_ms
+from backend.models import Candle, Rejects, TradeBatch, now_ms
 from backend.sources import SourceOptions
 from backend.sources.backfill import BASE_MS, RestBackfill, rollup
+from backend.sources.ccxt_trades import SeenIds, symbol_table, trades_batch
 
 log = logging.getLogger(__name__)
 
 LIVE_LAG_MS = 60_000  # trades arriving later than this after they happened: not a live feed
 IDLE_S = 0.05  # an empty batch at least this often while waiting (the ingest runs its timers)
 BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.5, 30.0  # reconnect delays double from the first to the cap, with jitter
-SEEN_IDS = 20_000  # trade ids remembered per symbol to drop the overlap of REST and WebSocket
 ROLLUP_INTERVALS = tuple(iv for iv, ms in INTERVALS_MS.items() if ms >= BASE_MS)
 # Binance's aggregate trades carry the raw trade count its klines count; its default stream is raw trades
 EXCHANGE_OPTIONS: dict[str, dict[str, Any]] = {
@@ -118,80 +116,6 @@ def make_exchange(exchange_id: str, rejects: Rejects, urls: Mapping[str, str] | 
             node = node.setdefault(key, {})
         node[leaf] = url
     return ex
-
-
-def symbol_table(markets: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
-    """Our symbol → the exchange's unified symbol; spot markets win over derivatives of the same pair. Pure."""
-    out: dict[str, tuple[int, str]] = {}
-    for unified, market in markets.items():
-        ours = normalize_symbol(f"{market.get('base', '')}{market.get('quote', '')}")
-        if ours is None:
-            continue
-        rank = (0 if market.get("spot") else 1) + (0 if market.get("active", True) is not False else 2)
-        if ours not in out or rank < out[ours][0]:
-            out[ours] = (rank, unified)
-    return {ours: unified for ours, (_, unified) in out.items()}
-
-
-def trades_batch(trades: Sequence[Mapping[str, Any]], symbol: str, rejects: Rejects, seen: SeenIds) -> TradeBatch:
-    """ccxt trades of one symbol → a validated batch; already-seen ids are dropped, bad trades counted. Pure."""
-    ts: list[int] = []
-    price: list[float] = []
-    qty: list[float] = []
-    ids: list[int] = []
-    buy: list[bool] = []
-    count: list[int] = []
-    for t in trades:
-        key = t.get("id")
-        if key is not None and not seen.add(str(key)):
-            continue
-        stamp, p, q, side = t.get("timestamp"), t.get("price"), t.get("amount"), t.get("side")
-        if stamp is None or p is None or q is None:
-            rejects.add("missing_field")
-            continue
-        if side not in ("buy", "sell"):
-            rejects.add("bad_side")
-            continue
-        info = t.get("info") if isinstance(t.get("info"), Mapping) else {}
-        ts.append(int(stamp))
-        price.append(float(p))
-        qty.append(float(q))
-        ids.append(int(key) if isinstance(key, str) and key.isdigit() else seen.ordinal)
-        buy.append(side == "buy")
-        count.append(_raw_trades(info))
-    batch = TradeBatch.from_columns([symbol], [0] * len(ts), ts, price, qty, ids, buy, count)
-    batch.rejects = rejects
-    return batch.validated()
-
-
-def _raw_trades(info: Mapping[str, Any]) -> int:
-    """Raw trades behind one Binance aggregate trade (``l - f + 1``); 1 for any other trade."""
-    try:
-        n = int(info["l"]) - int(info["f"]) + 1
-    except (KeyError, TypeError, ValueError):
-        return 1
-    return n if n >= 1 else 1
-
-
-class SeenIds:
-    """The last ``SEEN_IDS`` trade ids of one symbol: REST and WebSocket overlap, reconnects repeat."""
-
-    def __init__(self, size: int = SEEN_IDS) -> None:
-        self.ids: set[str] = set()
-        self.order: deque[str] = deque()
-        self.size = size
-        self.ordinal = 0  # an increasing id for exchanges whose ids are not numbers
-
-    def add(self, key: str) -> bool:
-        """True when ``key`` is new."""
-        self.ordinal += 1
-        if key in self.ids:
-            return False
-        self.ids.add(key)
-        self.order.append(key)
-        if len(self.order) > self.size:
-            self.ids.discard(self.order.popleft())
-        return True
 
 
 @dataclass

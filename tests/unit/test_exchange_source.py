@@ -11,7 +11,7 @@ import pytest
 from backend.aggregate import Aggregator
 from backend.models import Trade, TradeBatch
 from backend.sources.backfill import kline_candle, rollup
-from backend.sources.exchange import symbol_table
+from backend.sources.ccxt_trades import symbol_table
 from tests.conftest import SAMPLES
 
 XRP = SAMPLES / "binance_xrpeth_2019"
@@ -85,7 +85,7 @@ def test_symbol_table_maps_ours_to_unified_preferring_spot():
 
 def test_ccxt_trades_become_a_batch_once_each_with_bad_ones_counted():
     from backend.models import Rejects
-    from backend.sources.exchange import SeenIds, trades_batch
+    from backend.sources.ccxt_trades import SeenIds, trades_batch
 
     def trade(i: str, **kw: object) -> dict:
         base = {"id": i, "timestamp": 1626992760000 + int(i), "price": 7.6, "amount": 2.0, "side": "sell"}
