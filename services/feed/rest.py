@@ -2,7 +2,10 @@
 
 Snapshots of new or resynchronised streams (as the listener marks them
 due), the symbol list (at each connection and every minute), and, while a
-session shows the system page, the relay's stats once a second.
+session shows the system page, the relay's stats once a second. A snapshot
+the relay answers with an error (its Redis down: 503) is asked again with
+backoff; one the relay could not be reached for waits for the reconnect,
+which asks for every stream's.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from backend.backoff import Backoff
 from backend.models import now_ms
 from services.client import RelayClient, RelayError
 from services.feed.book import Stream
@@ -43,6 +47,9 @@ class RestWorker:
         self.stats_history: deque[StatsSample] = deque(maxlen=300)
         self.snapshots = 0
         self._symbols_at = 0.0
+        # per stream whose snapshot the relay refused: when to ask again (monotonic) and for how many candles
+        self._retries: dict[Stream, tuple[float, int]] = {}
+        self._backoffs: dict[Stream, Backoff] = {}  # until its next snapshot succeeds
 
     def refresh_symbols(self) -> None:
         """Fetch the symbol list at the next turn (lock held)."""
@@ -63,6 +70,7 @@ class RestWorker:
         while not self._stop.is_set():
             with self._lock:
                 live = self._conn.state == "live"
+                retry_in = self._queue_retries(time.monotonic()) if live else 1.0
                 due = self._streams.take_due() if live else {}
                 stats_wanted = self._sessions.wants_stats()
                 symbols_due = live and time.time() - self._symbols_at > 60
@@ -70,7 +78,7 @@ class RestWorker:
                     last = self.stats.at_ms / 1000 if self.stats else 0.0
                     stats_due = stats_wanted and time.time() - last >= self.stats_every_s
                     if not stats_due:
-                        self._wake.wait(self.stats_every_s / 4 if stats_wanted else 1.0)
+                        self._wake.wait(min(self.stats_every_s / 4 if stats_wanted else 1.0, retry_in))
                         continue
             if symbols_due:
                 self._fetch_symbols()
@@ -95,6 +103,16 @@ class RestWorker:
             self._symbols_at = time.time()
             self._wake.notify_all()
 
+    def _queue_retries(self, now: float) -> float:
+        """Mark due the refused snapshots whose time has come (lock held); seconds until the next one."""
+        for s in [s for s, (at, _) in self._retries.items() if at <= now or s not in self._streams.books]:
+            _, limit = self._retries.pop(s)
+            if s in self._streams.books:
+                self._streams.due({s: limit}, None)
+            else:  # nobody follows it any more
+                self._backoffs.pop(s, None)
+        return min((at - now for at, _ in self._retries.values()), default=1.0)
+
     def _fetch_snapshot(self, s: Stream, limit: int) -> None:
         with self._lock:
             book = self._streams.books.get(s)
@@ -108,10 +126,12 @@ class RestWorker:
             with self._lock:
                 if self._streams.books.get(s) is book:
                     book.fail_snapshot(str(exc))
-                    if exc.status is None:  # relay unreachable: the reconnect reschedules it
-                        return
+                    if exc.status is not None:  # the relay answered: ask again later (unreachable: the reconnect asks)
+                        backoff = self._backoffs.setdefault(s, Backoff(initial=1.0, maximum=30.0))
+                        self._retries[s] = (time.monotonic() + backoff.next_delay(), limit)
             return
         with self._lock:
+            self._backoffs.pop(s, None)
             if self._streams.books.get(s) is not book:
                 return
             if patch:

@@ -1237,3 +1237,59 @@ def test_snapshot_turns_do_not_fetch_stats_before_they_are_due() -> None:
     state.stop.clear()
     run_worker_until(state, rest, fetch(ETH))
     assert len(rest.stats_history) == 1, "the next sample is due in ten minutes"
+
+
+class RefusingRelay:
+    """An HTTP server answering the candles endpoint with ``codes`` in turn (then 200 with one candle)."""
+
+    def __init__(self, codes: list[int]) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.codes = list(codes)
+        self.asked: list[float] = []  # monotonic times of the requests
+        relay = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if not self.path.startswith("/api/v1/candles/"):  # the symbol list: not this test's
+                    self.send_error(404)
+                    return
+                relay.asked.append(time.monotonic())
+                code = relay.codes.pop(0) if relay.codes else 200
+                body = b'{"candles":[' + encode_batch([candle(1)])[1:-1] + b"]}" if code == 200 else b'{"detail":"x"}'
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_snapshot_the_relay_refuses_is_asked_again_with_backoff_without_a_reconnect() -> None:
+    """A 503 (the relay's Redis down) leaves the book unloaded with the error, and the worker asks again after
+    0.5–1 s, then 1–2 s: the third answer loads it (before, only a gap, a reconnect or a resync asked again)."""
+    relay = RefusingRelay([503, 503])
+    try:
+        state = FeedState(SessionRegistry(), Streams(50))
+        rest = RestWorker(state, RelayClient(relay.url))
+        state.connection.came_up()
+        state.streams.follow({BTC}, {BTC})
+        state.streams.due({BTC}, 50)
+        run_worker_until(state, rest, lambda: state.streams.books[BTC].loaded)
+    finally:
+        relay.close()
+    first, second, third = relay.asked
+    assert second - first >= 0.5 and third - second >= 1.0
+    book = state.streams.books[BTC]
+    assert [c.open_time for c in book.rows] == [candle(1).open_time] and rest.snapshots == 1
+    assert rest._retries == {} and rest._backoffs == {}
