@@ -312,6 +312,9 @@ def test_a_flush_of_only_an_older_periods_final_candle_leaves_latest_on_the_newe
     assert (latest.open_time - T0, latest.close) == (4_000, 2.0)
     stored = [decode_message(m) for m in redis_client.zrange(f"{prefix}:recent:BTCUSDT:1s", 0, -1)]
     assert [(c.open_time - T0, c.close) for c in stored] == [(1_000, 9.0), (3_000, 1.0)]
+    eth = msgspec_replace(one_second(2, close=5.0, closed=False), symbol="ETHUSDT")
+    assert pub.put([one_second(2, close=8.0, closed=True), eth])  # skipping one stream's latest skips only its own
+    assert decode_message(redis_client.get(f"{prefix}:latest:ETHUSDT:1s")).close == 5.0
     assert pub.put([one_second(4, close=3.0, closed=False)])  # the same period again: written
     latest = decode_message(redis_client.get(f"{prefix}:latest:BTCUSDT:1s"))
     assert (latest.open_time - T0, latest.close) == (4_000, 3.0)
