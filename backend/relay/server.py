@@ -10,6 +10,7 @@ import socket
 import sys
 import threading
 from collections.abc import Iterator
+from types import FrameType
 from typing import TYPE_CHECKING
 
 from backend.config import Settings
@@ -37,11 +38,18 @@ def serve(settings: Settings) -> int:
 
 
 def serve_here(settings: Settings, sock: socket.socket | None = None) -> None:
-    """Serve the relay in this process, on ``sock`` when given (a worker's), until SIGINT/SIGTERM."""
+    """Serve the relay in this process, on ``sock`` when given (a worker's), until SIGINT/SIGTERM.
+
+    A stop signal that comes while the app is still loading (before uvicorn listens for signals) is kept and
+    handed to the server, which then stops as soon as it has started: a supervisor stopping a worker that is
+    just starting would otherwise wait its whole timeout and kill it.
+    """
     import uvicorn
 
-    with _no_signal_echo():
-        uvicorn.Server(uvicorn_config(settings)).run([sock] if sock is not None else None)
+    with _stop_signals() as stop:
+        server = uvicorn.Server(uvicorn_config(settings))
+        stop.attach(server)
+        server.run([sock] if sock is not None else None)
 
 
 def uvicorn_config(settings: Settings) -> uvicorn.Config:
@@ -80,21 +88,40 @@ def _raise_fd_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
 
 
-@contextlib.contextmanager
-def _no_signal_echo() -> Iterator[None]:
-    """Let ``serve`` return after SIGTERM/SIGINT so the caller's cleanup runs.
+class _Stop:
+    """Stop signals for a uvicorn server that may not exist yet: kept until it does, then handed to it."""
 
-    uvicorn shuts down gracefully on those signals and then raises the signal
-    again under the previous handler: with the default SIGTERM action that
-    kills the process before ``python -m backend run`` stops its ingest child
-    and its embedded Valkey. Under a no-op handler the echo does nothing.
+    def __init__(self) -> None:
+        self.server: uvicorn.Server | None = None
+        self.pending: list[int] = []
+
+    def attach(self, server: uvicorn.Server) -> None:
+        self.server = server  # from here on, a signal goes straight to it
+        for signum in self.pending:
+            server.handle_exit(signum, None)
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.server is None:
+            self.pending.append(signum)
+        else:
+            self.server.handle_exit(signum, frame)
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[_Stop]:
+    """SIGINT/SIGTERM for the server being built and run here, and ``serve`` returning after them.
+
+    uvicorn shuts down gracefully on those signals and then raises the signal again under the previous handler:
+    with the default SIGTERM action that would kill the process before ``python -m backend run`` stops its
+    ingest child and its embedded Valkey. Under this handler the echo only asks an exiting server to exit.
     """
+    stop = _Stop()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stop
         return
-    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield stop
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

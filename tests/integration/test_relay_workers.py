@@ -143,3 +143,58 @@ def test_a_killed_worker_is_replaced_and_its_clients_reconnect(relay: Server, pu
 
 def _host(relay: Server) -> str:
     return relay.stats()["worker"].rsplit(":", 1)[0]
+
+
+def catches_sigterm(pid: int) -> bool:
+    """Whether the process has a handler for SIGTERM (Linux's ``SigCgt`` mask in ``/proc``)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    mask = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+    return bool(mask >> (signal.SIGTERM - 1) & 1)
+
+
+def children(pid: int) -> list[int]:
+    """The relay worker processes whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) if entry.name.isdigit() else 0
+            if ppid == pid and b"backend.relay.worker" in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+    return found
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_relay_stopped_while_it_is_still_starting_stops_at_once(redis_url: str, tmp_path: Path, workers: int) -> None:
+    """SIGTERM in the second or so a relay process spends loading its app, before uvicorn listens for signals:
+    it stops as soon as it is up (it used to swallow the signal: a lone relay served on, and a supervisor stopping
+    its workers waited 15 s for each and killed it)."""
+    import subprocess
+    import time
+
+    from tests.stack import clean_environ, free_port, settings_env
+
+    settings = isolated_settings(redis_url, tmp_path, workers=workers).model_copy(update={"api_port": free_port()})
+    proc = subprocess.Popen([sys.executable, "-m", "backend", "api"], env=clean_environ(settings_env(settings)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        if workers == 1:  # the lone relay: as soon as it catches SIGTERM, it is loading the app
+            while not catches_sigterm(proc.pid):
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.002)
+        else:  # the supervisor: stopped when its workers catch SIGTERM, which they do while loading the app
+            while len(kids := children(proc.pid)) < workers or not all(catches_sigterm(k) for k in kids):
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.002)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert time.monotonic() - started < 10, "stopped only after a timeout"
+    finally:
+        proc.kill()
+        proc.wait()
