@@ -45,8 +45,22 @@ def ensure_environment() -> Path:
 
 
 def run(python: Path, args: Sequence[str]) -> None:
-    """Run ``python args`` in the project folder; exit with its code when it fails."""
-    code = subprocess.call([str(python), *args], cwd=ROOT)
+    """Run ``python args`` in the project folder; exit with its code when it fails.
+
+    A terminal's Ctrl-C reaches the child too (same process group) and it shuts down by itself: wait for that
+    (a second Ctrl-C, or 30 s, ends it), then exit quietly with 130, a shell's status for Ctrl-C, instead of
+    a traceback of this wrapper.
+    """
+    process = subprocess.Popen([str(python), *args], cwd=ROOT)
+    try:
+        code = process.wait()
+    except KeyboardInterrupt:
+        try:
+            process.wait(timeout=30)
+        except (KeyboardInterrupt, subprocess.TimeoutExpired):
+            process.terminate()
+            process.wait()
+        raise SystemExit(130) from None
     if code:
         raise SystemExit(code)
 

@@ -161,3 +161,24 @@ def test_a_missing_browser_fails_in_ci(monkeypatch, ci, require, required) -> No
         else:
             monkeypatch.setenv(name, value)
     assert browser_required() is required
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a terminal's Ctrl-C is a SIGINT to its process group on POSIX")
+def test_ctrl_c_in_make_run_waits_for_the_app_and_ends_quietly_with_130() -> None:
+    """``dev.py`` (``make run``/``test``) under a terminal's Ctrl-C: its child stops by itself, the wrapper waits
+    for it and exits 130 without a traceback of its own (it printed a KeyboardInterrupt traceback)."""
+    import signal
+
+    child = "import signal, sys, time; signal.signal(signal.SIGINT, lambda *_: sys.exit(0)); print('up', flush=True)"
+    child += "; time.sleep(60)"
+    wrapper = f"import sys; sys.path.insert(0, {str(ROOT)!r}); import dev, pathlib; "
+    wrapper += f"dev.run(pathlib.Path(sys.executable), ['-c', {child!r}])"
+    proc = subprocess.Popen([sys.executable, "-c", wrapper], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)  # fmt: skip
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "up\n"
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C: the wrapper and its child
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert (proc.returncode, err) == (130, "")
