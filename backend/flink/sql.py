@@ -117,15 +117,16 @@ def interval_literal(ms: int) -> str:
 
 
 # a trade's place in (ts, trade_id) order and its price, as one string that sorts in that order: zero-padded
-# ts_ms (15 digits), trade_id shifted to be non-negative (20 digits), then the price as Java writes a double
-# (``Double.toString``, which reads back as the same double). Flink SQL has no ARG_MIN: ``MIN`` of this key is
-# the first trade, ``MAX`` the last, with no Top-N, join or per-trade Python.
+# ts_ms, trade_id shifted to be non-negative, then the price as Java writes a double (``Double.toString``, which
+# reads back as the same double). Flink SQL has no ARG_MIN: ``MIN`` of this key is the first trade, ``MAX`` the
+# last, with no Top-N, join or per-trade Python.
+_TS_DIGITS, _ID_DIGITS = 15, 20  # epoch ms up to the year 33658; a BIGINT plus 2**63 has at most 20 digits
 ORDER_KEY = (
-    "CONCAT(LPAD(CAST(ts_ms AS STRING), 15, '0'), "
-    "LPAD(CAST(CAST(trade_id AS DECIMAL(20, 0)) + CAST('9223372036854775808' AS DECIMAL(20, 0)) AS STRING), 20, '0'), "
-    "CAST(price AS STRING))"
+    f"CONCAT(LPAD(CAST(ts_ms AS STRING), {_TS_DIGITS}, '0'), "
+    f"LPAD(CAST(CAST(trade_id AS DECIMAL(20, 0)) + CAST('9223372036854775808' AS DECIMAL(20, 0)) AS STRING), "
+    f"{_ID_DIGITS}, '0'), CAST(price AS STRING))"
 )
-_PRICE_AT = 36  # where the price begins in ORDER_KEY (SQL counts from 1)
+_PRICE_AT = _TS_DIGITS + _ID_DIGITS + 1  # where the price begins in ORDER_KEY (SQL counts from 1)
 
 
 def _window(interval: str) -> str:

@@ -220,18 +220,29 @@ def test_the_read_limits_the_error_names_are_honoured(tmp_path):
     assert bad.stderr == "error: CANDLES_READ_MAX_RATIO: input should be greater than 1 (got '1')\n"
 
 
-def test_the_command_imports_no_settings(tmp_path):
-    """pydantic (the settings) is about 0.15 s of the command's start, which it does not need."""
+def modules_the_command_loads(tmp_path: Path, names: tuple[str, ...]) -> tuple[str, list[str]]:
+    """``aggregate`` on a one-trade file in a fresh interpreter: its exit status and which of ``names`` it imported."""
     src = tmp_path / "trades.csv"
     src.write_text("ts_ms,symbol,price,qty,side,trade_id\n1700000000000,BTCUSDT,97000.5,0.01,buy,1\n")
     code = (
         "import sys; from backend.cli import main; "
         f"rc = main(['aggregate', {str(src)!r}, '--out', {str(tmp_path / 'c.csv')!r}]); "
-        "print(rc, sorted(m for m in ('pydantic', 'pydantic_settings', 'backend.config') if m in sys.modules))"
+        f"print(rc, ','.join(sorted(m for m in {names!r} if m in sys.modules)))"
     )
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert res.stdout.split() == ["0", "[]"], res.stderr
+    status, _, loaded = res.stdout.strip().partition(" ")
+    return status, [m for m in loaded.split(",") if m] or ([] if status == "0" else [res.stderr])
+
+
+def test_the_command_imports_no_settings(tmp_path):
+    """pydantic (the settings) is about 0.15 s of the command's start, which it does not need."""
+    assert modules_the_command_loads(tmp_path, ("pydantic", "pydantic_settings", "backend.config")) == ("0", [])
+
+
+def test_the_command_imports_no_pandas(tmp_path):
+    """pandas is about 0.4 s of a start (pyarrow's ``to_numpy`` imports it on first use): the command never needs it."""
+    assert modules_the_command_loads(tmp_path, ("pandas",)) == ("0", [])
 
 
 # spills after a few KB, and each batch of trades takes 20 ms: the run is slow enough to be stopped mid-way

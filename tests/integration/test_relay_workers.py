@@ -7,6 +7,7 @@ for all), so every check below runs across two processes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -18,7 +19,16 @@ import redis
 import websocket
 
 from backend.config import Settings
-from tests.stack import Publisher, Server, WsClient, isolated_settings, make_candle, relay_in_process, start_relay
+from tests.stack import (
+    Publisher,
+    Server,
+    WsClient,
+    descendants,
+    isolated_settings,
+    make_candle,
+    relay_in_process,
+    start_relay,
+)
 
 pytestmark = [
     pytest.mark.integration,
@@ -155,16 +165,13 @@ def catches_sigterm(pid: int) -> bool:
     return bool(mask >> (signal.SIGTERM - 1) & 1)
 
 
-def children(pid: int) -> list[int]:
-    """The relay worker processes whose parent is ``pid``."""
+def workers_of(pid: int) -> list[int]:
+    """The relay worker processes under ``pid``."""
     found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) if entry.name.isdigit() else 0
-            if ppid == pid and b"backend.relay.worker" in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
-        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
-            continue
+    for child in descendants(pid):
+        with contextlib.suppress(OSError):
+            if b"backend.relay.worker" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(child)
     return found
 
 
@@ -188,7 +195,7 @@ def test_a_relay_stopped_while_it_is_still_starting_stops_at_once(redis_url: str
                 assert proc.poll() is None and time.monotonic() < deadline
                 time.sleep(0.002)
         else:  # the supervisor: stopped when its workers catch SIGTERM, which they do while loading the app
-            while len(kids := children(proc.pid)) < workers or not all(catches_sigterm(k) for k in kids):
+            while len(kids := workers_of(proc.pid)) < workers or not all(catches_sigterm(k) for k in kids):
                 assert proc.poll() is None and time.monotonic() < deadline
                 time.sleep(0.002)
         started = time.monotonic()

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +13,7 @@ from backend.candle_files import OUTPUT_FIELDS, CandleFile, csv_rows, jsonl_rows
 from backend.models import Candle
 from backend.offline import aggregate_file, write_candles
 from backend.progress import estimated_rows, row_progress
-from tests.conftest import ROOT, SAMPLES
+from tests.conftest import SAMPLES
 
 REAL_FILES = [
     (SAMPLES / "binance_xrpeth_2019" / "XRP_ETH-aggtrades.json.gz", ("1s", "1m", "5m", "1h")),
@@ -140,19 +137,6 @@ def test_spilled_streams_come_back_in_symbol_interval_time_order(tmp_path, suffi
     else:
         assert text == jsonl_rows(expected)
     assert spilled.written == 7
-
-
-def test_the_command_imports_no_pandas(tmp_path):
-    src = tmp_path / "trades.csv"
-    src.write_text("ts_ms,symbol,price,qty,side,trade_id\n1700000000000,BTCUSDT,97000.5,0.01,buy,1\n")
-    code = (
-        "import sys; from backend.cli import main; "
-        f"rc = main(['aggregate', {str(src)!r}, '--out', {str(tmp_path / 'c.csv')!r}]); "
-        "print(rc, 'pandas' in sys.modules)"
-    )
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert res.stdout.split() == ["0", "False"], res.stderr
 
 
 def test_progress_bar_only_on_a_terminal(tmp_path):
