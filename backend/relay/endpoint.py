@@ -134,40 +134,43 @@ class WebSocketEndpoint:
                 missing[key] = unsent
             else:
                 snapshot[key] = raw
+        notice = None
         if missing:
-            client.hold += 1
+            client.hold += 1  # updates that arrive meanwhile wait behind the snapshot and the notice
             try:
-                fetched = await fetch_latest(self.redis, self.keys, missing)
-            except RedisError as exc:
-                fetched = {}
-                message = f"no snapshot ({exc}); it follows on reconnect"
-                client.push_control(encode_control(Error(REDIS_UNAVAILABLE, message)))
+                try:
+                    fetched = await fetch_latest(self.redis, self.keys, missing)
+                except RedisError as exc:
+                    fetched = {}
+                    message = f"no snapshot ({exc}); it follows on reconnect"
+                    client.push_control(encode_control(Error(REDIS_UNAVAILABLE, message)))
+                for key, unsent in missing.items():
+                    # updates that arrived meanwhile may be newer than what Redis answered
+                    best = newest(fetched.get(key), client.take_stream(key) or unsent)
+                    if best is not None:
+                        snapshot[key] = best
+                notice = await self.unknown_notice(streams, snapshot, op_id)
             finally:
                 client.hold -= 1
-            for key, unsent in missing.items():
-                # updates that arrived meanwhile may be newer than what Redis answered
-                best = newest(fetched.get(key), client.take_stream(key) or unsent)
-                if best is not None:
-                    snapshot[key] = best
         client.push_control(self.hub.frame(tuple(snapshot[k] for k in streams if k in snapshot)))
-        await self.tell_unknown(client, streams, snapshot, op_id)
+        if notice is not None:  # in the same step as the snapshot, so always right after it
+            client.push_control(notice)
 
-    async def tell_unknown(self, client: Client, streams: list[str], snapshot: dict[str, bytes], op_id: OpId) -> None:
+    async def unknown_notice(self, streams: list[str], snapshot: dict[str, bytes], op_id: OpId) -> str | None:
         """A ``notice`` naming the asked symbols the relay has never seen (their subscriptions stay)."""
         seen = {split_stream_key(k)[0] for k in snapshot}
         unseen = [s for s in dict.fromkeys(split_stream_key(k)[0] for k in streams) if s not in seen]
         if not unseen:
-            return
+            return None
         try:
             known = await known_symbols(self.redis, self.keys, unseen)
         except RedisError:
-            return  # cannot tell: say nothing rather than something wrong
+            return None  # cannot tell: say nothing rather than something wrong
         unknown = [s for s in unseen if s not in known]
-        if unknown:
-            message = (
-                f"no candles were ever seen for {', '.join(unknown)}; still subscribed, updates follow if they appear"
-            )
-            client.push_control(encode_control(Notice(UNKNOWN_SYMBOL, message, unknown, op_id)))
+        if not unknown:
+            return None
+        message = f"no candles were ever seen for {', '.join(unknown)}; still subscribed, updates follow if they appear"
+        return encode_control(Notice(UNKNOWN_SYMBOL, message, unknown, op_id))
 
     def unsubscribe(self, client: Client, op: ClientOp) -> None:
         """Remove the named streams (symbols and intervals default to all subscribed ones)."""

