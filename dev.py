@@ -65,6 +65,42 @@ def run(python: Path, args: Sequence[str]) -> None:
         raise SystemExit(code)
 
 
+# pytest options that choose tests: with any of them (or a path), the run is as asked, in one process
+SELECTING = ("-k", "-m", "--lf", "--last-failed", "--ff", "--failed-first", "--sw", "--stepwise", "--deselect")
+BROWSER_TESTS = "tests/browser"
+
+
+def run_tests(python: Path, args: Sequence[str]) -> None:
+    """The whole suite: the browser tests in a second pytest beside the rest, when ``args`` select nothing.
+
+    The browser tests spend most of their time waiting for a page (a minute of live updates, a recording),
+    so on two cores the suite takes about two thirds of its serial time. Their report is kept in
+    ``test-artifacts/browser-tests.log`` and printed after the rest's. ``CANDLES_TEST_SERIAL=1`` runs one
+    pytest, as does any selection (a path, ``-k``, ``-m``...).
+    """
+    selects = any(not a.startswith("-") or a.split("=", 1)[0] in SELECTING or a[:2] in ("-k", "-m") for a in args)
+    if selects or os.environ.get("CANDLES_TEST_SERIAL") == "1":
+        run(python, ["-m", "pytest", *args])
+        return
+    log_path = ROOT / "test-artifacts" / "browser-tests.log"
+    log_path.parent.mkdir(exist_ok=True)
+    print(f"the browser tests run beside the rest; their report follows at the end ({log_path.name})", flush=True)
+    with log_path.open("w") as log:
+        browser = subprocess.Popen(
+            [str(python), "-m", "pytest", BROWSER_TESTS, *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            rest = subprocess.run([str(python), "-m", "pytest", "--ignore", BROWSER_TESTS, *args], cwd=ROOT).returncode
+            browser_code = browser.wait()
+        except KeyboardInterrupt:  # both got the terminal's Ctrl-C and stop by themselves
+            browser.wait()
+            raise SystemExit(130) from None
+    print(f"\n===== {BROWSER_TESTS} =====", flush=True)
+    print(log_path.read_text(), end="", flush=True)
+    if rest or browser_code:
+        raise SystemExit(rest or browser_code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python dev.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=("run", "test", "lint", "format", "setup", "demo"))
@@ -79,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for step in LINT:
             run(python, step)
         if ns.command == "test":
-            run(python, ["-m", "pytest", *ns.args])
+            run_tests(python, ns.args)
     elif ns.command == "demo":  # screenshots and a recording of the dashboard, into demo/
         run(python, ["-m", "services.capture", *ns.args])
     elif ns.command == "format":

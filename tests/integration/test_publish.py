@@ -6,6 +6,7 @@ import asyncio
 import json
 import threading
 import time
+from collections.abc import Iterator
 
 import msgspec
 import pytest
@@ -131,6 +132,19 @@ def test_rewriting_the_same_closed_candles_never_duplicates(redis_client, settin
     assert redis_client.zcard(keys.recent("BTCUSDT", "1s")) == 9
 
 
+@pytest.fixture(scope="module")
+def counting_client() -> Iterator[redis.Redis]:
+    """A client of a Valkey of this module's own: INFO counts the whole server, so nothing else may use it
+    (make test runs the browser tests beside these, on the shared server)."""
+    from backend.embedded import EmbeddedValkey
+
+    server = EmbeddedValkey()
+    client = redis.Redis.from_url(server.url)
+    yield client
+    client.close()
+    server.stop()
+
+
 def commands_for(redis_client: redis.Redis, pub: RedisSink, candles: list[Candle]) -> int:
     before = total_commands(redis_client)
     pub.put(candles)
@@ -141,7 +155,8 @@ def total_commands(client: redis.Redis) -> int:
     return int(client.info("stats")["total_commands_processed"])
 
 
-def test_redis_commands_per_flush_depend_only_on_the_changed_streams(redis_client, settings):
+def test_redis_commands_per_flush_depend_only_on_the_changed_streams(counting_client, settings):
+    redis_client = counting_client
     pub = publisher(redis_client, settings)
     pub.put([])  # nothing changed: no round trip at all
 
@@ -358,7 +373,8 @@ def test_resume_states_round_trip_in_one_hash_with_seq_raised_to_the_latest_cand
     ]
 
 
-def test_a_run_of_closed_candles_is_one_range_and_two_runs_are_two(redis_client, settings):
+def test_a_run_of_closed_candles_is_one_range_and_two_runs_are_two(counting_client, settings):
+    redis_client = counting_client
     pub = publisher(redis_client, settings)
     pub.put([one_second(0, close=1.0, closed=True)])  # first sight of the symbol (its SADD) out of the way
     run = [one_second(i, close=1.0, closed=True) for i in range(1, 4)]
