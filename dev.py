@@ -70,6 +70,11 @@ SELECTING = ("-k", "-m", "--lf", "--last-failed", "--ff", "--failed-first", "--s
 BROWSER_TESTS = "tests/browser"
 
 
+def selects_tests(args: Sequence[str]) -> bool:
+    """True when pytest ``args`` name tests (a path or node id, ``-k``, ``-m``, last-failed...), not only options."""
+    return any(not a.startswith("-") or a.split("=", 1)[0] in SELECTING or a[:2] in ("-k", "-m") for a in args)
+
+
 def run_tests(python: Path, args: Sequence[str]) -> None:
     """The whole suite: the browser tests in a second pytest beside the rest, when ``args`` select nothing.
 
@@ -78,8 +83,7 @@ def run_tests(python: Path, args: Sequence[str]) -> None:
     ``test-artifacts/browser-tests.log`` and printed after the rest's. ``CANDLES_TEST_SERIAL=1`` runs one
     pytest, as does any selection (a path, ``-k``, ``-m``...).
     """
-    selects = any(not a.startswith("-") or a.split("=", 1)[0] in SELECTING or a[:2] in ("-k", "-m") for a in args)
-    if selects or os.environ.get("CANDLES_TEST_SERIAL") == "1":
+    if selects_tests(args) or os.environ.get("CANDLES_TEST_SERIAL") == "1":
         run(python, ["-m", "pytest", *args])
         return
     log_path = ROOT / "test-artifacts" / "browser-tests.log"

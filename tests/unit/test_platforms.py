@@ -182,3 +182,25 @@ def test_ctrl_c_in_make_run_waits_for_the_app_and_ends_quietly_with_130() -> Non
     finally:
         proc.kill()
     assert (proc.returncode, err) == (130, "")
+
+
+@pytest.mark.parametrize(
+    ("args", "selects"),
+    [
+        ([], False),
+        (["--durations=25"], False),  # what .ci/run passes: the whole suite, split in two
+        (["-q", "-x", "-rs"], False),
+        (["tests/unit"], True),
+        (["tests/unit/test_config.py::test_defaults"], True),
+        (["-k", "relay"], True),
+        (["-krelay"], True),
+        (["-m", "not slow and not browser"], True),
+        (["--lf"], True),
+        (["--deselect=tests/unit/test_config.py::test_defaults"], True),
+    ],
+)
+def test_make_test_splits_off_the_browser_tests_only_when_the_whole_suite_runs(args: list[str], selects: bool) -> None:
+    sys.path.insert(0, str(ROOT))
+    import dev
+
+    assert dev.selects_tests(args) is selects
