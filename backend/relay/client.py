@@ -137,8 +137,12 @@ class Client:
 
     def take_stream(self, key: str) -> bytes | None:
         """Remove a stream's unsent updates; the newest of them (a snapshot supersedes them)."""
-        if self.latest_only is not None:
-            return self.latest_only.pop(key, None)
+        latest_only = self.latest_only
+        if latest_only is not None:
+            raw = latest_only.pop(key, None)
+            if not latest_only:  # nothing left unsent: caught up, so the next update is sent at once
+                self._clear()
+            return raw
         if key not in self.slots:  # the common case: a list scan, no copies
             return None
         newest_raw = None

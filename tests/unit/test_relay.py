@@ -89,6 +89,24 @@ def test_a_snapshot_takes_the_unsent_updates_of_its_stream(hub: Hub) -> None:
     assert hub.latest["BTCUSDT:1m"] == btc2[0]
 
 
+def test_a_snapshot_that_takes_a_slow_clients_last_updates_ends_its_slow_mode(hub: Hub) -> None:
+    """Updates that piled up behind a snapshot (coalesced) and went into it leave nothing unsent: the next
+    update is sent at once, and the client is not behind (it stayed in slow mode, its updates waited unsent
+    until something else woke its sender, and the watchdog counted it behind since the first of them)."""
+    client = attach(hub, "BTCUSDT:1m")
+    client.hold += 1  # a snapshot in preparation: updates wait behind it
+    for seq in range(1, BUFFER_PER_STREAM + BUFFER_SPARE + 3):
+        piled = dispatch(hub, make_candle("BTCUSDT", "1m", T0, seq=seq))
+    assert client.latest_only is not None  # fell behind: coalescing
+    assert client.take_stream("BTCUSDT:1m") == piled[0]
+    client.hold -= 1
+    assert client.unsent == 0 and client.lag(1e12) == 0.0
+    client.wake.clear()
+    after = dispatch(hub, make_candle("BTCUSDT", "1m", T0, seq=99))
+    assert client.wake.is_set()  # flushed: the sender sends it now
+    assert client.take() == tuple(after)
+
+
 def test_an_older_period_is_delivered_but_does_not_become_the_streams_latest(hub: Hub) -> None:
     """An exchange's final candle for a period the clock closed comes after newer ones: subscribers get it, and
     a snapshot still starts from the newest period."""
