@@ -8,16 +8,21 @@ one spill file per stream whenever the buffered text passes a bound; at the
 end the streams are copied out in order, each followed by its open candle.
 Memory is the bound plus the aggregator's open candles, whatever the input.
 
-Formatting is one ``%`` per row: a float cell is ``repr`` (shortest round
-trip), an int its digits, ``closed`` is ``true``/``false``, lines end in
-``\\r\\n`` (the csv module's dialect). No cell needs quoting: symbols are
-letters and digits, intervals are fixed names.
+The cells: a float is its ``repr`` (shortest round trip), an int its digits,
+``closed`` is ``true``/``false``, lines end in ``\\r\\n`` (the csv module's
+dialect). No cell needs quoting: symbols are letters and digits, intervals are
+fixed names. A stream's numbers are written by msgspec's JSON encoder in one C
+call, its text then turned into ``repr``'s where the two differ (see
+:func:`stream_csv_rows`): twice as fast as a ``%`` per row, which was a quarter
+of the command's time on long files.
 """
 
 from __future__ import annotations
 
+import itertools
 import operator
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -44,13 +49,45 @@ def _row_format(closed: bool) -> str:
 
 _CSV_ROW = {closed: _row_format(closed) for closed in (True, False)}
 _VALUES = operator.attrgetter(*(f for f in _CELLS if f != "closed"))
+_NUMBERS = operator.attrgetter(*(f for f in _CELLS if f not in ("symbol", "interval")))
 SPILL_BYTES = 8 << 20  # buffered text before streams are appended to their spill files
+
+# msgspec writes a float's shortest round-trip digits, as ``repr`` does, and lays them out as ``repr`` does but in
+# two cases: an exponent has no ``+`` and no padding (``1e16``, ``2.5e-8`` for ``1e+16``, ``2.5e-08``), and
+# [1e-5, 1e-4) is positional (``0.00001``, ``0.000025`` for ``1e-05``, ``2.5e-05``). No library writes ``repr``'s
+# layout from C, hence these two rewrites; every other float is already the same text.
+_EXPONENT = re.compile(rb"e(-?)(\d+)")  # a literal first: the scan is a fast search; true/false never match
+_FIFTH_DECIMAL = re.compile(rb"0\.0000([1-9])(\d*)")
+_DIGITS = frozenset(b"0123456789")
+
+
+def _repr_exponent(m: re.Match[bytes]) -> bytes:
+    return b"e" + (m[1] or b"+") + m[2].rjust(2, b"0")
+
+
+def _repr_fifth_decimal(m: re.Match[bytes]) -> bytes:
+    if m.string[m.start() - 1] in _DIGITS:  # the tail of a larger number (10.00001): as it is
+        return m[0]
+    return m[1] + (b"." + m[2] if m[2] else b"") + b"e-05"
+
+
+def stream_csv_rows(symbol: str, interval: str, candles: list[Candle]) -> str:
+    """CSV lines of one stream's candles (no header), byte for byte what ``csv.writer`` wrote with ``repr`` floats."""
+    if not candles:
+        return ""
+    raw = _JSON.encode([_NUMBERS(c) for c in candles])  # [[open_time,...,true,seq,event_time],[...]]
+    if b"null" in raw:  # a sum that overflowed to inf (msgspec writes null): repr's spelling, row by row
+        rows = _CSV_ROW
+        return "".join([rows[c.closed] % _VALUES(c) for c in candles])
+    raw = _FIFTH_DECIMAL.sub(_repr_fifth_decimal, _EXPONENT.sub(_repr_exponent, raw))
+    head = f"candle,{symbol},{interval},".encode()
+    return (head + raw[2:-2].replace(b"],[", b"\r\n" + head) + b"\r\n").decode()
 
 
 def csv_rows(candles: Iterable[Candle]) -> str:
-    """CSV lines of candles (no header), byte for byte what ``csv.writer`` wrote with ``repr`` floats."""
-    rows = _CSV_ROW
-    return "".join([rows[c.closed] % _VALUES(c) for c in candles])
+    """CSV lines of candles (no header), in the order given."""
+    runs = itertools.groupby(candles, key=operator.attrgetter("symbol", "interval"))
+    return "".join([stream_csv_rows(symbol, interval, list(run)) for (symbol, interval), run in runs])
 
 
 _JSON = msgspec.json.Encoder()
@@ -86,9 +123,8 @@ class CandleFile:
         by_stream: dict[tuple[str, str], list[Candle]] = {}
         for c in candles:
             by_stream.setdefault((c.symbol, c.interval), []).append(c)
-        fmt = jsonl_rows if self.jsonl else csv_rows
         for stream, part in by_stream.items():
-            text = fmt(part)
+            text = jsonl_rows(part) if self.jsonl else stream_csv_rows(*stream, part)
             self._buffers.setdefault(stream, []).append(text)
             self._buffered += len(text)
         self.written += len(candles)

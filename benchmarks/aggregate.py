@@ -15,8 +15,9 @@ figures on a noisy machine.
 pandas script (``read_csv`` + the same OHLCV per period + ``to_csv``) on the same CSV, each as its
 own process from start to exit, alternated, best of ``--rounds`` (3), in wall and in CPU time (every
 thread; what other jobs on the machine cannot stretch); it checks both give the same candles, then
-runs the command on a CSV ``--memory-trades / --trades`` times longer and prints the peak memory
-(``VmHWM``) of each: streaming, it should stay flat.
+does the same on a CSV ``--memory-trades / --trades`` times longer (the ratio without the fixed cost
+of starting Python and importing numpy and pyarrow, about 0.14 s) and prints the command's peak memory
+(``VmHWM``) at both sizes: streaming, it should stay flat.
 
 ``--compare-with`` measures only the streaming aggregator: this tree's against another
 version of ``backend/aggregate.py`` (say, ``git show main:backend/aggregate.py > /tmp/a.py``),
@@ -322,44 +323,51 @@ def same_candles(ours: Path, theirs: Path) -> int:
     return len(a)
 
 
-def whole_process(n: int, memory_n: int, symbols: int, rounds: int) -> None:
-    root = Path(__file__).resolve().parent.parent
+OURS, PANDAS = "python -m backend aggregate", "pandas read_csv + groupby + to_csv"
+
+
+def side_by_side(src: Path, tmp: Path, n: int, rounds: int) -> dict[str, tuple[float, float, float]]:
+    """The command and the pandas script on ``src``, alternated, best of ``rounds``: (wall s, peak MB, CPU s)."""
     intervals = ",".join(DEFAULT_INTERVALS)
+    ours, theirs = tmp / "ours.csv", tmp / "pandas.csv"
+    command = [sys.executable, "-m", "backend", "aggregate", str(src), "--intervals", intervals, "--out", str(ours)]
+    script = [sys.executable, "-c", PANDAS_SCRIPT, str(src), str(theirs), intervals]
+    runs = {OURS: command, PANDAS: script}
+    best = {name: (float("inf"), 0.0) for name in runs}
+    cpu = dict.fromkeys(runs, float("inf"))
+    order = list(runs)
+    for _ in range(rounds):
+        for name in order:
+            dt, rss, used = run_process(runs[name])
+            best[name] = min(best[name], (dt, rss))
+            cpu[name] = min(cpu[name], used)
+        order.reverse()
+    checked = same_candles(ours, theirs)
+    size = src.stat().st_size / 2**20
+    print(f"whole process, {n:,} trades ({size:.0f} MB CSV), intervals {intervals}, best of {rounds} alternated:")
+    for name, (dt, rss) in best.items():
+        print(f"{name:40} {dt:>8.2f} s {n / dt:>12,.0f} trades/s {rss:>8.0f} MB peak {cpu[name]:>6.2f} s CPU")
+    ratio = best[PANDAS][0] / best[OURS][0]
+    print(f"the command vs pandas: {ratio:.2f}× as fast ({cpu[PANDAS] / cpu[OURS]:.2f}× in CPU time); ", end="")
+    print(f"the same {checked:,} candles with trades")
+    return {name: (*best[name], cpu[name]) for name in runs}
+
+
+def whole_process(n: int, memory_n: int, symbols: int, rounds: int) -> None:
+    """At ``n`` trades, then on a file ``memory_n / n`` times longer: the ratio without the start's fixed cost,
+    and the command's peak memory, which should stay flat."""
+    os.chdir(Path(__file__).resolve().parent.parent)
     with tempfile.TemporaryDirectory() as tmp:
-        src, ours, theirs = Path(tmp) / "trades.csv", Path(tmp) / "ours.csv", Path(tmp) / "pandas.csv"
+        src = Path(tmp) / "trades.csv"
         batch = make_trades(n, symbols)
         write_csv_repeated(batch, src, 1)
-        command = [sys.executable, "-m", "backend", "aggregate", str(src), "--intervals", intervals, "--out", str(ours)]
-        script = [sys.executable, "-c", PANDAS_SCRIPT, str(src), str(theirs), intervals]
-        runs = {"python -m backend aggregate": command, "pandas read_csv + groupby + to_csv": script}
-        best = {name: (float("inf"), 0.0) for name in runs}
-        cpu = dict.fromkeys(runs, float("inf"))
-        order = list(runs)
-        os.chdir(root)
-        for _ in range(rounds):
-            for name in order:
-                dt, rss, used = run_process(runs[name])
-                best[name] = min(best[name], (dt, rss))
-                cpu[name] = min(cpu[name], used)
-            order.reverse()
-        checked = same_candles(ours, theirs)
-        size = src.stat().st_size / 2**20
-        print(f"whole process, {n:,} trades ({size:.0f} MB CSV), {symbols} symbols, intervals {intervals}, ", end="")
-        print(f"best of {rounds} alternated:")
-        for name, (dt, rss) in best.items():
-            print(f"{name:40} {dt:>8.2f} s {n / dt:>12,.0f} trades/s {rss:>8.0f} MB peak {cpu[name]:>6.2f} s CPU")
-        ours, pandas = "python -m backend aggregate", "pandas read_csv + groupby + to_csv"
-        ratio = best[pandas][0] / best[ours][0]
-        print(f"the command vs pandas: {ratio:.2f}× as fast ({cpu[pandas] / cpu[ours]:.2f}× in CPU time); ", end="")
-        print(f"the same {checked:,} candles with trades")
+        print(f"{symbols} symbols")
+        small = side_by_side(src, Path(tmp), n, rounds)[OURS][1]
         if memory_n > n:
             times = memory_n // n
             write_csv_repeated(batch, src, times)
-            dt, rss, _ = run_process(command)
-            small = best["python -m backend aggregate"][1]
-            name = f"the command on {n * times:,} trades"
-            rate = f"{n * times / dt:>12,.0f} trades/s"
-            print(f"{name:40} {dt:>8.2f} s {rate} {rss:>8.0f} MB peak ({rss / small:.2f}× the peak at {n:,})")
+            rss = side_by_side(src, Path(tmp), n * times, rounds)[OURS][1]
+            print(f"the command's peak at {n * times:,} trades: {rss / small:.2f}× the peak at {n:,}")
 
 
 def main() -> None:

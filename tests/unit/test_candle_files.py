@@ -8,6 +8,8 @@ import io
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from backend.candle_files import OUTPUT_FIELDS, CandleFile, csv_rows, jsonl_rows
 from backend.models import Candle
@@ -156,3 +158,44 @@ def test_progress_bar_only_on_a_terminal(tmp_path):
         progress(40)
         progress(60)
     assert "trades.csv" in screen.getvalue()
+
+
+def reference_rows(candles: list[Candle]) -> str:
+    """Each cell as the csv-module writer wrote it (``repr`` of a float), row by row: the reference."""
+    buffer = io.StringIO()
+    w = csv.writer(buffer)
+    for c in candles:
+        w.writerow(["candle", *(_cell(getattr(c, name)) for name in OUTPUT_FIELDS[1:])])
+    return buffer.getvalue()
+
+
+def _cell(v: object) -> object:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return repr(v) if isinstance(v, float) else v
+
+
+# every layout repr has: exponents both ways and of 1 to 3 digits, the edges of positional, signs, subnormals
+EDGES = [
+    *(1e-05, 9.999999999999999e-05, 0.0001, 1e16, 9999999999999998.0, 1e-07, 1e100, 1e-300, 5e-324, -0.0, 0.0),
+    *(-1e-05, -2.5e-08, 10.00001, 100.000012, 1.00001e-07, 0.1 + 0.2, 123456789012345.6, 1.2345678901234568e17),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from(EDGES), min_size=8, max_size=80))
+def test_the_rows_equal_repr_cell_by_cell_for_any_finite_floats(values):
+    fields = ("open", "high", "low", "close", "volume", "quote_volume", "taker_buy_volume", "taker_buy_quote_volume")
+    cells = [dict(zip(fields, values[i : i + 8], strict=True)) for i in range(len(values) - 7)]
+    symbols = ["BTCUSDT" if i % 16 < 8 else "ETHBTC" for i in range(len(cells))]  # runs of two streams
+    candles = [
+        candle(s, "1m", 1_700_000_000_000 + i * 60_000, closed=i % 3 > 0, seq=i, **c)
+        for i, (s, c) in enumerate(zip(symbols, cells, strict=True))
+    ]
+    assert csv_rows(candles) == reference_rows(candles)
+
+
+def test_a_sum_that_overflowed_to_infinity_is_written_as_repr_does():
+    candles = [candle("BTCUSDT", "1m", 1_700_000_000_000, volume=float("inf"), quote_volume=1e-05)]
+    assert csv_rows(candles) == reference_rows(candles)
+    assert ",inf,1e-05," in csv_rows(candles)
