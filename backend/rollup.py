@@ -151,14 +151,19 @@ def rollup(fine: Partials, lay: Layout, trades: TradeValues, carried: Carried) -
     candle = np.repeat(np.arange(len(lay)), np.diff(np.append(lay.starts, rows)))  # partial row → its candle
     bounds = np.searchsorted(lay.interval, np.arange(times + 1))  # interval i's candles: bounds[i] to bounds[i + 1]
     sums = {name: np.empty(len(lay)) for name in SUM_FIELDS}
+    # the carried sums first, then each trade's value in arrival order: one weights array per sum for every
+    # interval, where interval i's bins send the other intervals' carried sums to a bin past its own (dropped)
+    weights = {name: np.concatenate([carried.sums[name], getattr(trades, name)]) for name in SUM_FIELDS}
+    bins = np.empty(len(carried.candle) + len(trades.partial), dtype=np.int64)
+    head = len(carried.candle)
     for i in range(times):
         lo, hi = int(bounds[i]), int(bounds[i + 1])
         mine = (carried.candle >= lo) & (carried.candle < hi)
-        # the carried sums first, then each trade's value onto its candle of interval i, in arrival order
-        bins = np.concatenate([carried.candle[mine], candle[i * n : (i + 1) * n][trades.partial]]) - lo
+        np.subtract(carried.candle, lo, out=bins[:head])
+        bins[:head][~mine] = hi - lo
+        np.subtract(candle[i * n : (i + 1) * n][trades.partial], lo, out=bins[head:])
         for name in SUM_FIELDS:
-            weights = np.concatenate([carried.sums[name][mine], getattr(trades, name)])
-            sums[name][lo:hi] = np.bincount(bins, weights=weights, minlength=hi - lo)
+            sums[name][lo:hi] = np.bincount(bins, weights=weights[name], minlength=hi - lo + 1)[: hi - lo]
     last = ends % n
     return Candles(
         code=lay.code,
