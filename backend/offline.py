@@ -36,10 +36,11 @@ def candle_batches(
     batches = read_trades(path, fmt, rejects=rejects, symbol=symbol, limits=limits or ReadLimits())
     for batch in batches:
         agg.add(batch)
-        yield agg.take_closed()
+        yield from agg.take_closed_chunks()
         if progress is not None:
             progress(len(batch))
-    yield agg.take_closed() + agg.open_candles()
+    yield from agg.take_closed_chunks()
+    yield agg.open_candles()
 
 
 def aggregate_file(

@@ -3,12 +3,15 @@ state the ingest stores so that a restart resumes it (:class:`StreamState`, per 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import msgspec
 
 from backend.intervals import INTERVALS_MS
 from backend.models import Candle
 
 TradeKey = tuple[int, int]  # (ts_ms, trade_id): the order of trades
+FLAT_RUN_MIN = 64  # a gap of more flat candles than this waits as a FlatRun until taken
 
 
 class StreamState(msgspec.Struct, array_like=True):
@@ -174,3 +177,45 @@ def final_copy(candle: Candle, st: Stream) -> Candle:
         closed=True,
         seq=st.seq,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class FlatRun:
+    """A stream's flat candles over a gap, made only when taken: a month without trades is 2.6 million 1s
+    candles, gigabytes as objects, a few numbers as a run (the offline command writes them a chunk at a time)."""
+
+    symbol: str
+    interval: str
+    ms: int
+    open_time: int  # the first flat candle's
+    count: int
+    price: float  # the close before the gap: open, high, low and close of every one
+    event_time: int  # the last trade's, as the stream keeps it
+    seq: int  # the first one's
+
+    def candles(self, start: int = 0, stop: int | None = None) -> list[Candle]:
+        """Flat candles ``start`` to ``stop`` of the run, closed, as :meth:`Stream.snapshot` makes them."""
+        stop = self.count if stop is None else min(stop, self.count)
+        symbol, interval, ms, price, event_time = self.symbol, self.interval, self.ms, self.price, self.event_time
+        first, seq = self.open_time, self.seq
+        return [
+            Candle(
+                symbol=symbol,
+                interval=interval,
+                open_time=first + k * ms,
+                close_time=first + (k + 1) * ms - 1,
+                open=price,
+                high=price,
+                low=price,
+                close=price,
+                volume=0.0,
+                quote_volume=0.0,
+                trades=0,
+                taker_buy_volume=0.0,
+                taker_buy_quote_volume=0.0,
+                closed=True,
+                seq=seq + k,
+                event_time=event_time,
+            )
+            for k in range(start, stop)
+        ]

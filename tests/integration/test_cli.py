@@ -306,3 +306,38 @@ def test_an_interrupted_write_keeps_the_previous_file_and_leaves_no_part(tmp_pat
         sink.finish()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["candles.csv"]
     assert out.read_text() == "before\n"
+
+
+def test_a_week_without_trades_is_written_in_bounded_memory(tmp_path):
+    """Two trades a week apart at 1s: 604,800 flat candles, made and written a chunk at a time (they were all
+    made at once: a 450 MB peak here, a month 1.7 GB, a year out of memory)."""
+    trades = tmp_path / "week.csv"
+    trades.write_text(
+        "ts_ms,symbol,price,qty,side,trade_id\n"
+        "1732665600000,BTCUSDT,100.0,1.0,buy,1\n"
+        "1733270400000,BTCUSDT,101.0,1.0,sell,2\n"
+    )
+    out = tmp_path / "candles.csv"
+    probe = (
+        "import resource, subprocess, sys\n"
+        f"res = subprocess.run([sys.executable, '-m', 'backend', 'aggregate', {str(trades)!r}, '--intervals', '1s,1m',"
+        f" '--out', {str(out)!r}], capture_output=True, text=True)\n"
+        "print(res.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+        "sys.stderr.write(res.stderr)\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    code, peak_kb = map(int, res.stdout.split())
+    assert (code, res.stderr.strip().splitlines()[-1]) == (
+        0,
+        f"read 2 rows: used 2, rejected 0 (none), late 0; wrote 614882 candles to {out}",
+    )
+    assert peak_kb < 250 * 1024, f"peak {peak_kb / 1024:.0f} MB"
+    lines = out.read_text().splitlines()
+    assert len(lines) == 1 + 604_801 + 10_081
+    assert lines[604_800] == (
+        "candle,BTCUSDT,1s,1733270399000,1733270399999,100.0,100.0,100.0,100.0,0.0,0.0,0,0.0,0.0,true,604800,"
+        "1732665600000"
+    )

@@ -652,3 +652,41 @@ def test_trade_order_keeps_equal_keys_in_arrival_order() -> None:
 def test_trade_order_checks_each_trade_against_the_one_before(ts: list[int], tid: list[int], want: list[int]) -> None:
     code = np.zeros(3, dtype=np.int64)
     assert trade_order(code, np.array(ts, dtype=np.int64), np.array(tid, dtype=np.int64), 1).tolist() == want
+
+
+def gap_aggregator(gap_s: int) -> Aggregator:
+    """Two trades ``gap_s`` seconds apart (then one more), at 1s and 1m."""
+    agg = Aggregator(["1s", "1m"], emit_ms=0)
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 10.0, 2, T0 + 300, 1), trade("BTCUSDT", 11.0, 1, T0 + 900, 2)]))
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 12.0, 1, T0 + gap_s * 1_000 + 5, 3)]))
+    return agg
+
+
+def test_a_long_gap_gives_every_flat_candle_with_its_seq_and_the_last_close():
+    closed = [c for c in gap_aggregator(10_000).take_closed() if c.interval == "1s"]
+    assert len(closed) == 10_000  # the candle with trades, then 9,999 flat ones: past FLAT_RUN_MIN (64)
+    assert [c.seq for c in closed] == list(range(1, 10_001))
+    assert [c.open_time for c in closed] == [T0 + k * 1_000 for k in range(10_000)]
+    flat = closed[1:]
+    assert {(c.open, c.high, c.low, c.close, c.volume, c.quote_volume, c.trades) for c in flat} == {
+        (11.0, 11.0, 11.0, 11.0, 0.0, 0.0, 0)
+    }
+    assert {(c.taker_buy_volume, c.taker_buy_quote_volume, c.closed, c.event_time) for c in flat} == {
+        (0.0, 0.0, True, T0 + 900)
+    }
+    assert (closed[-1].close_time, closed[-1].emitted_at) == (T0 + 9_999_999, 0)
+    minutes = gap_aggregator(10_000).take_closed()
+    assert [c.open_time for c in minutes if c.interval == "1m"] == [T0 + k * 60_000 for k in range(166)]
+
+
+@pytest.mark.parametrize("gap_s", [3, 65, 66, 67, 10_000])
+def test_flat_candles_taken_in_chunks_equal_those_taken_at_once(gap_s):
+    """A gap of more than FLAT_RUN_MIN flat candles is a run made when taken: in chunks of at most the size,
+    the same candles in the same order as all at once, and as the live path's drain emits them."""
+    whole = gap_aggregator(gap_s).take_closed()
+    chunks = list(gap_aggregator(gap_s).take_closed_chunks(size=1_000))
+    assert [c for chunk in chunks for c in chunk] == whole
+    assert all(0 < len(chunk) <= 1_000 for chunk in chunks)
+    drained = [c for c in gap_aggregator(gap_s).drain(T0 + 77) if c.closed]
+    assert [(c.open_time, c.seq, c.emitted_at) for c in drained] == [(c.open_time, c.seq, T0 + 77) for c in whole]
+    assert len(whole) == gap_s + gap_s // 60  # 1s: the traded second and the flat ones; 1m: likewise
