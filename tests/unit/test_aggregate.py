@@ -679,14 +679,25 @@ def test_a_long_gap_gives_every_flat_candle_with_its_seq_and_the_last_close():
     assert [c.open_time for c in minutes if c.interval == "1m"] == [T0 + k * 60_000 for k in range(166)]
 
 
+@pytest.mark.parametrize("size", [2, 1_000])
 @pytest.mark.parametrize("gap_s", [3, 65, 66, 67, 10_000])
-def test_flat_candles_taken_in_chunks_equal_those_taken_at_once(gap_s):
+def test_flat_candles_taken_in_chunks_equal_those_taken_at_once(gap_s, size):
     """A gap of more than FLAT_RUN_MIN flat candles is a run made when taken: in chunks of at most the size,
     the same candles in the same order as all at once, and as the live path's drain emits them."""
     whole = gap_aggregator(gap_s).take_closed()
-    chunks = list(gap_aggregator(gap_s).take_closed_chunks(size=1_000))
+    chunks = list(gap_aggregator(gap_s).take_closed_chunks(size=size))
     assert [c for chunk in chunks for c in chunk] == whole
-    assert all(0 < len(chunk) <= 1_000 for chunk in chunks)
+    assert all(0 < len(chunk) <= size for chunk in chunks)
+    assert all(len(chunk) == size for chunk in chunks[:-1])
     drained = [c for c in gap_aggregator(gap_s).drain(T0 + 77) if c.closed]
     assert [(c.open_time, c.seq, c.emitted_at) for c in drained] == [(c.open_time, c.seq, T0 + 77) for c in whole]
     assert len(whole) == gap_s + gap_s // 60  # 1s: the traded second and the flat ones; 1m: likewise
+
+
+def test_runs_taken_in_chunks_again_and_again_as_the_offline_command_does():
+    agg = gap_aggregator(1_000)
+    first = [c for chunk in agg.take_closed_chunks(size=300) for c in chunk]
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 13.0, 1, T0 + 2_000_005, 4)]))  # another gap of 999 s
+    second = [c for chunk in agg.take_closed_chunks(size=300) for c in chunk]
+    assert [c.seq for c in first + second if c.interval == "1s"] == list(range(1, 2_001))
+    assert agg.take_closed() == [] and list(agg.take_closed_chunks()) == []
