@@ -163,6 +163,26 @@ def test_a_file_that_breaks_mid_way_is_one_line_and_what_was_read_is_kept(redis_
     client.close()
 
 
+def aggregate_with_peak(args: list[str]) -> tuple[int, int, str]:
+    """``python -m backend aggregate ARGS`` in a process of its own: exit status, peak RSS in KB, stderr.
+
+    The peak is read in a parent started for it (``RUSAGE_CHILDREN`` of a fresh process counts only this child).
+    """
+    probe = (
+        "import resource, subprocess, sys\n"
+        f"res = subprocess.run([sys.executable, '-m', 'backend', 'aggregate', *{args!r}],"
+        " capture_output=True, text=True)\n"
+        "print(res.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+        "sys.stderr.write(res.stderr)\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    code, peak_kb = map(int, res.stdout.split())
+    return code, peak_kb, res.stderr
+
+
 @pytest.mark.resilience
 def test_a_gzip_bomb_is_refused_within_bounded_memory(tmp_path):
     """1 MB of gzip that expands to 1 GB: refused with one line, the process peaking far under 500 MB."""
@@ -176,20 +196,9 @@ def test_a_gzip_bomb_is_refused_within_bounded_memory(tmp_path):
             out.write(packer.compress(b" " * (1 << 20)))
         out.write(packer.compress(b"]") + packer.flush())
     assert bomb.stat().st_size < 1100 << 10
-    probe = (
-        "import resource, subprocess, sys\n"
-        f"res = subprocess.run([sys.executable, '-m', 'backend', 'aggregate', {str(bomb)!r}, '--format', 'ccxt_json',"
-        f" '--out', {str(tmp_path / 'x.csv')!r}], capture_output=True, text=True)\n"
-        "print(res.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-        "sys.stderr.write(res.stderr)\n"
-    )
-    res = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    code, peak_kb = map(int, res.stdout.split())
-    assert code == 2 and "Traceback" not in res.stderr
-    assert res.stderr.strip().splitlines() == [
+    code, peak_kb, stderr = aggregate_with_peak([str(bomb), "--format", "ccxt_json", "--out", str(tmp_path / "x.csv")])
+    assert code == 2 and "Traceback" not in stderr
+    assert stderr.strip().splitlines() == [
         f"error: {bomb}: expands past {bomb.stat().st_size * 100:,} bytes (100× its size or 1,099,511,627,776 bytes): "
         "a decompression bomb? Raise CANDLES_READ_MAX_RATIO or CANDLES_READ_MAX_BYTES if the file is genuine"
     ]
@@ -318,19 +327,8 @@ def test_a_week_without_trades_is_written_in_bounded_memory(tmp_path):
         "1733270400000,BTCUSDT,101.0,1.0,sell,2\n"
     )
     out = tmp_path / "candles.csv"
-    probe = (
-        "import resource, subprocess, sys\n"
-        f"res = subprocess.run([sys.executable, '-m', 'backend', 'aggregate', {str(trades)!r}, '--intervals', '1s,1m',"
-        f" '--out', {str(out)!r}], capture_output=True, text=True)\n"
-        "print(res.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-        "sys.stderr.write(res.stderr)\n"
-    )
-    res = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    code, peak_kb = map(int, res.stdout.split())
-    assert (code, res.stderr.strip().splitlines()[-1]) == (
+    code, peak_kb, stderr = aggregate_with_peak([str(trades), "--intervals", "1s,1m", "--out", str(out)])
+    assert (code, stderr.strip().splitlines()[-1]) == (
         0,
         f"read 2 rows: used 2, rejected 0 (none), late 0; wrote 614882 candles to {out}",
     )
