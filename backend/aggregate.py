@@ -34,7 +34,7 @@ import numpy as np
 from backend.intervals import INTERVALS_MS
 from backend.models import Candle, TradeBatch
 from backend.rollup import SUM_FIELDS, Carried, Layout, Partials, TradeValues, layout, rollup
-from backend.streams import FLAT_RUN_MIN, FlatRun, Stream, SymbolState, TradeKey, final_copy
+from backend.streams import FLAT_RUN_MIN, FlatRun, Stream, SymbolState, TradeKey, closed_chunks, final_copy
 
 _NEVER = np.iinfo(np.int64).min
 CLOSED_CHUNK = 65_536  # candles per list from take_closed_chunks
@@ -68,7 +68,7 @@ class Aggregator:
         self._open_fine = np.zeros(0, dtype=np.int64)  # open_time of the finest open candle
         self._final_end = np.zeros(0, dtype=np.int64)  # exchange candles are final up to here (put_final)
         self._closed: list[Candle | FlatRun] = []  # closed candles waiting for drain, in event order
-        self._flat_runs = 0  # how many of them are runs of flat candles
+        self._has_flat_runs = False  # some of them are runs of flat candles
         self._dirty: list[Stream] = []
         self._next_wall_close = 1 << 62
         self._last_trade: list[TradeKey | None] = []  # by symbol code: the newest trade counted
@@ -313,7 +313,7 @@ class Aggregator:
         gap = -(-(open_time - t) // st.ms)  # flat candles at t, t + ms, ... before open_time
         if gap > FLAT_RUN_MIN:  # made when taken; the candle opened below replaces the stream's state whole
             closed.append(FlatRun(st.symbol, st.interval, st.ms, t, gap, st.close, st.event_time, st.seq + 1))
-            self._flat_runs += 1
+            self._has_flat_runs = True
             st.seq += gap
             t += gap * st.ms
         while t < open_time:
@@ -418,17 +418,17 @@ class Aggregator:
     def take_closed(self) -> list[Candle]:
         """Only the closed candles, leaving forming ones untouched."""
         out, self._closed = self._closed, []
-        if not self._flat_runs:
+        if not self._has_flat_runs:
             return out  # type: ignore[return-value]  # no FlatRun among them
-        self._flat_runs = 0
+        self._has_flat_runs = False
         return [c for item in out for c in (item.candles() if isinstance(item, FlatRun) else (item,))]
 
     def take_closed_chunks(self, size: int = CLOSED_CHUNK) -> Iterator[list[Candle]]:
         """The closed candles as :meth:`take_closed` gives them, in lists of about ``size``: a long gap's flat
         candles are made a chunk at a time (the offline command, in bounded memory)."""
         out, self._closed = self._closed, []
-        self._flat_runs = 0
-        return _chunks(out, size)
+        self._has_flat_runs = False
+        return closed_chunks(out, size)
 
     def next_due_ms(self) -> int | None:
         """Wall-clock time when :meth:`drain` next has something to emit, if anything is pending."""
@@ -447,28 +447,6 @@ class Aggregator:
                     st.seq -= 1
                     out.append(c)
         return out
-
-
-def _chunks(items: list[Candle | FlatRun], size: int) -> Iterator[list[Candle]]:
-    """``items`` with their runs made, in lists of at most ``size`` (the last may be shorter)."""
-    chunk: list[Candle] = []
-    for item in items:
-        if not isinstance(item, FlatRun):
-            chunk.append(item)
-        else:
-            start = 0
-            while start < item.count:
-                stop = start + size - len(chunk)
-                chunk.extend(item.candles(start, stop))
-                start = stop
-                if len(chunk) >= size:
-                    yield chunk
-                    chunk = []
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def trade_order(code: np.ndarray, ts: np.ndarray, trade_id: np.ndarray, codes: int) -> np.ndarray:

@@ -51,6 +51,7 @@ _CSV_ROW = {closed: _row_format(closed) for closed in (True, False)}
 _VALUES = operator.attrgetter(*(f for f in _CELLS if f != "closed"))
 _NUMBERS = operator.attrgetter(*(f for f in _CELLS if f not in ("symbol", "interval")))
 SPILL_BYTES = 8 << 20  # buffered text before streams are appended to their spill files
+_JSON = msgspec.json.Encoder()
 
 # msgspec writes a float's shortest round-trip digits, as ``repr`` does, and lays them out as ``repr`` does but in
 # two cases: an exponent has no ``+`` and no padding (``1e16``, ``2.5e-8`` for ``1e+16``, ``2.5e-08``), and
@@ -88,9 +89,6 @@ def csv_rows(candles: Iterable[Candle]) -> str:
     """CSV lines of candles (no header), in the order given."""
     runs = itertools.groupby(candles, key=operator.attrgetter("symbol", "interval"))
     return "".join([stream_csv_rows(symbol, interval, list(run)) for (symbol, interval), run in runs])
-
-
-_JSON = msgspec.json.Encoder()
 
 
 def jsonl_rows(candles: Iterable[Candle]) -> str:

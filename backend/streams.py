@@ -3,6 +3,7 @@ state the ingest stores so that a restart resumes it (:class:`StreamState`, per 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import msgspec
@@ -196,26 +197,33 @@ class FlatRun:
     def candles(self, start: int = 0, stop: int | None = None) -> list[Candle]:
         """Flat candles ``start`` to ``stop`` of the run, closed, as :meth:`Stream.snapshot` makes them."""
         stop = self.count if stop is None else min(stop, self.count)
-        symbol, interval, ms, price, event_time = self.symbol, self.interval, self.ms, self.price, self.event_time
-        first, seq = self.open_time, self.seq
+        p, ms, first, seq = self.price, self.ms, self.open_time, self.seq
+        flat = Candle(symbol=self.symbol, interval=self.interval, open_time=first, close_time=first + ms - 1,
+                      open=p, high=p, low=p, close=p, volume=0.0, quote_volume=0.0, trades=0, taker_buy_volume=0.0,
+                      taker_buy_quote_volume=0.0, closed=True, seq=seq, event_time=self.event_time)  # fmt: skip
         return [
-            Candle(
-                symbol=symbol,
-                interval=interval,
-                open_time=first + k * ms,
-                close_time=first + (k + 1) * ms - 1,
-                open=price,
-                high=price,
-                low=price,
-                close=price,
-                volume=0.0,
-                quote_volume=0.0,
-                trades=0,
-                taker_buy_volume=0.0,
-                taker_buy_quote_volume=0.0,
-                closed=True,
-                seq=seq + k,
-                event_time=event_time,
-            )
+            msgspec.structs.replace(flat, open_time=first + k * ms, close_time=first + (k + 1) * ms - 1, seq=seq + k)
             for k in range(start, stop)
         ]
+
+
+def closed_chunks(items: list[Candle | FlatRun], size: int) -> Iterator[list[Candle]]:
+    """``items`` with their runs made, in lists of at most ``size`` (the last may be shorter)."""
+    chunk: list[Candle] = []
+    for item in items:
+        if not isinstance(item, FlatRun):
+            chunk.append(item)
+        else:
+            start = 0
+            while start < item.count:
+                stop = start + size - len(chunk)
+                chunk.extend(item.candles(start, stop))
+                start = stop
+                if len(chunk) >= size:
+                    yield chunk
+                    chunk = []
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
