@@ -13,6 +13,13 @@ PUBLISH, the workers' once-a-second figure reports; none per viewer).
 
     .venv/bin/python benchmarks/fanout.py                       # 100x10, 1000x10, 5000x1, one worker
     .venv/bin/python benchmarks/fanout.py --workers 1,2 --scenarios 100x1,10000x1,1000x10
+    .venv/bin/python benchmarks/fanout.py --workers 1,2 --scenarios 10000x1 --floor
+
+``--floor`` adds, beside each relay run, the machine's floor for the same scenario: no relay, no
+Redis, no WebSocket, W writer processes that each ``send()`` one 60-byte stamped message to each of
+their share of the N loopback TCP connections per update, and one reader process (epoll, as lean as
+the client) that times each arrival. What the kernel alone costs per message on these cores: a
+relay cannot beat it on the same machine.
 
 Bounded in time: each run takes its connect time plus ``--seconds`` + a few s.
 """
@@ -26,6 +33,8 @@ import contextlib
 import multiprocessing
 import os
 import resource
+import selectors
+import socket
 import statistics
 import sys
 import time
@@ -339,6 +348,111 @@ async def run_scenario(
     }
 
 
+FLOOR_MESSAGE_BYTES = 60  # about one candle update's frame
+
+
+def floor_writer(listener: socket.socket, n: int, rate: float, seconds: float, ready: Any, go: Any) -> None:
+    """A floor writer process: accept ``n`` connections, then per update one ``send()`` to each, stamped."""
+    conns = []
+    while len(conns) < n:
+        conn, _ = listener.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conns.append(conn)
+    ready.set()
+    go.wait()
+    next_at, end = time.monotonic(), time.monotonic() + seconds
+    while next_at < end:
+        stamp = f"{time.time() * 1000:.3f}".encode().ljust(FLOOR_MESSAGE_BYTES)
+        for conn in conns:
+            conn.send(stamp)
+        next_at += 1.0 / rate
+        time.sleep(max(0.0, next_at - time.monotonic()))
+    time.sleep(1.0)  # the last update is still on its way to the reader
+
+
+def floor_reader(ports: list[int], shares: list[int], seconds: float, out: Any) -> None:
+    """The floor's reader process: every connection, then each message's arrival time minus its stamp."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    sel = selectors.EpollSelector()
+    socks = []
+    for port, share in zip(ports, shares, strict=True):
+        for _ in range(share):
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.setblocking(False)
+            sel.register(sock, selectors.EVENT_READ)
+            socks.append(sock)
+    latencies: list[float] = []
+    cpu0 = self_cpu_s()
+    end = time.monotonic() + seconds + 60
+    open_socks = len(socks)
+    while open_socks and time.monotonic() < end:
+        events = sel.select(2.0)
+        if not events and latencies:
+            break  # the writers have stopped
+        for key, _ in events:
+            sock = key.fileobj
+            data = sock.recv(65536)  # type: ignore[union-attr]
+            now = time.time() * 1000
+            if not data:  # the writer is done with it
+                sel.unregister(sock)
+                sock.close()  # type: ignore[union-attr]
+                open_socks -= 1
+                continue
+            for k in range(0, len(data) - FLOOR_MESSAGE_BYTES + 1, FLOOR_MESSAGE_BYTES):
+                latencies.append(now - float(data[k : k + FLOOR_MESSAGE_BYTES]))
+    out.put((latencies, self_cpu_s() - cpu0))
+
+
+def run_floor(n: int, rate: float, seconds: float, writers: int) -> dict[str, Any]:
+    """The scenario's floor: ``writers`` processes sending to ``n`` loopback connections, one reader process."""
+    ctx = multiprocessing.get_context("fork")
+    shares = [n // writers + (1 if i < n % writers else 0) for i in range(writers)]
+    listeners = []
+    for _ in range(writers):
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4096)
+        listeners.append(listener)
+    ready = [ctx.Event() for _ in range(writers)]
+    go, out = ctx.Event(), ctx.Queue()
+    procs = [
+        ctx.Process(target=floor_writer, args=(lst, share, rate, seconds, r, go), daemon=True)
+        for lst, share, r in zip(listeners, shares, ready, strict=True)
+    ]
+    for proc in procs:
+        proc.start()
+    ports = [lst.getsockname()[1] for lst in listeners]
+    reader = ctx.Process(target=floor_reader, args=(ports, shares, seconds, out), daemon=True)
+    reader.start()
+    for r in ready:
+        r.wait(120)
+    time.sleep(WARMUP_S)
+    cpu0 = sum(proc_cpu_s(p.pid) for p in procs if p.pid is not None)
+    go.set()
+    latencies, reader_cpu = out.get(timeout=seconds + 180)
+    cpu1 = sum(proc_cpu_s(p.pid) for p in procs if p.pid is not None)
+    for proc in (*procs, reader):
+        proc.join(10)
+    for listener in listeners:
+        listener.close()
+    span = len(latencies) / (n * rate) if n * rate else float("nan")  # the seconds the reader got updates for
+    return {
+        "clients": n,
+        "rate": rate,
+        "workers": writers,
+        "delivered_per_s": len(latencies) / span if span else float("nan"),
+        "delivered_share": 1.0 if latencies else 0.0,
+        "p50": statistics.median(latencies) if latencies else float("nan"),
+        "p99": percentile(latencies, 0.99),
+        "max": max(latencies) if latencies else float("nan"),
+        "relay_cpu": (cpu1 - cpu0) / span * 100 if span else float("nan"),
+        "relay_rss": float("nan"),
+        "clients_cpu": reader_cpu / span * 100 if span else float("nan"),
+        "redis": "floor: send() only, no relay",
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenarios", default="100x10,1000x10,5000x1", help="CLIENTSxUPDATES_PER_S, comma-separated")
@@ -347,6 +461,9 @@ def main() -> int:
     parser.add_argument("--redis-url", help="a Redis to use (default: start an embedded Valkey)")
     parser.add_argument(
         "--client", choices=("lean", "websockets"), default="lean", help="client implementation (default: lean)"
+    )
+    parser.add_argument(
+        "--floor", action="store_true", help="also run each scenario as bare send()s on loopback: the kernel's floor"
     )
     args = parser.parse_args()
     scenarios = [(int(c), float(u)) for c, u in (s.split("x") for s in args.scenarios.split(","))]
@@ -395,6 +512,15 @@ def main() -> int:
                     f" {row['relay_cpu']:.0f}%, RSS {row['relay_rss']:.0f} MB; Redis commands/s: {row['redis']}",
                     flush=True,
                 )
+                if args.floor:
+                    floor = run_floor(n, rate, args.seconds, workers)
+                    rows.append(floor)
+                    print(
+                        f"  floor (bare send() by {workers} process(es), one reader): p50 {floor['p50']:.1f} ms,"
+                        f" p99 {floor['p99']:.1f} ms, max {floor['max']:.1f} ms; writers' CPU"
+                        f" {floor['relay_cpu']:.0f}%, reader's CPU {floor['clients_cpu']:.0f}%",
+                        flush=True,
+                    )
     finally:
         if valkey is not None:
             valkey.stop()
@@ -408,7 +534,7 @@ def main() -> int:
         print(
             f"| {r['clients']:,.0f} | {r['rate']:g} | {r['workers']} | {r['delivered_per_s']:,.0f} "
             f"({r['delivered_share']:.0%}) | {r['p50']:.1f} | {r['p99']:.1f} | {r['max']:.1f} | {r['relay_cpu']:.0f}% "
-            f"| {r['relay_rss']:.0f} MB | {r['clients_cpu']:.0f}% | {r['redis']} |"
+            f"| {r['relay_rss']:.0f} MB | {r['clients_cpu']:.0f}% | {r['redis']} |".replace("| nan MB |", "| - |")
         )
     return 0
 
