@@ -398,10 +398,24 @@ class Aggregator:
         ``force`` emits every changed forming candle regardless of ``emit_ms``
         (used at shutdown and by offline aggregation).
         """
+        return [c for chunk in self.drain_chunks(now_ms, force=force) for c in chunk]
+
+    def drain_chunks(self, now_ms: int, *, force: bool = False, size: int = CLOSED_CHUNK) -> Iterator[list[Candle]]:
+        """What :meth:`drain` returns, in lists of at most ``size`` closes (the last also holds the forming candles).
+
+        A live ingest restarted after days offline closes millions of flat candles at once: made a chunk at
+        a time, they are published without ever being held all together. Usually it is one list.
+        """
         if self.live:
             self.close_due(now_ms)
-        out = self.take_closed()
-        for c in out:
+        chunks = self.take_closed_chunks(size)
+        last = next(chunks, [])
+        for chunk in chunks:
+            for c in last:
+                c.emitted_at = now_ms
+            yield last
+            last = chunk
+        for c in last:
             c.emitted_at = now_ms
         if self._dirty:
             keep: list[Stream] = []
@@ -409,11 +423,12 @@ class Aggregator:
                 if force or now_ms - st.last_emit >= self.emit_ms:
                     st.dirty = False
                     st.last_emit = now_ms
-                    out.append(st.snapshot(False, now_ms))
+                    last.append(st.snapshot(False, now_ms))
                 else:
                     keep.append(st)
             self._dirty = keep
-        return out
+        if last:
+            yield last
 
     def take_closed(self) -> list[Candle]:
         """Only the closed candles, leaving forming ones untouched."""
@@ -427,6 +442,8 @@ class Aggregator:
         """The closed candles as :meth:`take_closed` gives them, in lists of about ``size``: a long gap's flat
         candles are made a chunk at a time (the offline command, in bounded memory)."""
         out, self._closed = self._closed, []
+        if not self._has_flat_runs and len(out) <= size:  # the usual flush: the list as it is
+            return iter([out] if out else [])  # type: ignore[list-item]  # no FlatRun among them
         self._has_flat_runs = False
         return closed_chunks(out, size)
 

@@ -82,6 +82,11 @@ class IngestService:
             sink.put(candles)
         self.candles_out += len(candles)
 
+    def emit_due(self, now: int, *, force: bool = False) -> None:
+        """Publish what the aggregator has due, a bounded list at a time (a long gap's flat candles)."""
+        for chunk in self.aggregator.drain_chunks(now, force=force):
+            self.emit(chunk)
+
     def run(self, stop: threading.Event) -> None:
         agg = self.aggregator
         take_finals = getattr(self.source, "take_finals", None)  # a live exchange's own candles (backfill)
@@ -99,12 +104,12 @@ class IngestService:
                         agg.put_final(symbol, rollups)
                 agg.add(batch)
                 now = now_ms()
-                self.emit(agg.drain(now))
+                self.emit_due(now)
                 self.save_state()
                 if now - self._last_stats >= STATS_EVERY_MS:
                     self.report_stats(now)
         finally:  # a source that fails mid-way (a corrupt file) still gets what it read so far published
-            self.emit(agg.drain(now_ms(), force=True))
+            self.emit_due(now_ms(), force=True)
             self.save_state()
             self.report_stats(now_ms())
         log.info(

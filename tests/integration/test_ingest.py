@@ -159,3 +159,40 @@ def test_every_sink_gets_every_flush_and_reports_into_the_stats_hash(redis_clien
     stats = {k.decode(): json.loads(v) for k, v in redis_client.hgetall(keys.stats("ingest")).items()}
     assert counting.closed and counting.candles == service.candles_out > 0
     assert stats["counted"] == counting.candles and stats["redis_ok"] is True and "db_ok" not in stats
+
+
+class SizesSink(CountingSink):
+    """Also keeps the size of every list it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def put(self, candles) -> None:
+        super().put(candles)
+        self.sizes.append(len(candles))
+
+
+def test_a_day_without_trades_reaches_the_sinks_in_bounded_lists(redis_client, settings, tmp_path):
+    """86,400 flat 1s candles close at once: the sinks get them 65,536 at most at a time, all of them, in order."""
+    day_ms = 86_400_000
+    t0 = 1_732_665_600_000
+    trades = tmp_path / "gap.csv"
+    trades.write_text(f"ts_ms,symbol,price,qty,side,trade_id\n{t0 + 5},BTCUSDT,10.0,1.0,buy,1\n"
+                      f"{t0 + day_ms + 5},BTCUSDT,11.0,1.0,sell,2\n")  # fmt: skip
+    settings = settings.model_copy(update=dict(intervals=("1s",), source=f"replay:{trades}", speed=0.0))
+    source = open_source(settings.source, symbols=None, speed=0.0, seed=None)
+    sizes = SizesSink()
+    service = IngestService(settings, source, redis_client, [RedisSink.from_settings(settings, redis_client), sizes])
+    service.run(threading.Event())
+    service.close()
+    assert sizes.candles == 86_400 + 1  # the traded second, 86,399 flat ones, the new second (forming)
+    assert max(sizes.sizes) == 65_536
+    keys = CacheKeys(settings.redis_prefix)
+    latest = decode_message(redis_client.get(keys.latest("BTCUSDT", "1s")))
+    assert (latest.open_time, latest.seq, latest.close) == (t0 + day_ms, 86_401, 11.0)
+    recent = [decode_message(m) for m in redis_client.zrange(keys.recent("BTCUSDT", "1s"), -2, -1)]
+    assert [(c.open_time, c.seq, c.close, c.trades) for c in recent] == [
+        (t0 + day_ms - 2_000, 86_399, 10.0, 0),
+        (t0 + day_ms - 1_000, 86_400, 10.0, 0),
+    ]

@@ -701,3 +701,21 @@ def test_runs_taken_in_chunks_again_and_again_as_the_offline_command_does():
     second = [c for chunk in agg.take_closed_chunks(size=300) for c in chunk]
     assert [c.seq for c in first + second if c.interval == "1s"] == list(range(1, 2_001))
     assert agg.take_closed() == [] and list(agg.take_closed_chunks()) == []
+
+
+def test_drain_in_chunks_gives_a_long_gap_in_bounded_lists_and_the_usual_flush_as_one():
+    """A live ingest restarted after a day offline: its flat candles are published a bounded list at a time."""
+    whole = gap_aggregator(10_000).drain(T0 + 77)
+    chunks = list(gap_aggregator(10_000).drain_chunks(T0 + 77, size=1_000))
+    assert [c for chunk in chunks for c in chunk] == whole
+    assert [len(chunk) for chunk in chunks] == [1_000] * 10 + [166 + 2]  # 10,166 closes, then 1s and 1m forming
+    assert [c.closed for c in chunks[-1][-2:]] == [False, False]
+    assert {c.emitted_at for c in whole} == {T0 + 77}
+
+    usual = Aggregator(["1s"], emit_ms=0)
+    usual.add(
+        TradeBatch.from_trades([trade("BTCUSDT", 10.0, 1, T0 + 300, 1), trade("BTCUSDT", 11.0, 1, T0 + 1_300, 2)])
+    )
+    (flush,) = list(usual.drain_chunks(T0 + 2_000))  # one list: one publish, as before
+    assert [(c.open_time, c.closed) for c in flush] == [(T0, True), (T0 + 1_000, False)]
+    assert list(usual.drain_chunks(T0 + 3_000)) == []
