@@ -68,6 +68,10 @@ GROUPS: dict[str, Group] = {
             "tests/integration/test_api_ws.py",
         ),
     ),
+    "fanout": Group(  # one WebSocket client of the relay: its buffer, its sender, its ops
+        ("backend/relay/client.py", "backend/relay/endpoint.py"),
+        ("tests/unit/test_relay.py", "tests/integration/test_api_ws.py"),
+    ),
     "feed": Group(
         ("services/feed/*",),
         ("tests/unit/test_feed.py", "tests/unit/test_feed_parts.py", "tests/integration/test_feed_relay.py"),

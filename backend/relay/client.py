@@ -129,11 +129,10 @@ class Client:
         self._clear()
         return parts
 
-    def _clear(self) -> None:
+    def _clear(self) -> None:  # behind_since is set again by the next offer, before anything reads it
         self.latest_only = None
         self.queue.clear()
         self.slots.clear()
-        self.behind_since = 0.0
 
     def take_stream(self, key: str) -> bytes | None:
         """Remove a stream's unsent updates; the newest of them (a snapshot supersedes them)."""

