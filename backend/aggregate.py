@@ -33,10 +33,16 @@ import numpy as np
 
 from backend.intervals import INTERVALS_MS
 from backend.models import Candle, TradeBatch
-from backend.rollup import SUM_FIELDS, Carried, Layout, Partials, TradeValues, layout, rollup
+from backend.rollup import SUM_FIELDS, Carried, Layout, Partials, TradeValues, layout, rollup, stream_steps
 from backend.streams import FLAT_RUN_MIN, FlatRun, Stream, SymbolState, TradeKey, closed_chunks, final_copy
 
 _NEVER = np.iinfo(np.int64).min
+# a batch candle's columns in the order of a partial (:meth:`Stream.start`) after its symbol code and open time
+_STEP_COLUMNS = (
+    *("code", "open_time", "open", "high", "low", "close", "volume", "quote_volume", "trades"),
+    *("taker_buy_volume", "taker_buy_quote_volume", "first_ts", "first_id", "last_ts", "last_id"),
+)
+_CLOSE_COLUMNS = _STEP_COLUMNS[2:11]  # open … taker_buy_quote_volume: the closed candle's values, in Candle's order
 CLOSED_CHUNK = 65_536  # candles per list from take_closed_chunks
 
 
@@ -185,40 +191,137 @@ class Aggregator:
     def _fold(self, fine: Partials, values: TradeValues) -> None:
         """Fold a batch's partials (one per symbol and finest period) into the candles of every interval.
 
-        The candles are vectorised (:mod:`backend.rollup`, each sum added trade by
-        trade onto the candle's own); what stays in Python is one step per
-        (interval, symbol, candle), taken in the order that fold took them: by first
-        partial, then interval from the finest, so candles close and streams turn dirty
-        in the same order.
+        The candles are vectorised (:mod:`backend.rollup`, each sum added trade by trade onto the
+        candle's own). They are taken in the order a candle-by-candle fold takes them (by first partial,
+        then interval from the finest), so candles close and streams turn dirty in that order. A stream's
+        first candle of the batch is a Python step (:meth:`_apply`: it may go on from the stream's open
+        candle, or close it); each later one closes the one before it, so those closes are made together
+        from the columns (:meth:`_close_later`) and the last candle is left open.
         """
         lay = layout(fine, self._intervals_ms)
         candles = rollup(fine, lay, values, self._carried(lay))
         order = np.argsort(lay.first * lay.intervals + lay.interval)
+        interval = lay.interval[order]
+        cols = {name: getattr(candles, name)[order] for name in _STEP_COLUMNS}
+        first, before = stream_steps(cols["code"] * lay.intervals + interval)
+        outer, self._closed = self._closed, []  # this batch's closes, with the step that closed each
+        try:
+            items: list[Candle | FlatRun] = []
+            keys: list[int] = []
+            firsts = np.flatnonzero(first)
+            streams = self._streams
+            for j, k, g, t, o, h, lo, c, v, qv, n, bv, bqv, ts0, id0, ts1, id1 in zip(
+                firsts.tolist(),
+                interval[firsts].tolist(),
+                *(cols[name][firsts].tolist() for name in _STEP_COLUMNS),
+                strict=True,
+            ):
+                self._apply(streams[g][k], t, (o, h, lo, c, v, qv, n, bv, bqv, (ts0, id0), (ts1, id1), ts1))
+                if self._closed:
+                    items += self._closed
+                    keys += [j] * len(self._closed)
+                    self._closed.clear()
+            if len(firsts) < len(first):
+                self._close_later(interval, cols, np.flatnonzero(~first), before, items, keys)
+                order_closed = np.argsort(np.array(keys, dtype=np.int64), kind="stable").tolist()
+                items = [items[i] for i in order_closed]
+        finally:
+            outer += items
+            self._closed = outer
 
-        def column(name: str) -> list:
-            return getattr(candles, name)[order].tolist()
+    def _close_later(
+        self,
+        interval: np.ndarray,
+        cols: dict[str, np.ndarray],
+        later: np.ndarray,
+        before: np.ndarray,
+        items: list[Candle | FlatRun],
+        keys: list[int],
+    ) -> None:
+        """Close, at step ``j`` of ``later``, the candle of step ``before[j]`` (and the flat ones after it), and
+        open each stream's last candle: what :meth:`_roll` does candle by candle, made from the columns.
 
+        A candle closed here is one of the batch's own (its values are the columns'), except the stream's
+        first, which :meth:`_apply` may have merged into the open candle: that one is the stream's. ``seq``
+        goes on from the stream's, one per close and per flat candle, in order.
+        """
+        at = before[later]
+        open_time = cols["open_time"]
+        ms = np.asarray(self._intervals_ms, dtype=np.int64)[interval[later]]
+        gap = (open_time[later] - open_time[at]) // ms - 1  # flat candles between the two
+        stream = cols["code"][later] * len(self.intervals) + interval[later]
         streams = self._streams
-        for k, g, t, o, h, lo, c, v, qv, n, bv, bqv, ts0, id0, ts1, id1 in zip(
-            lay.interval[order].tolist(),
-            column("code"),
-            column("open_time"),
-            column("open"),
-            column("high"),
-            column("low"),
-            column("close"),
-            column("volume"),
-            column("quote_volume"),
-            column("trades"),
-            column("taker_buy_volume"),
-            column("taker_buy_quote_volume"),
-            column("first_ts"),
-            column("first_id"),
-            column("last_ts"),
-            column("last_id"),
-            strict=True,
+        owner = [streams[g][k] for g, k in zip(cols["code"][later].tolist(), interval[later].tolist(), strict=True)]
+        # each close's seq: the stream's, plus one per close and flat candle before it in the batch, plus one
+        by = np.argsort(stream, kind="stable")
+        taken = 1 + gap[by]
+        new_stream = np.empty(len(by), dtype=bool)
+        new_stream[0] = True
+        np.not_equal(stream[by][1:], stream[by][:-1], out=new_stream[1:])
+        ahead = np.cumsum(taken) - taken
+        ahead -= ahead[new_stream][np.cumsum(new_stream) - 1]
+        seq = np.empty(len(later), dtype=np.int64)
+        seq[by] = np.array([owner[i].seq for i in by.tolist()], dtype=np.int64) + ahead + 1
+        own = before[at] >= 0  # a stream's first candle of the batch has no candle before it
+        from_stream = np.flatnonzero(~own)
+        # the stream's first candle of the batch, as it stands after _apply
+        for i in from_stream.tolist():
+            st = owner[i]
+            st.seq = int(seq[i]) - 1
+            items.append(st.snapshot(True, 0))
+            keys.append(int(later[i]))
+        # the batch's own candles, positional (see Candle), straight from the columns
+        mine, src = np.flatnonzero(own), at[own]
+        names = [per_symbol[0].symbol for per_symbol in streams]
+        labels = self.intervals
+        items += [
+            Candle(names[g], labels[k], t, t + m - 1, o, h, lo, c, v, qv, n, bv, bqv, True, q, et)
+            for g, k, t, m, o, h, lo, c, v, qv, n, bv, bqv, q, et in zip(
+                cols["code"][src].tolist(),
+                interval[src].tolist(),
+                open_time[src].tolist(),
+                ms[mine].tolist(),
+                *(cols[name][src].tolist() for name in _CLOSE_COLUMNS),
+                seq[mine].tolist(),
+                cols["last_ts"][src].tolist(),
+                strict=True,
+            )
+        ]
+        keys += later[mine].tolist()
+        # the flat candles of each gap, after its close (a long gap as a run, made when taken)
+        for i in np.flatnonzero(gap > 0).tolist():
+            st, a = owner[i], int(at[i])
+            price, event_time = (
+                (st.close, st.event_time) if not own[i] else (float(cols["close"][a]), int(cols["last_ts"][a]))
+            )
+            run = FlatRun(
+                st.symbol,
+                st.interval,
+                st.ms,
+                int(open_time[a]) + st.ms,
+                int(gap[i]),
+                price,
+                event_time,
+                int(seq[i]) + 1,
+            )
+            if run.count > FLAT_RUN_MIN:
+                self._has_flat_runs = True
+                flats: list[Candle | FlatRun] = [run]
+            else:
+                flats = list(run.candles())
+            items += flats
+            keys += [int(later[i])] * len(flats)
+        # each stream's last candle of the batch stays open
+        last = by[np.append(new_stream[1:], True)]
+        opens = later[last]
+        for i, t, o, h, lo, c, v, qv, n, bv, bqv, ts0, id0, ts1, id1 in zip(
+            last.tolist(), *(cols[name][opens].tolist() for name in _STEP_COLUMNS[1:]), strict=True
         ):
-            self._apply(streams[g][k], t, (o, h, lo, c, v, qv, n, bv, bqv, (ts0, id0), (ts1, id1), ts1))
+            st = owner[i]
+            st.start(t, (o, h, lo, c, v, qv, n, bv, bqv, (ts0, id0), (ts1, id1), ts1))
+            st.seq = int(seq[i] + gap[i])
+            st.last_emit = -(1 << 62)  # the new candle's first change goes out at once
+            self._track_wall_close(st)
 
     def _carried(self, lay: Layout) -> Carried:
         """The candles of the batch that go on from their stream's open candle, and its sums.

@@ -179,3 +179,20 @@ def rollup(fine: Partials, lay: Layout, trades: TradeValues, carried: Carried) -
         last_id=fine.last_id[last],
         **sums,
     )
+
+
+def stream_steps(stream: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For a batch's candles in event order, by stream id: which is its stream's first, and the one before each
+    (the candle it closes; -1 for a first)."""
+    n = len(stream)
+    by = np.argsort(stream, kind="stable")
+    grouped = stream[by]
+    new = np.empty(n, dtype=bool)
+    new[:1] = True
+    np.not_equal(grouped[1:], grouped[:-1], out=new[1:])
+    first = np.empty(n, dtype=bool)
+    first[by] = new
+    before = np.full(n, -1, dtype=np.int64)
+    goes_on = ~new[1:]
+    before[by[1:][goes_on]] = by[:-1][goes_on]
+    return first, before

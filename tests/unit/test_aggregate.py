@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from backend.aggregate import Aggregator, trade_order
 from backend.config import INTERVALS_MS
 from backend.models import Candle, Trade, TradeBatch
+from backend.rollup import stream_steps
 from tests.conftest import SAMPLES
 from tests.examples import examples
 from tests.oracle import FIELDS, accepted_in_arrival_order, candles_frame, oracle_candles
@@ -719,3 +720,37 @@ def test_drain_in_chunks_gives_a_long_gap_in_bounded_lists_and_the_usual_flush_a
     (flush,) = list(usual.drain_chunks(T0 + 2_000))  # one list: one publish, as before
     assert [(c.open_time, c.closed) for c in flush] == [(T0, True), (T0 + 1_000, False)]
     assert list(usual.drain_chunks(T0 + 3_000)) == []
+
+
+def test_stream_steps_name_each_streams_first_candle_and_the_one_each_later_candle_closes():
+    first, before = stream_steps(np.array([7, 3, 7, 7, 3, 9], dtype=np.int64))
+    assert first.tolist() == [True, True, False, False, False, True]
+    assert before.tolist() == [-1, -1, 0, 2, 1, -1]
+
+
+def test_a_batch_of_many_candles_per_stream_closes_them_in_event_order_with_gaps_and_seq():
+    """One batch: 1s candles with gaps of 0, 2 and 70 s (a run) between them, two symbols; each stream the same
+    candles as one trade per batch (each candle then its stream's first of the batch), in the fold's order."""
+    trades = []
+    for n, dt in enumerate([0, 1_000, 4_000, 75_000, 76_000]):
+        trades += [
+            trade("BTCUSDT", 10.0 + n, 1, T0 + dt + 5, 2 * n),
+            trade("ETHUSDT", 20.0 + n, 2, T0 + dt + 7, 2 * n + 1),
+        ]
+    whole = Aggregator(["1s", "1m"], emit_ms=0)
+    whole.add(TradeBatch.from_trades(trades))
+    one_by_one = Aggregator(["1s", "1m"], emit_ms=0)
+    for t in trades:
+        one_by_one.add(TradeBatch.from_trades([t]))
+    got = whole.drain(T0 + 80_000, force=True)
+    want = one_by_one.drain(T0 + 80_000, force=True)
+    for stream in {c.stream for c in want}:
+        assert [c for c in got if c.stream == stream] == [c for c in want if c.stream == stream], stream
+    btc = [(c.open_time - T0, c.seq, c.trades, c.closed) for c in got if c.stream == ("BTCUSDT", "1s")]
+    assert btc[:6] == [(0, 1, 1, True), (1_000, 2, 1, True), (2_000, 3, 0, True), (3_000, 4, 0, True),
+                       (4_000, 5, 1, True), (5_000, 6, 0, True)]  # fmt: skip
+    assert btc[-3:] == [(74_000, 75, 0, True), (75_000, 76, 1, True), (76_000, 77, 1, False)]
+    # by first partial, then interval: the trade at 75 s closes 1s up to 74 s, then the minute; the one at 76 s, 75 s
+    per_symbol = [("1s", 75), ("1m", 1), ("1s", 1)]
+    closes = [(c.symbol, c.interval) for c in got if c.closed]
+    assert closes == [(s, iv) for s in ("BTCUSDT", "ETHUSDT") for iv, n in per_symbol for _ in range(n)]
