@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from backend.aggregate import Aggregator, trade_order
 from backend.config import INTERVALS_MS
-from backend.models import Candle, Trade, TradeBatch
+from backend.models import Candle, Trade, TradeBatch, encode_message
 from backend.rollup import stream_steps
 from tests.conftest import SAMPLES
 from tests.examples import examples
@@ -729,14 +729,11 @@ def test_stream_steps_name_each_streams_first_candle_and_the_one_each_later_cand
 
 
 def test_a_batch_of_many_candles_per_stream_closes_them_in_event_order_with_gaps_and_seq():
-    """One batch: 1s candles with gaps of 0, 2 and 70 s (a run) between them, two symbols; each stream the same
+    """One batch: 1s candles with gaps of 0, 2 and 70 s (a run) between them, three symbols; each stream the same
     candles as one trade per batch (each candle then its stream's first of the batch), in the fold's order."""
-    trades = []
+    trades = []  # three symbols over two intervals: symbol codes past the number of intervals
     for n, dt in enumerate([0, 1_000, 4_000, 75_000, 76_000]):
-        trades += [
-            trade("BTCUSDT", 10.0 + n, 1, T0 + dt + 5, 2 * n),
-            trade("ETHUSDT", 20.0 + n, 2, T0 + dt + 7, 2 * n + 1),
-        ]
+        trades += [trade(s, p + n, 1, T0 + dt + 5 + i, 3 * n + i) for i, (s, p) in enumerate(PRICES.items())]
     whole = Aggregator(["1s", "1m"], emit_ms=0)
     whole.add(TradeBatch.from_trades(trades))
     one_by_one = Aggregator(["1s", "1m"], emit_ms=0)
@@ -744,8 +741,10 @@ def test_a_batch_of_many_candles_per_stream_closes_them_in_event_order_with_gaps
         one_by_one.add(TradeBatch.from_trades([t]))
     got = whole.drain(T0 + 80_000, force=True)
     want = one_by_one.drain(T0 + 80_000, force=True)
-    for stream in {c.stream for c in want}:
-        assert [c for c in got if c.stream == stream] == [c for c in want if c.stream == stream], stream
+    for stream in {c.stream for c in want}:  # as the wire has them: 5 and 5.0 are equal numbers, not equal text
+        assert [encode_message(c) for c in got if c.stream == stream] == [
+            encode_message(c) for c in want if c.stream == stream
+        ], stream
     btc = [(c.open_time - T0, c.seq, c.trades, c.closed) for c in got if c.stream == ("BTCUSDT", "1s")]
     assert btc[:6] == [(0, 1, 1, True), (1_000, 2, 1, True), (2_000, 3, 0, True), (3_000, 4, 0, True),
                        (4_000, 5, 1, True), (5_000, 6, 0, True)]  # fmt: skip
@@ -753,4 +752,32 @@ def test_a_batch_of_many_candles_per_stream_closes_them_in_event_order_with_gaps
     # by first partial, then interval: the trade at 75 s closes 1s up to 74 s, then the minute; the one at 76 s, 75 s
     per_symbol = [("1s", 75), ("1m", 1), ("1s", 1)]
     closes = [(c.symbol, c.interval) for c in got if c.closed]
-    assert closes == [(s, iv) for s in ("BTCUSDT", "ETHUSDT") for iv, n in per_symbol for _ in range(n)]
+    assert closes == [(s, iv) for s in PRICES for iv, n in per_symbol for _ in range(n)]
+    again = Aggregator(["1s", "1m"], emit_ms=0)
+    again.add(TradeBatch.from_trades(trades))
+    assert {c.emitted_at for c in again.take_closed()} == {0}  # stamped by drain, not when closed
+
+
+PRICES = {"BTCUSDT": 10.0, "ETHUSDT": 20.0, "SOLUSDT": 30.0}
+
+
+def test_a_first_candle_merged_then_closed_in_bulk_gives_the_gap_its_own_close_and_event_time():
+    """The batch's first 1s candle goes on from the open one with an older trade; a trade 3 s later closes it and
+    leaves two flat candles at the merged candle's close and event time, not the batch's part of it."""
+    agg = Aggregator(["1s"], emit_ms=0)
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 11.0, 1, T0 + 900, 2)]))
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 10.0, 1, T0 + 100, 1), trade("BTCUSDT", 12.0, 1, T0 + 3_005, 3)]))
+    assert [(c.open_time - T0, c.open, c.close, c.trades, c.event_time - T0, c.seq) for c in agg.take_closed()] == [
+        (0, 10.0, 11.0, 2, 900, 1),
+        (1_000, 11.0, 11.0, 0, 900, 2),
+        (2_000, 11.0, 11.0, 0, 900, 3),
+    ]
+
+
+def test_drain_in_chunks_leaves_forming_candles_that_are_not_due_unless_forced():
+    agg = Aggregator(["1s"], emit_ms=100)
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 10.0, 1, T0 + 5, 1)]))
+    assert [c.seq for chunk in agg.drain_chunks(T0 + 10) for c in chunk] == [1]
+    agg.add(TradeBatch.from_trades([trade("BTCUSDT", 11.0, 1, T0 + 50, 2)]))
+    assert list(agg.drain_chunks(T0 + 60)) == []  # changed 50 ms after the last emit: due at T0 + 110
+    assert [c.close for chunk in agg.drain_chunks(T0 + 60, force=True) for c in chunk] == [11.0]
