@@ -184,7 +184,9 @@ def test_an_ingest_stopped_during_a_database_outage_keeps_its_candles_and_writes
     assert kept > 0 and f"not written to the database after 1.0 s: kept in {spool}" in log, log
 
     outage.restore()
-    second = start_ingest(settings, tmp_path / "ingest.log", *replay, "--speed", "0")
+    # the first start needed a short drain to exit during the outage; this one must wait for the database (the
+    # spool and a whole replay, about 4,000 candles, are written after the replay ends, slowly on a loaded machine)
+    second = start_ingest(settings, tmp_path / "ingest.log", *replay, "--speed", "0", "--drain-timeout", "60")
     assert second.wait() == 0, second.log()
     assert "closed candles left by the previous run" in second.log()
     assert_same_candles(table_digest(engine), undisturbed)
