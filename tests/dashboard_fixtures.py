@@ -88,17 +88,23 @@ class StreamlitApp:
         extra_env: dict[str, str] | None = None,
         address: str | None = "127.0.0.1",  # None: what .streamlit/config.toml says
     ) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / "streamlit.log"
         env = clean_environ({"CANDLES_RELAY_URL": relay_url, "CANDLES_AUTOSTART": "0", **(extra_env or {})})
-        cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(self.port),
-               "--server.headless", "true"]  # fmt: skip
-        if address is not None:
-            cmd += ["--server.address", address]
-        with self.log_path.open("wb") as out:
-            self.process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        self.wait_ready()
+        for attempt in range(3):  # free_port() closes the port it found: a process beside the tests may take it
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(self.port),
+                   "--server.headless", "true"]  # fmt: skip
+            if address is not None:
+                cmd += ["--server.address", address]
+            with self.log_path.open("wb") as out:
+                self.process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            try:
+                self.wait_ready()
+                return
+            except RuntimeError as exc:
+                if "already in use" not in str(exc) or attempt == 2:
+                    raise
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

@@ -225,7 +225,27 @@ def start_relay(
     """``python -m backend api`` for ``settings`` on ``port`` (default: a free one); waits until it is healthy.
 
     ``python``: the interpreter of the relay (the Flink tests run in .venv-flink, the relay in .venv)."""
-    settings = settings.model_copy(update={"api_host": "127.0.0.1", "api_port": port or free_port()})
+    for attempt in range(BIND_ATTEMPTS):
+        server = _start_relay_once(settings, log_dir, healthy, timeout, port or free_port(), python)
+        if server is not None:
+            return server
+        if port is not None or attempt == BIND_ATTEMPTS - 1:
+            break
+    raise RuntimeError(f"the relay could not bind a port in {BIND_ATTEMPTS} attempts (address already in use)")
+
+
+BIND_ATTEMPTS = 3
+
+
+def _start_relay_once(
+    settings: Settings, log_dir: Path | None, healthy: bool, timeout: float, port: int, python: str
+) -> Server | None:
+    """The relay on ``port``; None when another process bound that port first.
+
+    ``free_port`` closes the port it found before the relay binds it: a process beside the tests (the browser
+    half of ``make test`` runs in parallel) may take it in between, so a bind error means "try another port".
+    """
+    settings = settings.model_copy(update={"api_host": "127.0.0.1", "api_port": port})
     if relay_in_process():
         log_path = (log_dir or Path(tempfile.mkdtemp(prefix="candles-"))) / "relay.log"  # logs go to pytest's capture
         relay = RelayThread(settings, log_path)
@@ -239,6 +259,11 @@ def start_relay(
             server.wait_healthy(timeout)
         else:
             server.wait_until(lambda: server.get("/health").status_code in (200, 503), timeout, "an answer")
+    except RuntimeError as exc:
+        server.stop()
+        if "address already in use" in str(exc):
+            return None
+        raise
     except BaseException:
         server.stop()
         raise

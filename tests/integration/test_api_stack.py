@@ -28,3 +28,24 @@ def test_backend_run_serves_live_candles_and_stops_cleanly(tmp_path: Path) -> No
     assert stack.process.returncode == 0
     log = stack.log_path.read_text()
     assert "ingest finished" in log and "embedded Valkey stopped" in log
+
+
+def test_a_relay_whose_free_port_was_taken_meanwhile_starts_on_another(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """free_port() closes the port it found; a process beside the tests may bind it before the relay does."""
+    import socket
+
+    from tests import stack
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    ports = iter([taken.getsockname()[1], stack.free_port()])
+    monkeypatch.setattr(stack, "free_port", lambda: next(ports))
+    try:
+        with stack.start_relay(stack.isolated_settings(redis_url, tmp_path), log_dir=tmp_path) as server:
+            assert server.get("/health").status_code == 200
+            assert server.url != f"http://127.0.0.1:{taken.getsockname()[1]}"
+    finally:
+        taken.close()
