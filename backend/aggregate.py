@@ -272,7 +272,7 @@ class Aggregator:
             keys.append(int(later[i]))
         # the batch's own candles, positional (see Candle), straight from the columns
         mine, src = np.flatnonzero(own), at[own]
-        names = [per_symbol[0].symbol for per_symbol in streams]
+        names = self.symbols  # by code
         labels = self.intervals
         items += [
             Candle(names[g], labels[k], t, t + m - 1, o, h, lo, c, v, qv, n, bv, bqv, True, q, et)

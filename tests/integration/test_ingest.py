@@ -131,14 +131,16 @@ def test_the_simulator_opens_on_its_recent_past_then_goes_live(redis_client, set
 
 
 class CountingSink:
-    """A sink of a test: counts what it is given and reports it like any sink."""
+    """A sink of a test: counts what it is given (and the size of each list) and reports it like any sink."""
 
     def __init__(self) -> None:
         self.candles = 0
+        self.sizes: list[int] = []
         self.closed = False
 
     def put(self, candles) -> None:
         self.candles += len(candles)
+        self.sizes.append(len(candles))
 
     def close(self, timeout: float = 10.0) -> int:
         self.closed = True
@@ -161,18 +163,6 @@ def test_every_sink_gets_every_flush_and_reports_into_the_stats_hash(redis_clien
     assert stats["counted"] == counting.candles and stats["redis_ok"] is True and "db_ok" not in stats
 
 
-class SizesSink(CountingSink):
-    """Also keeps the size of every list it is given."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sizes: list[int] = []
-
-    def put(self, candles) -> None:
-        super().put(candles)
-        self.sizes.append(len(candles))
-
-
 def test_a_day_without_trades_reaches_the_sinks_in_bounded_lists(redis_client, settings, tmp_path):
     """86,400 flat 1s candles close at once: the sinks get them 65,536 at most at a time, all of them, in order."""
     day_ms = 86_400_000
@@ -182,7 +172,7 @@ def test_a_day_without_trades_reaches_the_sinks_in_bounded_lists(redis_client, s
                       f"{t0 + day_ms + 5},BTCUSDT,11.0,1.0,sell,2\n")  # fmt: skip
     settings = settings.model_copy(update=dict(intervals=("1s",), source=f"replay:{trades}", speed=0.0))
     source = open_source(settings.source, symbols=None, speed=0.0, seed=None)
-    sizes = SizesSink()
+    sizes = CountingSink()
     service = IngestService(settings, source, redis_client, [RedisSink.from_settings(settings, redis_client), sizes])
     service.run(threading.Event())
     service.close()
