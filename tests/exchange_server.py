@@ -3,12 +3,15 @@
 :class:`ExchangeServer` is Binance USDⓈ-M futures; one aiohttp server answers both sides ccxt uses:
 - WebSocket ``/ws/…``, ``/market/ws/…``: after a ``SUBSCRIBE``, the capture's
   ``aggTrade`` events of the subscribed streams at their recorded arrival times
-  (``speed`` scales them), raw as Binance sends them on a ``/ws`` connection; it can
-  drop the connection after a given number of events (what arrives while a
-  client is away is lost to it, as on the real exchange) and inject raw frames;
+  (``speed`` scales them), raw as Binance sends them on a ``/ws`` connection; a
+  connection gets the events that happen after it subscribed (what happens while
+  a client is away is lost to it, as on the real exchange); the server can drop
+  the connection after a given number of events, go quiet after a given number
+  (the stream sends no more trades; REST and the clock go on) and inject raw frames;
 - REST ``/fapi/v1/exchangeInfo``, ``/fapi/v1/aggTrades`` (the events that have
-  happened by now on the replay clock, by ``startTime``/``endTime``/``fromId``)
-  and ``/fapi/v1/klines`` (the newest ``@kline_1m`` state of each minute by now).
+  happened by now on the replay clock, by ``startTime``/``endTime``/``fromId``),
+  ``/fapi/v1/klines`` (the newest ``@kline_1m`` state of each minute by now) and
+  ``/fapi/v1/time`` (the replay clock).
 
 :class:`CoinbaseServer` is the Coinbase Exchange feed: ``match`` messages of
 the subscribed products, ``/products`` and ``/currencies``.
@@ -66,6 +69,7 @@ class ReplayServer:
     symbols: set[str]
     speed: float = 1.0
     drop_after: int | None = None  # close the WebSocket after this many trade events (once)
+    quiet_after: int | None = None  # send no trade event after this many (the REST side goes on)
     inject: dict[int, list[str]] = field(default_factory=dict)  # after the n-th trade event, these raw frames
     offset_s: float = 0.0  # the replay clock starts this far into the capture (as if it had been running)
     port: int = 0
@@ -109,7 +113,7 @@ class ReplayServer:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         self.connections += 1
-        streams: set[str] = set()
+        streams: dict[str, float] = {}  # subscription key → when it was subscribed (monotonic)
         sender: asyncio.Task | None = None
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
@@ -117,7 +121,7 @@ class ReplayServer:
             sub = self.subscribed(json.loads(msg.data))
             if sub is None:
                 continue
-            streams.update(sub[0])
+            streams.update(dict.fromkeys(sub[0] - streams.keys(), time.monotonic()))
             self._subscribed.update(sub[0])
             await ws.send_str(json.dumps(sub[1]))
             if self._t0 is None and self._subscribed >= {key for _, key, _ in self.trade_frames()}:
@@ -129,18 +133,20 @@ class ReplayServer:
             sender.cancel()
         return ws
 
-    async def _send(self, ws: web.WebSocketResponse, streams: set[str]) -> None:
-        frames = self.trade_frames()
+    async def _send(self, ws: web.WebSocketResponse, streams: dict[str, float]) -> None:
         await self._playing.wait()  # the replay starts when every symbol has been subscribed
-        now = time.monotonic()
-        # a client joining late gets what happens from now on, as on a real exchange
-        start = next((i for i, e in enumerate(frames) if self._due(e[0]) >= now), len(frames))
-        for arrival, key, text in frames[start:]:
-            delay = self._due(arrival) - time.monotonic()
+        for arrival, key, text in self.trade_frames():
+            due = self._due(arrival)
+            delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            if key not in streams:
+            # what happened before the connection subscribed is not sent (a client joining late gets what
+            # happens from then on, as on a real exchange); judged by the subscription's time, not by when
+            # this task got to run, so a busy machine delays frames but never drops them
+            if streams.get(key, due + 1) > due:
                 continue
+            if self.quiet_after is not None and self.sent >= self.quiet_after:
+                return
             await ws.send_str(text)
             self.sent += 1
             for raw in self.inject.get(self.sent, ()):
@@ -203,6 +209,10 @@ class ExchangeServer(ReplayServer):
         rows = [{k: e[k] for k in ("a", "p", "q", "f", "l", "T", "m")} for e in out[:limit]]
         return web.json_response(rows)
 
+    async def _time(self, request: web.Request) -> web.Response:
+        self.requests.append(request.path_qs)
+        return web.json_response({"serverTime": int(self._clock() * 1000)})
+
     async def _klines(self, request: web.Request) -> web.Response:
         self.requests.append(request.path_qs)
         q = request.query
@@ -227,6 +237,7 @@ class ExchangeServer(ReplayServer):
         app.router.add_get(f"{self.rest}/exchangeInfo", self._exchange_info)
         app.router.add_get(f"{self.rest}/aggTrades", self._agg_trades)
         app.router.add_get(f"{self.rest}/klines", self._klines)
+        app.router.add_get(f"{self.rest}/time", self._time)
         app.router.add_get("/stream/{tail:.*}", self._ws)  # spot: ccxt keeps "/stream" to tell spot from futures
         app.router.add_get("/ws/{tail:.*}", self._ws)
         app.router.add_get("/market/ws/{tail:.*}", self._ws)  # ccxt dials aggTrade streams here
@@ -278,10 +289,15 @@ class CoinbaseServer(ReplayServer):
         self.requests.append(request.path_qs)
         return web.json_response([])
 
+    async def _time(self, request: web.Request) -> web.Response:
+        self.requests.append(request.path_qs)
+        return web.json_response({"epoch": self._clock()})
+
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/products", self._products)
         app.router.add_get("/currencies", self._currencies)
+        app.router.add_get("/time", self._time)
         app.router.add_get("/ws", self._ws)
         return app
 

@@ -8,6 +8,8 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from backend.models import Rejects, TradeBatch, normalize_symbol
 
 SEEN_IDS = 20_000  # trade ids remembered per symbol to drop the overlap of REST and WebSocket
@@ -85,3 +87,20 @@ class SeenIds:
         if len(self.order) > self.size:
             self.ids.discard(self.order.popleft())
         return True
+
+
+def joined(batches: Sequence[TradeBatch]) -> TradeBatch:
+    """One symbol's batches as one, so the aggregator orders all their trades by (ts, id) together. Pure.
+
+    Every batch of :func:`trades_batch` has the one-symbol table ``[symbol]``; the first non-empty
+    batch's table and rejects are kept.
+    """
+    parts = [b for b in batches if len(b)]
+    if any(b.symbols != parts[0].symbols for b in parts):
+        raise ValueError(f"batches of one symbol expected, got {sorted({s for b in parts for s in b.symbols})}")
+    if len(parts) <= 1:
+        return parts[0] if parts else TradeBatch.empty()
+    columns = ("sym", "ts", "price", "qty", "trade_id", "taker_buy", "count")
+    out = TradeBatch.from_columns(parts[0].symbols, *(np.concatenate([getattr(b, c) for b in parts]) for c in columns))
+    out.rejects = parts[0].rejects
+    return out

@@ -12,7 +12,10 @@ ccxt speaks the exchanges; this module maps them onto the pipeline:
 - backfill (:mod:`backend.sources.backfill`): on first start the last
   ``history_s`` of the exchange's 1m candles and the forming minute's trades;
   after a reconnect the trades missed meanwhile (or, for a long gap, the 1m
-  candles), deduplicated by trade id against what the feed delivered.
+  candles), deduplicated by trade id against what the feed delivered. It starts
+  with the first trade after the (re)connect, or ``QUIET_BACKFILL_S`` after the
+  connections are open and subscribed when no trade comes (a quiet market must
+  not wait for its next trade to get its past, nor stay "disconnected").
 
 ccxt.pro is asyncio; its loop runs on a thread of its own and hands batches to
 the ingest's synchronous loop through a queue.
@@ -34,12 +37,13 @@ from backend.config import INTERVALS_MS
 from backend.models import Candle, Rejects, TradeBatch, now_ms
 from backend.sources import SourceOptions
 from backend.sources.backfill import BASE_MS, RestBackfill, rollup
-from backend.sources.ccxt_trades import SeenIds, symbol_table, trades_batch
+from backend.sources.ccxt_trades import SeenIds, joined, symbol_table, trades_batch
 
 log = logging.getLogger(__name__)
 
 LIVE_LAG_MS = 60_000  # trades arriving later than this after they happened: not a live feed
 IDLE_S = 0.05  # an empty batch at least this often while waiting (the ingest runs its timers)
+QUIET_BACKFILL_S = 1.0  # with every connection open and no trade for this long, fill the gaps anyway
 BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.5, 30.0  # reconnect delays double from the first to the cap, with jitter
 ROLLUP_INTERVALS = tuple(iv for iv, ms in INTERVALS_MS.items() if ms >= BASE_MS)
 # Binance's aggregate trades carry the raw trade count its klines count; its default stream is raw trades
@@ -169,6 +173,8 @@ class ExchangeSource:
         self._resume_after: dict[str, tuple[int, int]] = {}  # restored candles hold trades up to these keys
         self._held: dict[str, list[TradeBatch]] = {}  # new trades of a symbol whose past is being fetched
         self._filler: asyncio.Task | None = None
+        self._waiting: dict[str, bool] = dict.fromkeys(self.symbols, False)  # a watcher waits on ccxt now
+        self._open_since: float | None = None  # loop time since every watcher waits on an open connection
         self._logged: dict[str, tuple[int, int]] = {}  # reason → (count, minute) when last logged
 
     @property
@@ -234,6 +240,7 @@ class ExchangeSource:
             while not self._stop.is_set():
                 await asyncio.sleep(IDLE_S)
                 await self._check_silence()
+                self._fill_when_quiet()
                 self._log_rejects()
                 for t in [*tasks, self._filler]:
                     if t is not None and t.done() and not t.cancelled() and t.exception():
@@ -273,11 +280,13 @@ class ExchangeSource:
         backoff = Backoff(BACKOFF_FIRST_S, BACKOFF_MAX_S)
         while not self._stop.is_set():
             try:
+                self._waiting[symbol] = True
                 async with asyncio.timeout(max(self.silence_s, IDLE_S)):
                     trades = await self.exchange.watch_trades(unified)
             except TimeoutError:
                 continue  # a quiet symbol; the whole feed's silence is judged in _check_silence
             except asyncio.CancelledError:
+                self._waiting[symbol] = False
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
                     raise  # we are stopping
@@ -286,6 +295,7 @@ class ExchangeSource:
                 await asyncio.sleep(backoff.next_delay())
                 continue
             except (ccxt.BaseError, OSError) as exc:
+                self._waiting[symbol] = False
                 self._down(str(exc) or type(exc).__name__)
                 await asyncio.sleep(backoff.next_delay())
                 continue
@@ -298,11 +308,35 @@ class ExchangeSource:
                 self._held.setdefault(symbol, []).append(batch)  # goes out after the symbol's past
             else:
                 self._emit(symbol, [], batch)
-            if self._gap and (self._filler is None or self._filler.done()):
-                # on a task of its own: a watcher must wait on ccxt again at once, or trades that arrive
-                # meanwhile stay in ccxt's cache until the next message (forever, on a quiet market)
-                self._filler = asyncio.create_task(self._fill_gaps())
+            self._start_filler()
             self._up()
+
+    def _start_filler(self) -> None:
+        """Fill the gaps on a task of its own: a watcher must wait on ccxt again at once, or trades that
+        arrive meanwhile stay in ccxt's cache until the next message (forever, on a quiet market)."""
+        if self._gap and (self._filler is None or self._filler.done()):
+            self._filler = asyncio.create_task(self._fill_gaps())
+
+    def _fill_when_quiet(self) -> None:
+        """Fill the gaps once every watcher has waited ``QUIET_BACKFILL_S`` on an open connection.
+
+        By then every subscription has been sent, so the exchange's REST answer and the
+        stream overlap (trade ids dedupe the overlap) and nothing falls between them.
+        """
+        clients = list((self.exchange.clients or {}).values())
+        ready = (
+            bool(clients)
+            and all(self._waiting.values())
+            and all(c.connected.done() and not c.connected.cancelled() and not c.closed() for c in clients)
+            and all(c.connected.exception() is None for c in clients)
+        )
+        now = asyncio.get_running_loop().time()
+        if not ready:
+            self._open_since = None
+        elif self._open_since is None:
+            self._open_since = now
+        elif now - self._open_since >= QUIET_BACKFILL_S:
+            self._start_filler()
 
     async def _fill_gaps(self) -> None:
         """Every symbol's missed past, then what its watcher held meanwhile, before its new trades go out."""
@@ -313,21 +347,36 @@ class ExchangeSource:
             self.state.state = "backfilling"
             symbol = min(self._gap)
             try:
-                finals, past = await self._backfill(symbol, self.state.symbols[symbol])
+                finals, past, now = await self._backfill(symbol, self.state.symbols[symbol])
             except (ccxt.BaseError, OSError) as exc:
                 self.state.error = f"backfill: {exc}"[:300]
                 await asyncio.sleep(backoff.next_delay())
                 continue
-            self._emit(symbol, finals, past)
-            for held in self._held.pop(symbol, []):
-                self._emit(symbol, [], held)
+            # one batch: a trade the stream delivered while REST was asked comes in (ts, id) order with
+            # the later ones REST already had
+            self._emit(symbol, finals, joined([past, *self._held.pop(symbol, [])]))
+            # a symbol with no trade yet is complete up to now: a later gap is filled from there
+            self._last_ts.setdefault(symbol, now)
             self._gap.discard(symbol)
         self._up()
 
-    def _feed_now(self) -> int:
-        """The exchange's now as the feed sees it: its newest trade, else the exchange clock (ccxt's)."""
+    async def _feed_now(self) -> int:
+        """The exchange's now as the feed sees it: its newest trade, else the exchange's clock.
+
+        The exchange's clock is its ``fetch_time`` where it has one (a local clock may be off;
+        a replay's is years off), else ccxt's local one.
+        """
         newest = max(self._newest.values(), default=None)
-        return newest if newest is not None else self.exchange.milliseconds()
+        if newest is not None:
+            return newest
+        if self.exchange.has.get("fetchTime"):
+            with contextlib.suppress(Exception):  # (network or exchange error: the local clock will do)
+                async with self._rest.lock:
+                    stamp = await self.exchange.fetch_time()
+                    self._rest.requests += 1
+                if isinstance(stamp, int):
+                    return stamp
+        return self.exchange.milliseconds()
 
     def _emit(self, symbol: str, finals: Finals, batch: TradeBatch) -> None:
         if len(batch):
@@ -338,10 +387,11 @@ class ExchangeSource:
         if finals or len(batch):
             self._out.put((finals, batch))
 
-    async def _backfill(self, symbol: str, unified: str) -> tuple[Finals, TradeBatch]:
-        """What the pipeline missed before this symbol's first trades (or since its last one)."""
+    async def _backfill(self, symbol: str, unified: str) -> tuple[Finals, TradeBatch, int]:
+        """What the pipeline missed before this symbol's first trades (or since its last one), and the
+        exchange's now it was fetched up to."""
         rest = self._rest
-        now = self._feed_now()
+        now = await self._feed_now()
         minute = now - now % BASE_MS
         since = self._last_ts.get(symbol)
         finals: Finals = []
@@ -350,21 +400,21 @@ class ExchangeSource:
             if trades is not None:
                 self.state.backfill_trades += len(trades)
                 past = trades_batch(trades, symbol, self.rejects, self._seen[symbol])
-                return finals, _after(past, self._resume_after.pop(symbol, None))
+                return finals, _after(past, self._resume_after.pop(symbol, None)), now
             start = since - since % max(INTERVALS_MS[iv] for iv in ROLLUP_INTERVALS)  # every period from its start
         elif self.history_s > 0:
             start = int(now - self.history_s * 1000)
         else:
-            return finals, TradeBatch.empty()
+            return finals, TradeBatch.empty(), now
         candles = await rest.candles(unified, symbol, start, minute)
         self.state.backfill_candles += len(candles)
         if candles:
             finals.append((symbol, {iv: rollup(candles, iv, INTERVALS_MS[iv]) for iv in ROLLUP_INTERVALS}))
         if not self.exchange.has.get("fetchTrades"):
-            return finals, TradeBatch.empty()
+            return finals, TradeBatch.empty(), now
         trades = await rest.trades(unified, minute, now) or []
         self.state.backfill_trades += len(trades)
-        return finals, trades_batch(trades, symbol, self.rejects, self._seen[symbol])
+        return finals, trades_batch(trades, symbol, self.rejects, self._seen[symbol]), now
 
     def _down(self, reason: str) -> None:
         if self.state.state in ("connected", "backfilling"):
@@ -394,7 +444,8 @@ class ExchangeSource:
 
     async def _check_silence(self) -> None:
         """A feed with no message for ``silence_s`` is down: drop its connections so the watchers reconnect."""
-        last = self.state.last_message_at
+        # a quiet market's reconnect brings no message: silence counts from the reconnect then
+        last = max(self.state.last_message_at or 0, self.state.connected_since or 0) or None
         if self.state.state != "connected" or last is None or now_ms() - last < self.silence_s * 1000:
             return
         self._down(f"no message for {self.silence_s:g} s")

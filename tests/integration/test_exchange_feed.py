@@ -28,7 +28,7 @@ from backend.sources.exchange import ExchangeSource, Finals
 from backend.sources.fields import iso_ms
 from backend.store import make_engine, query_candles
 from tests.conftest import ROOT, SAMPLES
-from tests.exchange_server import Capture, CoinbaseServer, ExchangeServer, RunningServer
+from tests.exchange_server import Capture, CoinbaseServer, ExchangeServer, ReplayServer, RunningServer
 
 pytestmark = pytest.mark.slow
 
@@ -48,19 +48,37 @@ def capture_trades() -> list[Trade]:
     return [agg_trade(e) for _, _, e in CAPTURE.of("aggTrade", SYMBOLS)]
 
 
-def run_feed(
-    server: ExchangeServer, until: Callable[[list[Trade]], bool], history_s: float = 0
-) -> tuple[ExchangeSource, list[Trade], Finals]:
-    """Run the source until ``until(delivered trades)``; the trades and exchange candles it delivered, in order."""
-    source = ExchangeSource("binanceusdm", sorted(SYMBOLS), history_s=history_s, silence_s=30, urls=server.urls())
+FEED_DEADLINE_S = 120.0  # a run takes seconds; one that stalls fails saying what it got, not at pytest's timeout
+
+
+def deliver(source: ExchangeSource, until: Callable[[list[Trade]], bool]) -> tuple[list[Trade], Finals]:
+    """Run ``source`` until ``until(delivered trades)``; the trades and exchange candles it delivered, in order."""
     stop = threading.Event()
     got: list[Trade] = []
     finals: Finals = []
+    deadline = time.monotonic() + FEED_DEADLINE_S
+    stalled = False
     for batch in source.batches(stop):
         finals.extend(source.take_finals())
         got.extend(batch.to_trades())
         if until(got):
             stop.set()
+        elif time.monotonic() > deadline:
+            stalled = True
+            stop.set()
+    if stalled:
+        have = sorted((t.symbol, t.trade_id) for t in got)
+        pytest.fail(f"feed stalled after {FEED_DEADLINE_S:g} s with {len(got)} trades {have}; {source.state}")
+    return got, finals
+
+
+def run_feed(
+    server: ReplayServer, until: Callable[[list[Trade]], bool], history_s: float = 0, silence_s: float = 30
+) -> tuple[ExchangeSource, list[Trade], Finals]:
+    """Run a source of SYMBOLS on ``server`` until ``until(delivered trades)``: it, its trades and exchange candles."""
+    urls = server.urls()
+    source = ExchangeSource("binanceusdm", sorted(SYMBOLS), history_s=history_s, silence_s=silence_s, urls=urls)
+    got, finals = deliver(source, until)
     return source, got, finals
 
 
@@ -147,6 +165,46 @@ def test_a_dropped_connection_reconnects_and_backfills_to_the_uninterrupted_seri
     assert candles_of(got, ["1s", "1m", "5m"]) == candles_of(expected, ["1s", "1m", "5m"])
 
 
+def test_a_stream_gone_quiet_after_a_drop_is_judged_silent_and_filled_over_rest():
+    """The connection drops after 30 trades and the stream sends none after: no trade ever arrives to start a
+    backfill. The feed fills its gaps once reconnected and quiet, is judged silent again (a second from the
+    reconnect), reconnects, fills again: every trade once, KEEPUSDT's too (none before the drop)."""
+    expected = capture_trades()
+    assert "KEEPUSDT" not in {t.symbol for t in expected[:30]}
+    with RunningServer(ExchangeServer(CAPTURE, SYMBOLS, speed=SPEED, drop_after=30, quiet_after=30)) as server:
+        source, got, _ = run_feed(server, distinct(len(expected)), silence_s=1)
+        sent = server.sent
+    assert sent == 30  # the rest came over REST only
+    assert source.state.reconnects >= 1 and source.state.backfill_trades >= len(expected) - 30
+    assert sorted(got, key=lambda t: (t.symbol, t.ts_ms, t.trade_id)) == sorted(
+        expected, key=lambda t: (t.symbol, t.ts_ms, t.trade_id)
+    )
+    assert candles_of(got, ["1s", "1m", "5m"]) == candles_of(expected, ["1s", "1m", "5m"])
+
+
+def test_a_quiet_market_gets_its_history_and_is_connected_without_waiting_for_a_trade():
+    """Joining 25 s into the capture, on a stream that sends nothing: the closed 22:25 klines and the 22:26
+    trades so far come over REST, as of the exchange's clock (its ``/time``; the local one is years off)."""
+    with RunningServer(ExchangeServer(CAPTURE, SYMBOLS, offset_s=25, quiet_after=0)) as server:  # real time
+        source = ExchangeSource("binanceusdm", sorted(SYMBOLS), history_s=600, silence_s=30, urls=server.urls())
+        got, finals = deliver(source, lambda _: source.state.state == "connected")
+        requests = list(server.requests)
+    assert server.sent == 0 and "/fapi/v1/time" in requests
+    assert source.state.backfill_candles == 4
+    final = {e["k"]["s"]: e["k"] for _, _, e in CAPTURE.of("kline", SYMBOLS) if e["k"]["x"]}
+    assert sorted(symbol for symbol, _ in finals) == sorted(final) == sorted(SYMBOLS)
+    for symbol, rollups in finals:
+        ((closed, complete),) = rollups["1m"]
+        k = final[symbol]
+        assert complete and (closed.open_time, fields(closed)) == (k["t"], pytest.approx(kline_fields(k), rel=1e-12))
+    # 22:26 so far (25 s into the capture is 22:26:05), each symbol's trades once and in the exchange's order
+    after = [t for t in capture_trades() if t.ts_ms >= MINUTE]
+    assert got
+    for symbol in SYMBOLS:
+        mine = [t for t in got if t.symbol == symbol]
+        assert mine == [t for t in after if t.symbol == symbol][: len(mine)]
+
+
 def test_malformed_messages_are_counted_by_reason_and_the_feed_stays_up():
     expected = capture_trades()
     sushi = next(e for _, s, e in CAPTURE.of("aggTrade", {"SUSHIUSDT"}))
@@ -212,13 +270,8 @@ def test_a_restart_with_restored_candles_resumes_after_their_last_trade():
         after = [e for _, _, e in CAPTURE.of("aggTrade", SYMBOLS) if e["T"] >= MINUTE]
         source = ExchangeSource("binanceusdm", sorted(SYMBOLS), history_s=600, silence_s=30, urls=server.urls())
         source.continue_after(restored.last_trades())
-        stop = threading.Event()
-        got: list[Trade] = []
-        for batch in source.batches(stop):
-            assert source.take_finals() == []  # restored candles: no history
-            got.extend(batch.to_trades())
-            if {t.trade_id for t in first + got} >= {e["a"] for e in after}:
-                stop.set()
+        got, finals = deliver(source, lambda got: {t.trade_id for t in first + got} >= {e["a"] for e in after})
+    assert finals == []  # restored candles: no history
     assert source.state.backfill_candles == 0 and source.state.backfill_trades > 0
     assert not {(t.symbol, t.trade_id) for t in got} & {(t.symbol, t.trade_id) for t in first}  # nothing twice
     ours |= forming_updates(got, restored)
@@ -280,12 +333,7 @@ def test_coinbase_through_the_same_source_gives_the_captured_trades_and_their_ca
     assert len(expected) == 67
     with RunningServer(CoinbaseServer(COINBASE, PRODUCTS, speed=SPEED)) as server:
         source = ExchangeSource("coinbaseexchange", ["DASHBTC", "SKLUSD"], history_s=0, urls=server.urls())
-        stop = threading.Event()
-        got: list[Trade] = []
-        for batch in source.batches(stop):
-            got.extend(batch.to_trades())
-            if len(got) >= len(expected):
-                stop.set()
+        got, _ = deliver(source, lambda got: len(got) >= len(expected))
     assert source.state.symbols == {"DASHBTC": "DASH/BTC", "SKLUSD": "SKL/USD"}
     assert source.rejects.counts == {}
     for symbol in ("DASHBTC", "SKLUSD"):  # each symbol's trades in the exchange's order
@@ -305,12 +353,7 @@ def test_binance_spot_the_readme_default_maps_its_symbols_and_delivers_its_aggre
     assert [(t.symbol, t.trade_id) for t in expected] == [("NKNUSDT", 15683430), ("LRCBTC", 9213679)]
     with RunningServer(ExchangeServer(spot, symbols, speed=SPEED, market="spot")) as server:
         source = ExchangeSource("binance", sorted(symbols), history_s=0, urls=server.urls())
-        stop = threading.Event()
-        got: list[Trade] = []
-        for batch in source.batches(stop):
-            got.extend(batch.to_trades())
-            if len(got) >= len(expected):
-                stop.set()
+        got, _ = deliver(source, lambda got: len(got) >= len(expected))
     assert source.state.symbols == {"BLZETH": "BLZ/ETH", "LRCBTC": "LRC/BTC", "NKNUSDT": "NKN/USDT"}
     assert sorted(got, key=lambda t: t.trade_id) == sorted(expected, key=lambda t: t.trade_id)
     assert source.rejects.counts == {}

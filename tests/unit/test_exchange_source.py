@@ -103,6 +103,32 @@ def test_ccxt_trades_become_a_batch_once_each_with_bad_ones_counted():
     assert [t.trade_id for t in again.to_trades()] == [6]
 
 
+def test_one_symbols_batches_join_into_one_the_aggregator_orders_together():
+    """REST's past and the trades the stream delivered meanwhile: as one batch, an older trade the stream
+    delivered late is not applied after a newer one from REST (the close would be wrong)."""
+    from backend.models import Rejects
+    from backend.sources.ccxt_trades import joined
+
+    def batch(*trades: tuple[int, float, int]) -> TradeBatch:
+        out = TradeBatch.from_trades([Trade("SUSHIUSDT", p, 1.0, ts, i, "buy") for ts, p, i in trades])
+        out.rejects = rejects
+        return out
+
+    rejects = Rejects()
+    past, held = batch((1000, 7.0, 1), (1300, 7.3, 3)), batch((1200, 7.2, 2))
+    one = joined([TradeBatch.empty(), past, TradeBatch.empty(), held])
+    assert [(t.ts_ms, t.price, t.trade_id) for t in one.to_trades()] == [(1000, 7.0, 1), (1300, 7.3, 3), (1200, 7.2, 2)]
+    assert one.symbols == ["SUSHIUSDT"] and one.rejects is rejects
+    agg = Aggregator(["1m"])
+    agg.add(one)
+    (candle,) = agg.open_candles()
+    assert (candle.open, candle.close, candle.trades) == (7.0, 7.3, 3)  # 7.3 is the last trade by time
+    assert joined([past]) is past and len(joined([])) == 0 and len(joined([TradeBatch.empty()])) == 0
+    other = TradeBatch.from_trades([Trade("CTKUSDT", 1.0, 1.0, 1000, 9, "buy")])
+    with pytest.raises(ValueError, match=r"batches of one symbol expected, got \['CTKUSDT', 'SUSHIUSDT'\]"):
+        joined([past, other])
+
+
 def test_final_candles_replace_what_the_pipeline_had_after_a_long_gap():
     """The pipeline saw a trade at 00:00 and one at 00:03, then lost the feed for long; the exchange's 00:00 …
     00:06 candles replace all it had for those minutes (each with the stream's next seq), and the forming 5m
