@@ -314,7 +314,10 @@ class ExchangeSource:
     def _start_filler(self) -> None:
         """Fill the gaps on a task of its own: a watcher must wait on ccxt again at once, or trades that
         arrive meanwhile stay in ccxt's cache until the next message (forever, on a quiet market)."""
-        if self._gap and (self._filler is None or self._filler.done()):
+        filler = self._filler
+        if filler is not None and filler.done() and not filler.cancelled() and filler.exception():
+            return  # a bug: kept for _main to raise, not replaced by a new filler that hides it
+        if self._gap and (filler is None or filler.done()):
             self._filler = asyncio.create_task(self._fill_gaps())
 
     def _fill_when_quiet(self) -> None:
@@ -361,22 +364,18 @@ class ExchangeSource:
         self._up()
 
     async def _feed_now(self) -> int:
-        """The exchange's now as the feed sees it: its newest trade, else the exchange's clock.
-
-        The exchange's clock is its ``fetch_time`` where it has one (a local clock may be off;
-        a replay's is years off), else ccxt's local one.
-        """
-        newest = max(self._newest.values(), default=None)
-        if newest is not None:
-            return newest
+        """The exchange's now: its clock (``fetch_time``; the machine's where it has none), or its newest trade
+        when that is later (a clock behind). Not the newest trade alone: on a quiet market that is long past,
+        and a gap filled up to it would stop short (Binance pages trades an hour at a time up to it)."""
+        clock = None
         if self.exchange.has.get("fetchTime"):
-            with contextlib.suppress(Exception):  # (network or exchange error: the local clock will do)
+            with contextlib.suppress(Exception):  # (network or exchange error: the machine's clock will do)
                 async with self._rest.lock:
-                    stamp = await self.exchange.fetch_time()
+                    clock = await self.exchange.fetch_time()
                     self._rest.requests += 1
-                if isinstance(stamp, int):
-                    return stamp
-        return self.exchange.milliseconds()
+        if not isinstance(clock, int):
+            clock = self.exchange.milliseconds()
+        return max([clock, *self._newest.values()])
 
     def _emit(self, symbol: str, finals: Finals, batch: TradeBatch) -> None:
         if len(batch):

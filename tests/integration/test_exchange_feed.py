@@ -296,7 +296,7 @@ def test_the_ingest_on_a_live_feed_stores_the_exchange_candles_and_reports_the_f
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and not all(
                 redis_client.zcard(keys.recent(s, "1m")) for s in SYMBOLS
-            ):  # the 22:25 candles, backfilled when the first trade arrives
+            ):  # the 22:25 candles, backfilled with the first trade (or after a second of quiet)
                 time.sleep(0.1)
             while time.monotonic() < deadline and service.aggregator.trades_in < 33:  # every 22:26 trade
                 time.sleep(0.1)
