@@ -17,10 +17,20 @@ BENCHMARKS = sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py") if p.stem
 
 
 def test_the_benchmarks_are_the_known_ones() -> None:
-    assert BENCHMARKS == ["aggregate", "alerts", "dashboard", "durable", "fanout", "flink", "soak"]
+    assert BENCHMARKS == ["aggregate", "alerts", "dashboard", "dispatch", "durable", "fanout", "flink", "soak"]
 
 
 @pytest.mark.parametrize("name", BENCHMARKS)
 def test_a_benchmark_loads_and_has_a_main(name: str) -> None:
     module = importlib.import_module(f"benchmarks.{name}")
     assert callable(module.main)
+
+
+def test_the_dispatch_benchmark_writes_every_message_to_every_client_directly() -> None:
+    """It measures the direct-write path only while that path takes every message (its ASGI send raises)."""
+    import asyncio
+
+    from benchmarks.dispatch import measure
+
+    per_subscriber_us, writes = asyncio.run(measure(30))
+    assert writes == 30 * 200 * 7 and per_subscriber_us > 0
