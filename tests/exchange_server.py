@@ -163,6 +163,8 @@ class ExchangeServer(ReplayServer):
     aggTrade streams, exchangeInfo, aggTrades, klines."""
 
     market: str = "usdm"
+    # rows added to a symbol's klines answer (a row with a real row's open time replaces it): bad input
+    kline_patch: dict[str, list[Any]] = field(default_factory=dict)
 
     @property
     def rest(self) -> str:
@@ -223,12 +225,14 @@ class ExchangeServer(ReplayServer):
                 latest[e["k"]["t"]] = e["k"]
         start = int(q.get("startTime", 0))
         end = int(q.get("endTime", 1 << 62))
+        patch = self.kline_patch.get(q["symbol"], [])
+        replaced = {r[0] for r in patch if isinstance(r, list) and r}
         rows = [
             [k["t"], k["o"], k["h"], k["l"], k["c"], k["v"], k["T"], k["q"], k["n"], k["V"], k["Q"], "0"]
             for t, k in sorted(latest.items())
-            if start <= t <= end
+            if start <= t <= end and t not in replaced
         ]
-        return web.json_response(rows[: int(q.get("limit", 500))])
+        return web.json_response((rows + patch)[: int(q.get("limit", 500))])
 
     # ------------------------------------------------------------ lifecycle
 

@@ -19,10 +19,11 @@ exchanges' candles get those fields as 0 (README "Live exchange feeds").
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from backend.models import Candle
+from backend.models import Candle, Rejects
 
 BASE_INTERVAL = "1m"
 BASE_MS = 60_000
@@ -33,7 +34,9 @@ BINANCE_KLINES = frozenset({"binance", "binanceus", "binanceusdm", "binancecoinm
 
 
 def kline_candle(symbol: str, row: Sequence[Any], raw: Sequence[Any] | None = None) -> Candle:
-    """One exchange 1m candle: a ccxt OHLCV row, with Binance's raw kline row for the fields ccxt drops."""
+    """One exchange 1m candle: a ccxt OHLCV row, with Binance's raw kline row for the fields ccxt drops.
+
+    A field that is no number raises ValueError or TypeError; :func:`usable_candle` judges the numbers."""
     t, o, h, lo, c, v = (row[0], *map(float, row[1:6]))
     quote, count, tbv, tbqv = 0.0, 0, 0.0, 0.0
     if raw is not None and len(raw) >= 11 and int(raw[0]) == int(t):
@@ -56,6 +59,24 @@ def kline_candle(symbol: str, row: Sequence[Any], raw: Sequence[Any] | None = No
         seq=0,
         event_time=int(t) + BASE_MS - 1,
         emitted_at=0,
+    )
+
+
+def usable_candle(c: Candle) -> bool:
+    """An exchange candle the pipeline may take as final: positive finite prices with high and low around
+    open and close, finite volumes and counts not below 0. Pure.
+
+    ccxt passes a kline's unreadable number through as NaN (it drops only a row without a readable time),
+    and a final candle is stored as it is: one NaN would stay in the history for good.
+    """
+    prices = (c.open, c.high, c.low, c.close)
+    amounts = (c.volume, c.quote_volume, c.taker_buy_volume, c.taker_buy_quote_volume)
+    return (
+        all(math.isfinite(x) and x > 0 for x in prices)
+        and c.low <= min(c.open, c.close)
+        and c.high >= max(c.open, c.close)
+        and all(math.isfinite(x) and x >= 0 for x in amounts)
+        and c.trades >= 0
     )
 
 
@@ -113,11 +134,55 @@ def rollup(candles: Sequence[Candle], interval: str, interval_ms: int) -> list[t
     return out
 
 
+def page_candles(
+    symbol: str, rows: Sequence[Sequence[Any]], raw: Any, since: int, until: int, rejects: Rejects
+) -> tuple[list[Candle], int | None]:
+    """One page of ``fetch_ohlcv`` → its usable candles with open time in ``[since, until)`` and where the
+    next page starts (None: no row in the window, the end). Pure.
+
+    ``raw`` is the exchange's own answer (Binance's kline rows, for the fields ccxt drops), or None; an
+    unusable candle, or a row with a field that is no number, is counted (``bad_candle``) and left out.
+    """
+    raw_rows = raw if isinstance(raw, list) else []
+    raw_by_time = {r[0]: r for r in raw_rows if isinstance(r, list) and r and isinstance(r[0], int)}
+    rows = [r for r in rows if since <= r[0] < until]
+    if not rows:
+        return [], None
+    out: list[Candle] = []
+    for r in rows:
+        try:
+            candle: Candle | None = kline_candle(symbol, r, raw_by_time.get(int(r[0])))
+        except (TypeError, ValueError):  # a field that is no number
+            candle = None
+        if candle is not None and usable_candle(candle):
+            out.append(candle)
+        else:
+            rejects.add("bad_candle")
+    return out, int(rows[-1][0]) + BASE_MS
+
+
+def next_trades_since(page: Sequence[Mapping[str, Any]], since: int, until: int, hourly: bool) -> int | None:
+    """Where the next ``fetch_trades`` page starts after ``page`` (asked from ``since``), or None: done. Pure.
+
+    A full page goes on from its newest trade (the same millisecond may hold more: ids dedupe the
+    overlap); an ``hourly`` exchange (Binance answers at most an hour per request) steps an hour on
+    while that window ends before ``until``.
+    """
+    stamps = [t["timestamp"] for t in page if isinstance(t.get("timestamp"), int)]
+    if len(page) >= PAGE and stamps:
+        return max(stamps)
+    window_end = since + 3_600_000
+    if hourly and window_end < until:
+        return window_end
+    return None
+
+
 class RestBackfill:
     """The REST side of one ccxt exchange, one request at a time (so ``last_json_response`` is ours)."""
 
-    def __init__(self, exchange: Any) -> None:
+    def __init__(self, exchange: Any, rejects: Rejects) -> None:
         self.exchange = exchange
+        self.rejects = rejects  # exchange candles that are not usable count here as ``bad_candle``
         self.raw_klines = exchange.id in BINANCE_KLINES
         if self.raw_klines:
             exchange.enableLastJsonResponse = True
@@ -125,20 +190,17 @@ class RestBackfill:
         self.requests = 0
 
     async def candles(self, unified: str, symbol: str, since: int, until: int) -> list[Candle]:
-        """The exchange's closed 1m candles with open time in ``[since, until)``, paged."""
+        """The exchange's closed 1m candles with open time in ``[since, until)``, paged; unusable ones are
+        counted (``bad_candle``) and left out, so their minutes are built from trades or stay empty."""
         out: list[Candle] = []
-        cursor = since - since % BASE_MS
-        while cursor < until:
+        cursor: int | None = since - since % BASE_MS
+        while cursor is not None and cursor < until:
             async with self.lock:
                 rows = await self.exchange.fetch_ohlcv(unified, BASE_INTERVAL, since=cursor, limit=PAGE)
                 raw = self.exchange.last_json_response if self.raw_klines else None
                 self.requests += 1
-            raw_by_time = {int(r[0]): r for r in raw} if isinstance(raw, list) else {}
-            rows = [r for r in rows if cursor <= r[0] < until]
-            if not rows:
-                break
-            out.extend(kline_candle(symbol, r, raw_by_time.get(int(r[0]))) for r in rows)
-            cursor = int(rows[-1][0]) + BASE_MS
+            page, cursor = page_candles(symbol, rows, raw, cursor, until, self.rejects)
+            out.extend(page)
         return out
 
     async def trades(self, unified: str, since: int, until: int) -> list[dict[str, Any]] | None:
@@ -148,19 +210,14 @@ class RestBackfill:
         """
         out: list[dict[str, Any]] = []
         cursor = since
+        hourly = self.exchange.id in BINANCE_KLINES
         for _ in range(MAX_TRADE_PAGES):
             async with self.lock:
                 page = await self.exchange.fetch_trades(unified, since=cursor, limit=PAGE)
                 self.requests += 1
             out.extend(page)
-            stamps = [t["timestamp"] for t in page if isinstance(t.get("timestamp"), int)]
-            if len(page) >= PAGE and stamps:
-                cursor = max(stamps)  # the same millisecond may hold more: ids dedupe the overlap
-                continue
-            # Binance answers at most an hour per request: step on while the window is behind now
-            window_end = cursor + 3_600_000
-            if self.exchange.id in BINANCE_KLINES and window_end < until:
-                cursor = window_end
-                continue
-            return out
+            step = next_trades_since(page, cursor, until, hourly)
+            if step is None:
+                return out
+            cursor = step
         return None

@@ -16,10 +16,15 @@ SEEN_IDS = 20_000  # trade ids remembered per symbol to drop the overlap of REST
 
 
 def symbol_table(markets: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
-    """Our symbol → the exchange's unified symbol; spot markets win over derivatives of the same pair. Pure."""
+    """Our symbol → the exchange's unified symbol. Pure.
+
+    Of the markets of one pair an active one wins over an inactive one, then spot over derivatives, then
+    the first listed. A market without a base or a quote is no pair.
+    """
     out: dict[str, tuple[int, str]] = {}
     for unified, market in markets.items():
-        ours = normalize_symbol(f"{market.get('base', '')}{market.get('quote', '')}")
+        base, quote = market.get("base"), market.get("quote")
+        ours = normalize_symbol(f"{base}{quote}") if base and quote else None
         if ours is None:
             continue
         rank = (0 if market.get("spot") else 1) + (0 if market.get("active", True) is not False else 2)

@@ -158,7 +158,7 @@ class ExchangeSource:
         self.rejects = Rejects()
         self.exchange_id = exchange_id
         self.exchange = make_exchange(exchange_id, self.rejects, urls)  # fails now on an unknown id
-        self._rest = RestBackfill(self.exchange)
+        self._rest = RestBackfill(self.exchange, self.rejects)
         self.symbols = tuple(symbols)
         self.history_s = history_s
         self.silence_s = silence_s

@@ -205,6 +205,36 @@ def test_a_quiet_market_gets_its_history_and_is_connected_without_waiting_for_a_
         assert mine == [t for t in after if t.symbol == symbol][: len(mine)]
 
 
+def test_unusable_exchange_candles_are_counted_and_left_out_and_the_rest_is_history():
+    """The klines answer holds a NaN open (ccxt passes it through), a quote volume that is no number, a high
+    below the close, a row without a time and one that is no row: the three candles are counted as
+    ``bad_candle`` and left out (a final candle is kept for good), the other symbols' are history."""
+    minute = MINUTE - 60_000  # 22:25, the closed minute of the capture
+    good = {e["k"]["s"]: e["k"] for _, _, e in CAPTURE.of("kline", SYMBOLS) if e["k"]["x"]}
+
+    def row(symbol: str, **changed: object) -> list:
+        k = good[symbol] | changed
+        return [k["t"], k["o"], k["h"], k["l"], k["c"], k["v"], k["T"], k["q"], k["n"], k["V"], k["Q"], "0"]
+
+    patch = {
+        "SUSHIUSDT": [row("SUSHIUSDT", o="NaN"), ["22:25", "1", "1", "1", "1", "1"], "no row"],
+        "CTKUSDT": [row("CTKUSDT", q="many")],
+        "AKROUSDT": [row("AKROUSDT", h=good["AKROUSDT"]["l"])],  # the high at the low: under open and close
+    }
+    assert good["AKROUSDT"]["h"] != good["AKROUSDT"]["l"]
+    server = ExchangeServer(CAPTURE, SYMBOLS, offset_s=25, quiet_after=0, kline_patch=patch)
+    with RunningServer(server) as running:
+        source = ExchangeSource("binanceusdm", sorted(SYMBOLS), history_s=600, silence_s=30, urls=running.urls())
+        got, finals = deliver(source, lambda _: source.state.state == "connected")
+    assert source.rejects.counts == {"bad_candle": 3}
+    assert source.state.backfill_candles == 1 and got  # KEEPUSDT's candle; every symbol's 22:26 trades
+    ((symbol, rollups),) = finals
+    ((keep, complete),) = rollups["1m"]
+    k = good["KEEPUSDT"]
+    assert (symbol, complete, keep.open_time) == ("KEEPUSDT", True, minute)
+    assert fields(keep) == pytest.approx(kline_fields(k), rel=1e-12)
+
+
 def test_malformed_messages_are_counted_by_reason_and_the_feed_stays_up():
     expected = capture_trades()
     sushi = next(e for _, s, e in CAPTURE.of("aggTrade", {"SUSHIUSDT"}))
