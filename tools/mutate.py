@@ -77,13 +77,11 @@ GROUPS: dict[str, Group] = {
         ("tests/unit/test_feed.py", "tests/unit/test_feed_parts.py", "tests/integration/test_feed_relay.py"),
     ),
     "indicators": Group(("backend/indicators.py",), ("tests/unit/test_indicators.py",)),
-    "exchange": Group(  # the live source's REST side and pure parts: exchange candles, roll-ups, ccxt trades
+    # the live source's pure parts (exchange candles, pages, roll-ups, ccxt trades); RestBackfill's three I/O methods
+    # run only in tests/integration/test_exchange_feed.py, which is slow (a replayed exchange) and so not run here
+    "exchange": Group(
         ("backend/sources/backfill.py", "backend/sources/ccxt_trades.py"),
-        (  # the REST side's paging runs against the local exchange
-            "tests/unit/test_exchange_source.py",
-            "tests/unit/test_exchange_klines.py",
-            "tests/integration/test_exchange_feed.py",
-        ),
+        ("tests/unit/test_exchange_source.py", "tests/unit/test_exchange_klines.py"),
     ),
     "formats": Group(
         ("backend/sources/formats/*",),
