@@ -156,6 +156,20 @@ def test_the_ratio_floor_lets_small_repetitive_files_through(tmp_path: Path) -> 
     assert ReadLimits(max_ratio=10).allowed(100) == 64 << 20
 
 
+@pytest.mark.parametrize("fmt", ["plain_csv", "binance_trades_csv", "binance_aggtrades_csv"])
+def test_a_quote_beside_a_carriage_return_is_a_bad_line_not_a_traceback(tmp_path: Path, fmt: str) -> None:
+    """Found by the fuzz test below: ``\\r"`` at the start of a file, or inside a line, made the csv module raise
+    (``new-line character seen in unquoted field``) through the reader."""
+    name, data = VALID[fmt]
+    lines = data.splitlines(keepends=True)
+    path = tmp_path / name
+    path.write_bytes(b'\r"' + b"".join(lines[:10]) + b'x"y\rz,1,2\n' + b"".join(lines[10:]))
+    rejects = Rejects()
+    read = sum(len(b) for b in read_trades(path, fmt, rejects=rejects))
+    assert read == len(lines) - 1  # the first line (quote and all) and the spliced one are rejected
+    assert rejects.total == 2
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     fmt=st.sampled_from(sorted(VALID)),

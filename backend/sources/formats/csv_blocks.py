@@ -116,8 +116,17 @@ def ordered_map(fn: Callable[[T], U], items: Iterator[T]) -> Iterator[U]:
 
 
 def split(text: str) -> list[str]:
-    """The fields of one CSV line (quotes honoured only where there are any)."""
-    return next(csv.reader([text])) if '"' in text else text.split(",")
+    """The fields of one CSV line (quotes honoured only where there are any).
+
+    A quote beside a lone carriage return is no CSV the csv module reads (``csv.Error``): such a line is split
+    at its commas as it is, so its fields fail as numbers and the line is counted, not raised.
+    """
+    if '"' not in text:
+        return text.split(",")
+    try:
+        return next(csv.reader([text]))
+    except csv.Error:
+        return text.split(",")
 
 
 def is_number(text: str) -> bool:
