@@ -15,7 +15,9 @@ ccxt speaks the exchanges; this module maps them onto the pipeline:
   candles), deduplicated by trade id against what the feed delivered. It starts
   with the first trade after the (re)connect, or ``QUIET_BACKFILL_S`` after the
   connections are open and subscribed when no trade comes (a quiet market must
-  not wait for its next trade to get its past, nor stay "disconnected").
+  not wait for its next trade to get its past, nor stay "disconnected"). A fill
+  that finds no missed trade marks the market quiet: silence no longer drops the
+  connection until a message comes (no REST round per symbol every ``silence_s``).
 
 ccxt.pro is asyncio; its loop runs on a thread of its own and hands batches to
 the ingest's synchronous loop through a queue.
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 LIVE_LAG_MS = 60_000  # trades arriving later than this after they happened: not a live feed
 IDLE_S = 0.05  # an empty batch at least this often while waiting (the ingest runs its timers)
 QUIET_BACKFILL_S = 1.0  # with every connection open and no trade for this long, fill the gaps anyway
+REST_LAG_MS = 5_000  # a filled gap is complete up to the exchange's now less this (its REST may lag its trades)
 BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.5, 30.0  # reconnect delays double from the first to the cap, with jitter
 ROLLUP_INTERVALS = tuple(iv for iv, ms in INTERVALS_MS.items() if ms >= BASE_MS)
 # Binance's aggregate trades carry the raw trade count its klines count; its default stream is raw trades
@@ -175,6 +178,7 @@ class ExchangeSource:
         self._filler: asyncio.Task | None = None
         self._waiting: dict[str, bool] = dict.fromkeys(self.symbols, False)  # a watcher waits on ccxt now
         self._open_since: float | None = None  # loop time since every watcher waits on an open connection
+        self._quiet = False  # the last gap fill found no trade, and none has come since: a quiet market
         self._logged: dict[str, tuple[int, int]] = {}  # reason → (count, minute) when last logged
 
     @property
@@ -301,6 +305,7 @@ class ExchangeSource:
                 continue
             backoff.reset()
             self.state.last_message_at = now_ms()
+            self._quiet = False
             batch = trades_batch(trades, symbol, self.rejects, self._seen[symbol])  # first: its ids are seen
             if len(batch):
                 self._newest[symbol] = int(batch.ts.max())
@@ -346,6 +351,7 @@ class ExchangeSource:
         import ccxt
 
         backoff = Backoff(BACKOFF_FIRST_S, BACKOFF_MAX_S)
+        found = 0
         while self._gap and not self._stop.is_set():
             self.state.state = "backfilling"
             symbol = min(self._gap)
@@ -357,10 +363,14 @@ class ExchangeSource:
                 continue
             # one batch: a trade the stream delivered while REST was asked comes in (ts, id) order with
             # the later ones REST already had
-            self._emit(symbol, finals, joined([past, *self._held.pop(symbol, [])]))
-            # a symbol with no trade yet is complete up to now: a later gap is filled from there
-            self._last_ts.setdefault(symbol, now)
+            batch = joined([past, *self._held.pop(symbol, [])])
+            found += len(batch) + len(finals)
+            self._emit(symbol, finals, batch)
+            # the symbol is complete up to now: its next gap is fetched from there, not from its last trade,
+            # which on a quiet market may be hours back (an hour of Binance trades per request)
+            self._last_ts[symbol] = max(self._last_ts.get(symbol, 0), now - REST_LAG_MS)
             self._gap.discard(symbol)
+        self._quiet = found == 0
         self._up()
 
     async def _feed_now(self) -> int:
@@ -443,9 +453,11 @@ class ExchangeSource:
 
     async def _check_silence(self) -> None:
         """A feed with no message for ``silence_s`` is down: drop its connections so the watchers reconnect."""
-        # a quiet market's reconnect brings no message: silence counts from the reconnect then
+        # a quiet market's reconnect brings no message: silence counts from the reconnect then; and once a
+        # gap fill has found the exchange without a trade the stream missed, the market is quiet, not the stream
+        # stalled: no more reconnects (each a REST round per symbol) until a message comes
         last = max(self.state.last_message_at or 0, self.state.connected_since or 0) or None
-        if self.state.state != "connected" or last is None or now_ms() - last < self.silence_s * 1000:
+        if self._quiet or self.state.state != "connected" or last is None or now_ms() - last < self.silence_s * 1000:
             return
         self._down(f"no message for {self.silence_s:g} s")
         for client in list(self.exchange.clients.values()):

@@ -182,6 +182,30 @@ def test_a_stream_gone_quiet_after_a_drop_is_judged_silent_and_filled_over_rest(
     assert candles_of(got, ["1s", "1m", "5m"]) == candles_of(expected, ["1s", "1m", "5m"])
 
 
+def test_a_market_gone_quiet_reconnects_once_then_stays_connected_without_asking_again():
+    """``silence_s`` of 1 s, then the replay is over: the silence drops the connection once, the gap fill finds no
+    trade it missed (a quiet market, not a stalled stream), and the feed stays connected: no reconnect, and no
+    REST round per symbol, every second after."""
+    expected = capture_trades()
+    marks: list[tuple[float, int]] = []  # when every trade had come, and the disconnects then
+
+    def until(got: list[Trade]) -> bool:
+        if not marks and len({(t.symbol, t.trade_id) for t in got}) >= len(expected):
+            marks.append((time.monotonic(), source_box[0].state.disconnects))
+        return bool(marks) and time.monotonic() - marks[0][0] > 12
+
+    source_box: list[ExchangeSource] = []
+    with RunningServer(ExchangeServer(CAPTURE, SYMBOLS, speed=SPEED)) as server:
+        urls = server.urls()
+        source_box.append(ExchangeSource("binanceusdm", sorted(SYMBOLS), history_s=0, silence_s=1, urls=urls))
+        got, _ = deliver(source_box[0], until)
+        fills = [r for r in server.requests if r.startswith("/fapi/v1/aggTrades?")]
+    source = source_box[0]
+    assert source.state.disconnects == marks[0][1] + 1 == source.state.reconnects
+    assert source.state.state == "connected" and len(fills) == len(SYMBOLS)  # the one fill: a request per symbol
+    assert sorted(got, key=lambda t: (t.symbol, t.trade_id)) == sorted(expected, key=lambda t: (t.symbol, t.trade_id))
+
+
 def test_a_quiet_market_gets_its_history_and_is_connected_without_waiting_for_a_trade():
     """Joining 25 s into the capture, on a stream that sends nothing: the closed 22:25 klines and the 22:26
     trades so far come over REST, as of the exchange's clock (its ``/time``; the local one is years off)."""
