@@ -93,7 +93,7 @@ class ReplayServer:
         raise NotImplementedError
 
     def urls(self) -> dict[str, str]:
-        """What :func:`backend.sources.exchange.make_exchange` needs to talk to this server."""
+        """What :func:`backend.sources.ccxt_exchange.make_exchange` needs to talk to this server."""
         raise NotImplementedError
 
     # ------------------------------------------------------------ replay clock
@@ -248,7 +248,7 @@ class ExchangeServer(ReplayServer):
         return app
 
     def urls(self) -> dict[str, str]:
-        """What :func:`backend.sources.exchange.make_exchange` needs to talk to this server."""
+        """What :func:`backend.sources.ccxt_exchange.make_exchange` needs to talk to this server."""
         base = f"127.0.0.1:{self.port}"
         if self.market == "spot":
             return {"api.public": f"http://{base}/api/v3", "api.ws.spot": f"ws://{base}/stream/ws"}

@@ -124,7 +124,7 @@ def open_source(
     ``limits`` bound how far a replay's compressed file may expand.
     An exchange backfills ``backfill_s`` of its 1m candles on first start, counts
     as disconnected after ``silence_s`` without a message, and ``exchange_urls``
-    points ccxt elsewhere (see :func:`backend.sources.exchange.make_exchange`).
+    points ccxt elsewhere (see :func:`backend.sources.ccxt_exchange.make_exchange`).
     A bad spec raises ValueError, a missing replay file FileNotFoundError.
     """
     name, _, arg = spec.strip().partition(":")

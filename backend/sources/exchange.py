@@ -2,6 +2,7 @@
 
 ccxt speaks the exchanges; this module maps them onto the pipeline:
 
+- the exchange: :mod:`backend.sources.ccxt_exchange` (ccxt.pro, guarded against bad frames);
 - symbols and trades: :mod:`backend.sources.ccxt_trades` (pure);
 - bad input: an undecodable frame, a message ccxt cannot parse, a trade with a
   missing or bad field is counted by reason and skipped; the feed stays up;
@@ -39,6 +40,7 @@ from backend.config import INTERVALS_MS
 from backend.models import Candle, Rejects, TradeBatch, now_ms
 from backend.sources import SourceOptions
 from backend.sources.backfill import BASE_MS, RestBackfill, rollup
+from backend.sources.ccxt_exchange import make_exchange
 from backend.sources.ccxt_trades import SeenIds, joined, symbol_table, trades_batch
 
 log = logging.getLogger(__name__)
@@ -49,80 +51,7 @@ QUIET_BACKFILL_S = 1.0  # with every connection open and no trade for this long,
 REST_LAG_MS = 5_000  # a filled gap is complete up to the exchange's now less this (its REST may lag its trades)
 BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.5, 30.0  # reconnect delays double from the first to the cap, with jitter
 ROLLUP_INTERVALS = tuple(iv for iv, ms in INTERVALS_MS.items() if ms >= BASE_MS)
-# Binance's aggregate trades carry the raw trade count its klines count; its default stream is raw trades
-EXCHANGE_OPTIONS: dict[str, dict[str, Any]] = {
-    name: {"watchTrades": {"name": "aggTrade"}, "watchTradesForSymbols": {"name": "aggTrade"}}
-    for name in ("binance", "binanceus", "binanceusdm", "binancecoinm")
-}
 Finals = list[tuple[str, dict[str, list[tuple[Candle, bool]]]]]
-
-
-def usable_exchanges() -> list[str]:
-    """ccxt exchange ids that stream trades and serve candles: what ``exchange:<id>`` accepts."""
-    import ccxt.pro
-
-    out = []
-    for name in ccxt.pro.exchanges:
-        has = getattr(ccxt.pro, name)().has  # no network: ``has`` is static
-        if has.get("watchTrades") and has.get("fetchOHLCV"):
-            out.append(name)
-    return out
-
-
-class _Guarded:
-    """Mixed into a ccxt.pro exchange: a bad frame or message is counted and skipped.
-
-    Why not leave it to ccxt: an exception while ccxt decodes or handles a frame
-    ends its receive loop, so one bad message would silence the whole feed.
-    """
-
-    feed_rejects: Rejects
-
-    def handle_message(self, client: Any, message: Any) -> None:
-        try:
-            super().handle_message(client, message)  # type: ignore[misc]
-        except Exception:  # (any parse failure of the exchange's message)
-            self.feed_rejects.add("unparseable_message")
-
-    def client(self, url: str) -> Any:
-        ws = super().client(url)  # type: ignore[misc]
-        if not getattr(ws, "_candles_guarded", False):
-            decode = ws.handle_text_or_binary_message
-
-            def guarded(data: Any) -> None:
-                try:
-                    decode(data)
-                except ValueError:  # not JSON
-                    self.feed_rejects.add("bad_json")
-
-            ws.handle_text_or_binary_message = guarded
-            ws._candles_guarded = True
-        return ws
-
-
-def make_exchange(exchange_id: str, rejects: Rejects, urls: Mapping[str, str] | None = None) -> Any:
-    """A ccxt.pro exchange counting bad input into ``rejects``; ``urls`` overrides ccxt's ``urls`` entries.
-
-    ``urls`` keys are dotted paths into ccxt's ``urls`` dict, e.g. ``api.ws.spot``
-    or ``api.public`` (a testnet, a proxy, the tests' local servers).
-    """
-    import ccxt.pro
-
-    base = getattr(ccxt.pro, exchange_id, None)
-    if base is None or exchange_id not in ccxt.pro.exchanges:
-        raise ValueError(f"unknown exchange {exchange_id!r}: `python -m backend feeds` lists them")
-    cls = type(f"Guarded{base.__name__}", (_Guarded, base), {})
-    options = {"fetchMarkets": {"types": ["spot"]}} if exchange_id in ("binance", "binanceus") else {}
-    options |= EXCHANGE_OPTIONS.get(exchange_id, {})
-    ex = cls({"enableRateLimit": True, "options": options})
-    ex.feed_rejects = rejects
-    for path, url in (urls or {}).items():
-        *parents, leaf = path.split(".")
-        node = ex.urls
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = url
-    return ex
 
 
 @dataclass

@@ -11,8 +11,8 @@ from backend.models import Rejects
 
 def feeds_command(exchange_id: str | None, urls: Mapping[str, str] | None = None) -> int:
     """Print the usable exchanges (no network), or with ``exchange_id`` its symbols (loads its markets at ``urls``)."""
+    from backend.sources.ccxt_exchange import make_exchange, usable_exchanges
     from backend.sources.ccxt_trades import symbol_table
-    from backend.sources.exchange import make_exchange, usable_exchanges
 
     if exchange_id is None:
         names = usable_exchanges()
