@@ -19,6 +19,7 @@ exchanges' candles get those fields as 0 (README "Live exchange feeds").
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -188,6 +189,17 @@ class RestBackfill:
             exchange.enableLastJsonResponse = True
         self.lock = asyncio.Lock()
         self.requests = 0
+
+    async def clock(self) -> int:
+        """The exchange's time (``fetch_time``), or the machine's where it has none or does not answer."""
+        if self.exchange.has.get("fetchTime"):
+            with contextlib.suppress(Exception):  # (network or exchange error: the machine's clock will do)
+                async with self.lock:
+                    stamp = await self.exchange.fetch_time()
+                    self.requests += 1
+                if isinstance(stamp, int):
+                    return stamp
+        return int(self.exchange.milliseconds())
 
     async def candles(self, unified: str, symbol: str, since: int, until: int) -> list[Candle]:
         """The exchange's closed 1m candles with open time in ``[since, until)``, paged; unusable ones are

@@ -306,15 +306,7 @@ class ExchangeSource:
         """The exchange's now: its clock (``fetch_time``; the machine's where it has none), or its newest trade
         when that is later (a clock behind). Not the newest trade alone: on a quiet market that is long past,
         and a gap filled up to it would stop short (Binance pages trades an hour at a time up to it)."""
-        clock = None
-        if self.exchange.has.get("fetchTime"):
-            with contextlib.suppress(Exception):  # (network or exchange error: the machine's clock will do)
-                async with self._rest.lock:
-                    clock = await self.exchange.fetch_time()
-                    self._rest.requests += 1
-        if not isinstance(clock, int):
-            clock = self.exchange.milliseconds()
-        return max([clock, *self._newest.values()])
+        return max([await self._rest.clock(), *self._newest.values()])
 
     def _emit(self, symbol: str, finals: Finals, batch: TradeBatch) -> None:
         if len(batch):
