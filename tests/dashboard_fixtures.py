@@ -19,7 +19,7 @@ from backend import processes
 from backend.config import INTERVALS_MS
 from backend.models import Candle
 from services.browser import find_chromium
-from tests.stack import ROOT, clean_environ, free_port
+from tests.stack import ROOT, clean_environ, on_a_free_port
 
 T0 = 1_732_665_600_000  # 2024-11-27 00:00 UTC
 
@@ -90,21 +90,19 @@ class StreamlitApp:
     ) -> None:
         self.log_path = log_dir / "streamlit.log"
         env = clean_environ({"CANDLES_RELAY_URL": relay_url, "CANDLES_AUTOSTART": "0", **(extra_env or {})})
-        for attempt in range(3):  # free_port() closes the port it found: a process beside the tests may take it
-            self.port = free_port()
-            self.url = f"http://127.0.0.1:{self.port}"
-            cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(self.port),
+
+        def start(port: int) -> None:
+            self.port = port
+            self.url = f"http://127.0.0.1:{port}"
+            cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                    "--server.headless", "true"]  # fmt: skip
             if address is not None:
                 cmd += ["--server.address", address]
             with self.log_path.open("wb") as out:
                 self.process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-            try:
-                self.wait_ready()
-                return
-            except RuntimeError as exc:
-                if "already in use" not in str(exc) or attempt == 2:
-                    raise
+            self.wait_ready()
+
+        on_a_free_port(start)
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

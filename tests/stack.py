@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import msgspec
@@ -225,26 +225,33 @@ def start_relay(
     """``python -m backend api`` for ``settings`` on ``port`` (default: a free one); waits until it is healthy.
 
     ``python``: the interpreter of the relay (the Flink tests run in .venv-flink, the relay in .venv)."""
-    for attempt in range(BIND_ATTEMPTS):
-        server = _start_relay_once(settings, log_dir, healthy, timeout, port or free_port(), python)
-        if server is not None:
-            return server
-        if port is not None or attempt == BIND_ATTEMPTS - 1:
-            break
-    raise RuntimeError(f"the relay could not bind a port in {BIND_ATTEMPTS} attempts (address already in use)")
+    return on_a_free_port(lambda p: _start_relay_once(settings, log_dir, healthy, timeout, p, python), port)
 
 
 BIND_ATTEMPTS = 3
+T = TypeVar("T")
+
+
+def on_a_free_port(start: Callable[[int], T], port: int | None = None) -> T:
+    """``start(port)``, on a free port unless ``port`` is given; again on another when that one was taken.
+
+    ``free_port`` closes the port it found before the server binds it: a process beside the tests (the browser
+    half of ``make test`` runs in parallel) may take it in between. ``start`` then raises a RuntimeError saying
+    "already in use" (from the server's log), which means "try another port".
+    """
+    for _ in range(BIND_ATTEMPTS - 1):
+        try:
+            return start(port or free_port())
+        except RuntimeError as exc:
+            if "already in use" not in str(exc) or port is not None:
+                raise
+    return start(port or free_port())
 
 
 def _start_relay_once(
     settings: Settings, log_dir: Path | None, healthy: bool, timeout: float, port: int, python: str
-) -> Server | None:
-    """The relay on ``port``; None when another process bound that port first.
-
-    ``free_port`` closes the port it found before the relay binds it: a process beside the tests (the browser
-    half of ``make test`` runs in parallel) may take it in between, so a bind error means "try another port".
-    """
+) -> Server:
+    """The relay on ``port``, healthy (or answering, unless ``healthy``)."""
     settings = settings.model_copy(update={"api_host": "127.0.0.1", "api_port": port})
     if relay_in_process():
         log_path = (log_dir or Path(tempfile.mkdtemp(prefix="candles-"))) / "relay.log"  # logs go to pytest's capture
@@ -259,11 +266,6 @@ def _start_relay_once(
             server.wait_healthy(timeout)
         else:
             server.wait_until(lambda: server.get("/health").status_code in (200, 503), timeout, "an answer")
-    except RuntimeError as exc:
-        server.stop()
-        if "address already in use" in str(exc):
-            return None
-        raise
     except BaseException:
         server.stop()
         raise
