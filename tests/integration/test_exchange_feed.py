@@ -36,6 +36,7 @@ CAPTURE = Capture.read(SAMPLES / "ws_recordings" / "BINANCE_FUTURES.ws.1.0")
 SYMBOLS = {"SUSHIUSDT", "CTKUSDT", "AKROUSDT", "KEEPUSDT"}
 SPEED = 8.0  # the 30 s capture in about 4 s, arrival gaps kept in proportion
 CAPTURE_START_MS = 1626992740179  # the first line's subscription time
+FINAL_KLINES = {e["k"]["s"]: e["k"] for _, _, e in CAPTURE.of("kline", SYMBOLS) if e["k"]["x"]}  # 22:25's, per symbol
 
 
 def agg_trade(e: dict) -> Trade:
@@ -191,16 +192,13 @@ def test_a_market_gone_quiet_reconnects_once_then_stays_connected_without_asking
 
     def until(got: list[Trade]) -> bool:
         if not marks and len({(t.symbol, t.trade_id) for t in got}) >= len(expected):
-            marks.append((time.monotonic(), source_box[0].state.disconnects))
+            marks.append((time.monotonic(), source.state.disconnects))
         return bool(marks) and time.monotonic() - marks[0][0] > 12
 
-    source_box: list[ExchangeSource] = []
     with RunningServer(ExchangeServer(CAPTURE, SYMBOLS, speed=SPEED)) as server:
-        urls = server.urls()
-        source_box.append(ExchangeSource("binanceusdm", sorted(SYMBOLS), history_s=0, silence_s=1, urls=urls))
-        got, _ = deliver(source_box[0], until)
+        source = ExchangeSource("binanceusdm", sorted(SYMBOLS), history_s=0, silence_s=1, urls=server.urls())
+        got, _ = deliver(source, until)
         fills = [r for r in server.requests if r.startswith("/fapi/v1/aggTrades?")]
-    source = source_box[0]
     assert source.state.disconnects == marks[0][1] + 1 == source.state.reconnects
     assert source.state.state == "connected" and len(fills) == len(SYMBOLS)  # the one fill: a request per symbol
     assert sorted(got, key=lambda t: (t.symbol, t.trade_id)) == sorted(expected, key=lambda t: (t.symbol, t.trade_id))
@@ -215,7 +213,7 @@ def test_a_quiet_market_gets_its_history_and_is_connected_without_waiting_for_a_
         requests = list(server.requests)
     assert server.sent == 0 and "/fapi/v1/time" in requests
     assert source.state.backfill_candles == 4
-    final = {e["k"]["s"]: e["k"] for _, _, e in CAPTURE.of("kline", SYMBOLS) if e["k"]["x"]}
+    final = FINAL_KLINES
     assert sorted(symbol for symbol, _ in finals) == sorted(final) == sorted(SYMBOLS)
     for symbol, rollups in finals:
         ((closed, complete),) = rollups["1m"]
@@ -234,7 +232,7 @@ def test_unusable_exchange_candles_are_counted_and_left_out_and_the_rest_is_hist
     below the close, a row without a time and one that is no row: the three candles are counted as
     ``bad_candle`` and left out (a final candle is kept for good), the other symbols' are history."""
     minute = MINUTE - 60_000  # 22:25, the closed minute of the capture
-    good = {e["k"]["s"]: e["k"] for _, _, e in CAPTURE.of("kline", SYMBOLS) if e["k"]["x"]}
+    good = FINAL_KLINES
 
     def row(symbol: str, **changed: object) -> list:
         k = good[symbol] | changed
@@ -304,7 +302,7 @@ def test_a_restart_mid_minute_backfills_the_closed_minute_and_the_forming_one_ex
     for symbol, rollups in finals:
         agg.put_final(symbol, rollups)
     closed = {c.symbol: c for c in agg.take_closed() if c.interval == "1m"}
-    final = {e["k"]["s"]: e["k"] for _, _, e in CAPTURE.of("kline", SYMBOLS) if e["k"]["x"]}
+    final = FINAL_KLINES
     assert sorted(closed) == sorted(final) == sorted(SYMBOLS)
     for symbol, k in final.items():
         assert (closed[symbol].open_time, fields(closed[symbol])) == (k["t"], pytest.approx(kline_fields(k), rel=1e-12))
@@ -358,7 +356,7 @@ def test_the_ingest_on_a_live_feed_stores_the_exchange_candles_and_reports_the_f
             stop.set()
             thread.join(30)
             service.close()
-    final = {e["k"]["s"]: e["k"] for _, _, e in CAPTURE.of("kline", SYMBOLS) if e["k"]["x"]}
+    final = FINAL_KLINES
     for symbol, k in final.items():
         (stored,) = query_candles(engine, symbol, "1m", limit=10)
         assert (stored.open_time, fields(stored)) == (k["t"], pytest.approx(kline_fields(k), rel=1e-12))
