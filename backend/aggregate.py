@@ -511,15 +511,13 @@ class Aggregator:
         """
         if self.live:
             self.close_due(now_ms)
-        chunks = self.take_closed_chunks(size)
-        last = next(chunks, [])
-        for chunk in chunks:
-            for c in last:
+        last: list[Candle] = []
+        for chunk in self.take_closed_chunks(size):  # each chunk goes out once the next is made (or none is)
+            if last:
+                yield last
+            for c in chunk:
                 c.emitted_at = now_ms
-            yield last
             last = chunk
-        for c in last:
-            c.emitted_at = now_ms
         if self._dirty:
             keep: list[Stream] = []
             for st in self._dirty:
